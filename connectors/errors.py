@@ -1,0 +1,32 @@
+"""Connector errors. Nothing above `connectors/` ever sees an httpx or sqlalchemy exception.
+
+    ConnectorError
+    ├── UpstreamUnavailable     the source system refused, reset, failed or answered nonsense
+    │   └── RegionNotServed     no agency database is configured for that region
+    └── UpstreamTimeout         the source system did not answer in time
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConnectorError", "RegionNotServed", "UpstreamTimeout", "UpstreamUnavailable"]
+
+
+class ConnectorError(Exception):
+    """Base of every error a connector raises."""
+
+    def __init__(self, upstream: str, detail: str) -> None:
+        super().__init__(f"{upstream}: {detail}")
+        self.upstream = upstream
+        self.detail = detail
+
+
+class UpstreamUnavailable(ConnectorError):
+    """The source system could not serve the request."""
+
+
+class RegionNotServed(UpstreamUnavailable):
+    """No agency database is configured for the region."""
+
+
+class UpstreamTimeout(ConnectorError):
+    """The source system did not answer within its timeout."""

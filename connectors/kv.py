@@ -1,0 +1,174 @@
+"""Shared key-value store: Redis in production, an in-process twin for the embedded mode.
+
+Used for the connector cache, token revocation and rate-limit buckets. Both implementations
+behave the same (one contract suite runs against each); keys are namespaced by a prefix so
+that tests and several deployments can share one Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Protocol
+
+import redis.asyncio as redis_async
+from redis.exceptions import RedisError
+
+__all__ = ["KeyValue", "KeyValueUnavailable", "MemoryKeyValue", "RedisKeyValue", "open_key_value"]
+
+
+class KeyValueUnavailable(Exception):
+    """The store could not be reached; callers decide whether to fail open or closed."""
+
+
+class KeyValue(Protocol):
+    async def get(self, key: str) -> bytes | None: ...
+    async def get_many(self, keys: list[str]) -> list[bytes | None]: ...
+    async def set(self, key: str, value: bytes, ttl_seconds: float | None = None) -> None: ...
+    async def set_many(self, items: Mapping[str, bytes], ttl_seconds: float) -> None: ...
+    async def delete(self, *keys: str) -> None: ...
+    async def incr(self, key: str, amount: int = 1, ttl_seconds: float | None = None) -> int: ...
+    async def ping(self) -> bool: ...
+    async def close(self) -> None: ...
+
+
+class MemoryKeyValue:
+    """In-process store with expiry; one per hub process, so only for the embedded mode."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[bytes, float | None]] = {}
+        self._lock = asyncio.Lock()
+
+    def _live(self, key: str) -> bytes | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        value, expires = item
+        if expires is not None and expires <= time.monotonic():
+            del self._data[key]
+            return None
+        return value
+
+    async def get(self, key: str) -> bytes | None:
+        return self._live(key)
+
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        return [self._live(k) for k in keys]
+
+    async def set(self, key: str, value: bytes, ttl_seconds: float | None = None) -> None:
+        expires = time.monotonic() + ttl_seconds if ttl_seconds else None
+        self._data[key] = (value, expires)
+
+    async def set_many(self, items: Mapping[str, bytes], ttl_seconds: float) -> None:
+        expires = time.monotonic() + ttl_seconds
+        for key, value in items.items():
+            self._data[key] = (value, expires)
+
+    async def delete(self, *keys: str) -> None:
+        for key in keys:
+            self._data.pop(key, None)
+
+    async def incr(self, key: str, amount: int = 1, ttl_seconds: float | None = None) -> int:
+        current = self._live(key)
+        value = int(current or b"0") + amount
+        expires = self._data[key][1] if current is not None else None
+        if current is None and ttl_seconds:
+            expires = time.monotonic() + ttl_seconds
+        self._data[key] = (str(value).encode(), expires)
+        return value
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        self._data.clear()
+
+
+class RedisKeyValue:
+    """Redis-backed store; every key carries `prefix`. Errors become KeyValueUnavailable."""
+
+    def __init__(self, client: redis_async.Redis, prefix: str = "hub:") -> None:
+        self._redis = client
+        self._prefix = prefix
+
+    @property
+    def client(self) -> redis_async.Redis:
+        return self._redis
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
+    async def get(self, key: str) -> bytes | None:
+        try:
+            value: bytes | None = await self._redis.get(self._prefix + key)
+        except (RedisError, OSError) as exc:
+            raise KeyValueUnavailable(str(exc)) from None
+        return value
+
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        try:
+            values: list[bytes | None] = await self._redis.mget([self._prefix + k for k in keys])
+        except (RedisError, OSError) as exc:
+            raise KeyValueUnavailable(str(exc)) from None
+        return values
+
+    async def set(self, key: str, value: bytes, ttl_seconds: float | None = None) -> None:
+        try:
+            if ttl_seconds:
+                await self._redis.set(self._prefix + key, value, px=int(ttl_seconds * 1000))
+            else:
+                await self._redis.set(self._prefix + key, value)
+        except (RedisError, OSError) as exc:
+            raise KeyValueUnavailable(str(exc)) from None
+
+    async def set_many(self, items: Mapping[str, bytes], ttl_seconds: float) -> None:
+        if not items:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key, value in items.items():
+                    pipe.set(self._prefix + key, value, px=int(ttl_seconds * 1000))
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise KeyValueUnavailable(str(exc)) from None
+
+    async def delete(self, *keys: str) -> None:
+        if not keys:
+            return
+        try:
+            await self._redis.delete(*(self._prefix + k for k in keys))
+        except (RedisError, OSError) as exc:
+            raise KeyValueUnavailable(str(exc)) from None
+
+    async def incr(self, key: str, amount: int = 1, ttl_seconds: float | None = None) -> int:
+        full = self._prefix + key
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incrby(full, amount)
+                if ttl_seconds:
+                    pipe.pexpire(full, int(ttl_seconds * 1000), nx=True)
+                result = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise KeyValueUnavailable(str(exc)) from None
+        return int(result[0])
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def open_key_value(url: str | None, prefix: str = "hub:") -> KeyValue:
+    """`None` gives the in-process store; a `redis://` URL gives the shared one."""
+    if not url:
+        return MemoryKeyValue()
+    client = redis_async.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    return RedisKeyValue(client, prefix)

@@ -1,0 +1,157 @@
+"""Plain typed records returned by every connector. No GraphQL, no transport types."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = [
+    "Card",
+    "CardChannel",
+    "CardKind",
+    "CardStatus",
+    "CardStatusChange",
+    "Employer",
+    "Enrollment",
+    "EnrollmentStatus",
+    "Foreigner",
+    "Permit",
+    "PermitCategory",
+    "PermitEvent",
+    "PermitEventKind",
+    "PermitMedium",
+    "PermitStatus",
+]
+
+
+class PermitStatus(StrEnum):
+    PENDING = "PENDING"
+    VALID = "VALID"
+    EXPIRED = "EXPIRED"
+    CANCELLED = "CANCELLED"
+    REVOKED = "REVOKED"
+
+
+class PermitMedium(StrEnum):
+    ELECTRONIC = "ELECTRONIC"
+    PHYSICAL_CARD = "PHYSICAL_CARD"
+
+
+class PermitCategory(StrEnum):
+    A = "A"  # high-end talent
+    B = "B"  # professional
+    C = "C"  # other
+
+
+class PermitEventKind(StrEnum):
+    ISSUED = "ISSUED"
+    RENEWED = "RENEWED"
+    ALTERED = "ALTERED"
+    CANCELLED = "CANCELLED"
+    REVOKED = "REVOKED"
+    EXPIRED = "EXPIRED"
+    REISSUED_ELECTRONIC = "REISSUED_ELECTRONIC"
+
+
+class EnrollmentStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    SUSPENDED = "SUSPENDED"
+    TERMINATED = "TERMINATED"
+
+
+class CardKind(StrEnum):
+    PHYSICAL = "PHYSICAL"
+    ELECTRONIC = "ELECTRONIC"
+
+
+class CardStatus(StrEnum):
+    APPLIED = "APPLIED"
+    IN_PRODUCTION = "IN_PRODUCTION"
+    ISSUED = "ISSUED"
+    ACTIVE = "ACTIVE"
+    REPORTED_LOST = "REPORTED_LOST"
+    SUSPENDED = "SUSPENDED"
+    REPLACED = "REPLACED"
+    CANCELLED = "CANCELLED"
+
+
+class CardChannel(StrEnum):
+    IN_PERSON = "IN_PERSON"
+    ONLINE = "ONLINE"
+    EMPLOYER_BATCH = "EMPLOYER_BATCH"
+
+
+@dataclass(frozen=True, slots=True)
+class Foreigner:
+    id: str
+    name: str
+    nationality: str  # ISO 3166-1 alpha-3
+    passport_number: str
+    date_of_birth: dt.date
+    gender: str  # "F" | "M" | "X"
+
+
+@dataclass(frozen=True, slots=True)
+class Employer:
+    credit_code: str
+    name: str
+    region: str
+
+
+@dataclass(frozen=True, slots=True)
+class Permit:
+    number: str
+    status: PermitStatus
+    valid_from: dt.date
+    valid_until: dt.date
+    medium: PermitMedium
+    holder: Foreigner
+    employer: Employer
+    category: PermitCategory
+    position: str
+    work_location: str  # GB/T 2260 region code
+    notification_letter_number: str | None
+
+    def is_valid_on(self, day: dt.date) -> bool:
+        return self.status is PermitStatus.VALID and self.valid_from <= day <= self.valid_until
+
+
+@dataclass(frozen=True, slots=True)
+class PermitEvent:
+    permit_number: str
+    kind: PermitEventKind
+    at: dt.datetime
+    status: PermitStatus
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    ssn: str
+    permit_number: str
+    region: str
+    status: EnrollmentStatus
+    enrolled_on: dt.date
+    name: str
+    nationality: str
+    employer_credit_code: str
+
+
+@dataclass(frozen=True, slots=True)
+class CardStatusChange:
+    status: CardStatus
+    at: dt.datetime
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    card_number: str
+    ssn: str
+    kind: CardKind
+    status: CardStatus
+    issued_on: dt.date | None
+    region: str
+    channel: CardChannel
+    history: tuple[CardStatusChange, ...] = ()
