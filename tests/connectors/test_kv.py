@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import asyncio
+
+from connectors.kv import KeyValue
+
+
+async def test_values_expire_after_their_ttl(kv: KeyValue) -> None:
+    await kv.set("a", b"1", ttl_seconds=0.05)
+    assert await kv.get("a") == b"1"
+    await asyncio.sleep(0.08)
+    assert await kv.get("a") is None
+
+
+async def test_incr_counts_within_a_window_and_then_restarts(kv: KeyValue) -> None:
+    assert await kv.incr("bucket", ttl_seconds=0.05) == 1
+    assert await kv.incr("bucket", 2, ttl_seconds=0.05) == 3
+    await asyncio.sleep(0.08)
+    assert await kv.incr("bucket", ttl_seconds=0.05) == 1
+
+
+async def test_get_many_keeps_order_and_reports_misses(kv: KeyValue) -> None:
+    await kv.set_many({"x": b"1", "z": b"3"}, ttl_seconds=5)
+    assert await kv.get_many(["x", "y", "z"]) == [b"1", None, b"3"]
+    await kv.delete("x", "z")
+    assert await kv.get_many(["x", "z"]) == [None, None]

@@ -1,0 +1,71 @@
+"""Real backing services for tests: a fresh database per use, a private Redis prefix.
+
+Without `HUB_TEST_DATABASE_URL` / `HUB_TEST_REDIS_URL` everything runs on SQLite files and the
+in-process store, so a newcomer's laptop is green; CI sets both and runs on the real services.
+Every database and key created here is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import redis.asyncio as redis_async
+from sqlalchemy.engine import make_url
+
+from connectors.kv import KeyValue, MemoryKeyValue, RedisKeyValue
+
+POSTGRES_URL = os.environ.get("HUB_TEST_DATABASE_URL") or None
+REDIS_URL = os.environ.get("HUB_TEST_REDIS_URL") or None
+
+
+def _asyncpg_dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+@asynccontextmanager
+async def fresh_database(tmp_dir: Path, label: str = "hub") -> AsyncIterator[str]:
+    """Yield the SQLAlchemy URL of an empty database, dropped afterwards."""
+    if POSTGRES_URL is None:
+        yield f"sqlite+aiosqlite:///{tmp_dir / f'{label}-{uuid.uuid4().hex[:8]}.db'}"
+        return
+    name = f"t_{label}_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin = await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@asynccontextmanager
+async def fresh_key_value() -> AsyncIterator[KeyValue]:
+    """Yield an empty store: Redis under a private prefix (deleted afterwards) or in-process."""
+    if REDIS_URL is None:
+        store = MemoryKeyValue()
+        yield store
+        await store.close()
+        return
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    client = redis_async.Redis.from_url(REDIS_URL)
+    try:
+        yield RedisKeyValue(client, prefix)
+    finally:
+        keys = [key async for key in client.scan_iter(match=prefix + "*", count=500)]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
