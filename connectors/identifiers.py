@@ -118,7 +118,9 @@ def validate_credit_code(value: object) -> str:
         "expected 18 characters of the GB 32100-2015 alphabet",
     )
     if credit_code_check_char(code[:17]) != code[17]:
-        raise InvalidIdentifier("unified social credit code", code, "check character does not match")
+        raise InvalidIdentifier(
+            "unified social credit code", code, "check character does not match"
+        )
     return code
 
 

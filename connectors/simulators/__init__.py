@@ -1,1 +1,42 @@
-"""connectors/simulators."""
+"""Runnable reference implementations of the three source systems, over deterministic data.
+
+- `generate` builds the synthetic world (permits, foreigners, enrollments, cards, samples).
+- `build_wms_app`, `build_cards_app`: the Work Management System and the card management
+  system as Starlette apps; `build_agency_app` and `seed_agency_databases`: the regional
+  social-security agencies, whose data lives in SQL databases.
+- `qr_payload` signs a permit's QR code with the WMS key.
+- `build_simulator_app` picks one by name; `run_simulator` serves it (the `hub simulate`
+  command), seeding the agency databases first (SQLite files under the data dir by default).
+
+Every app carries the `/_sim` test controls (request counters, fault injection). Simulators
+are for demos and tests: nothing in the hub's request path may import this package.
+"""
+
+from connectors.simulators.agency import build_agency_app, seed_agency_databases
+from connectors.simulators.cards import build_cards_app
+from connectors.simulators.run import build_simulator_app, default_agency_urls, run_simulator
+from connectors.simulators.synthetic import AGENCY_REGIONS, Dataset, generate
+from connectors.simulators.wms import (
+    build_wms_app,
+    generate_signing_key,
+    load_or_create_signing_key,
+    qr_payload,
+    qr_samples,
+)
+
+__all__ = [
+    "AGENCY_REGIONS",
+    "Dataset",
+    "build_agency_app",
+    "build_cards_app",
+    "build_simulator_app",
+    "build_wms_app",
+    "default_agency_urls",
+    "generate",
+    "generate_signing_key",
+    "load_or_create_signing_key",
+    "qr_payload",
+    "qr_samples",
+    "run_simulator",
+    "seed_agency_databases",
+]

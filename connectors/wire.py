@@ -1,0 +1,249 @@
+"""JSON wire format of the HTTP source systems: camelCase keys, ISO 8601 dates and datetimes.
+
+Both directions live here so the simulators and the connectors cannot drift apart. Parsing
+raises `WireFormatError` (a `ValueError`) on any malformed input and never lets a KeyError,
+TypeError or AttributeError escape: connectors translate it into `UpstreamUnavailable`.
+This module never does I/O and never imports a transport or GraphQL library.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from connectors.records import (
+    Card,
+    CardChannel,
+    CardKind,
+    CardStatus,
+    CardStatusChange,
+    Employer,
+    Foreigner,
+    Permit,
+    PermitCategory,
+    PermitEvent,
+    PermitEventKind,
+    PermitMedium,
+    PermitStatus,
+)
+
+__all__ = [
+    "WireFormatError",
+    "card_from_wire",
+    "card_to_wire",
+    "employer_from_wire",
+    "employer_to_wire",
+    "event_from_wire",
+    "event_to_wire",
+    "foreigner_from_wire",
+    "foreigner_to_wire",
+    "permit_from_wire",
+    "permit_to_wire",
+]
+
+Wire = dict[str, Any]
+_E = TypeVar("_E", bound=StrEnum)
+_T = TypeVar("_T")
+
+
+class WireFormatError(ValueError):
+    """A source system answered with JSON that does not match the wire format."""
+
+
+# --- encoding ---------------------------------------------------------------------------------
+
+
+def _instant(value: dt.datetime) -> str:
+    return value.isoformat()
+
+
+def foreigner_to_wire(foreigner: Foreigner) -> Wire:
+    return {
+        "id": foreigner.id,
+        "name": foreigner.name,
+        "nationality": foreigner.nationality,
+        "passportNumber": foreigner.passport_number,
+        "dateOfBirth": foreigner.date_of_birth.isoformat(),
+        "gender": foreigner.gender,
+    }
+
+
+def employer_to_wire(employer: Employer) -> Wire:
+    return {"creditCode": employer.credit_code, "name": employer.name, "region": employer.region}
+
+
+def permit_to_wire(permit: Permit) -> Wire:
+    return {
+        "number": permit.number,
+        "status": permit.status.value,
+        "validFrom": permit.valid_from.isoformat(),
+        "validUntil": permit.valid_until.isoformat(),
+        "medium": permit.medium.value,
+        "holder": foreigner_to_wire(permit.holder),
+        "employer": employer_to_wire(permit.employer),
+        "category": permit.category.value,
+        "position": permit.position,
+        "workLocation": permit.work_location,
+        "notificationLetterNumber": permit.notification_letter_number,
+    }
+
+
+def event_to_wire(event: PermitEvent) -> Wire:
+    return {
+        "permitNumber": event.permit_number,
+        "kind": event.kind.value,
+        "at": _instant(event.at),
+        "status": event.status.value,
+        "detail": event.detail,
+    }
+
+
+def _change_to_wire(change: CardStatusChange) -> Wire:
+    return {"status": change.status.value, "at": _instant(change.at), "reason": change.reason}
+
+
+def card_to_wire(card: Card) -> Wire:
+    return {
+        "cardNumber": card.card_number,
+        "ssn": card.ssn,
+        "kind": card.kind.value,
+        "status": card.status.value,
+        "issuedOn": card.issued_on.isoformat() if card.issued_on is not None else None,
+        "region": card.region,
+        "channel": card.channel.value,
+        "history": [_change_to_wire(change) for change in card.history],
+    }
+
+
+# --- decoding ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def _parsing(what: str) -> Iterator[None]:
+    """Turn every stray lookup or type error while parsing `what` into a WireFormatError."""
+    try:
+        yield
+    except WireFormatError:
+        raise
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
+        raise WireFormatError(f"malformed {what}: {type(exc).__name__}") from None
+
+
+def _object(value: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise WireFormatError(f"{what}: expected a JSON object")
+    return value
+
+
+def _str(data: Mapping[str, Any], key: str) -> str:
+    value = data[key]
+    if not isinstance(value, str):
+        raise WireFormatError(f"{key}: expected a string")
+    return value
+
+
+def _optional(data: Mapping[str, Any], key: str, parse: Callable[[str], _T]) -> _T | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise WireFormatError(f"{key}: expected a string or null")
+    return parse(value)
+
+
+def _date(data: Mapping[str, Any], key: str) -> dt.date:
+    return dt.date.fromisoformat(_str(data, key))
+
+
+def _aware(text: str) -> dt.datetime:
+    value = dt.datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise WireFormatError("datetime without a UTC offset")
+    return value
+
+
+def _enum(data: Mapping[str, Any], key: str, kind: type[_E]) -> _E:
+    return kind(_str(data, key))
+
+
+def _list(data: Mapping[str, Any], key: str) -> list[Any]:
+    value = data[key]
+    if not isinstance(value, list):
+        raise WireFormatError(f"{key}: expected a list")
+    return value
+
+
+def foreigner_from_wire(data: object) -> Foreigner:
+    with _parsing("foreigner"):
+        d = _object(data, "foreigner")
+        return Foreigner(
+            id=_str(d, "id"),
+            name=_str(d, "name"),
+            nationality=_str(d, "nationality"),
+            passport_number=_str(d, "passportNumber"),
+            date_of_birth=_date(d, "dateOfBirth"),
+            gender=_str(d, "gender"),
+        )
+
+
+def employer_from_wire(data: object) -> Employer:
+    with _parsing("employer"):
+        d = _object(data, "employer")
+        return Employer(_str(d, "creditCode"), name=_str(d, "name"), region=_str(d, "region"))
+
+
+def permit_from_wire(data: object) -> Permit:
+    with _parsing("permit"):
+        d = _object(data, "permit")
+        return Permit(
+            number=_str(d, "number"),
+            status=_enum(d, "status", PermitStatus),
+            valid_from=_date(d, "validFrom"),
+            valid_until=_date(d, "validUntil"),
+            medium=_enum(d, "medium", PermitMedium),
+            holder=foreigner_from_wire(d["holder"]),
+            employer=employer_from_wire(d["employer"]),
+            category=_enum(d, "category", PermitCategory),
+            position=_str(d, "position"),
+            work_location=_str(d, "workLocation"),
+            notification_letter_number=_optional(d, "notificationLetterNumber", str),
+        )
+
+
+def event_from_wire(data: object) -> PermitEvent:
+    with _parsing("permit event"):
+        d = _object(data, "permit event")
+        return PermitEvent(
+            permit_number=_str(d, "permitNumber"),
+            kind=_enum(d, "kind", PermitEventKind),
+            at=_aware(_str(d, "at")),
+            status=_enum(d, "status", PermitStatus),
+            detail=_optional(d, "detail", str),
+        )
+
+
+def _change_from_wire(data: object) -> CardStatusChange:
+    d = _object(data, "card status change")
+    return CardStatusChange(
+        status=_enum(d, "status", CardStatus),
+        at=_aware(_str(d, "at")),
+        reason=_optional(d, "reason", str),
+    )
+
+
+def card_from_wire(data: object) -> Card:
+    with _parsing("card"):
+        d = _object(data, "card")
+        return Card(
+            card_number=_str(d, "cardNumber"),
+            ssn=_str(d, "ssn"),
+            kind=_enum(d, "kind", CardKind),
+            status=_enum(d, "status", CardStatus),
+            issued_on=_optional(d, "issuedOn", dt.date.fromisoformat),
+            region=_str(d, "region"),
+            channel=_enum(d, "channel", CardChannel),
+            history=tuple(_change_from_wire(c) for c in _list(d, "history")),
+        )
