@@ -1,1 +1,47 @@
-"""auth."""
+"""Authentication and authorization for the hub (DESIGN sections 2 and 4, steps 2-3).
+
+Offers: an OAuth 2.0 authorization server (client credentials; client_secret_basic,
+client_secret_post, private_key_jwt; RFC 9068 JWT access tokens; RFC 7009 revocation; JWKS and
+RFC 8414 metadata), the resource-server check that turns a bearer token into a `Principal`, the
+client registry, the signing-key ring with rotation, and the purpose-of-use check.
+The hub builds one `AuthService` from an `AuthConfig` and wires `routes()` and
+`authenticate()` into its request path. Auth imports neither `hub` nor `schema`.
+"""
+
+from auth.clients import Client
+from auth.config import AuthConfig, TrustedIssuer
+from auth.errors import (
+    AuthError,
+    Forbidden,
+    InvalidClient,
+    PurposeRequired,
+    RegistryError,
+    Unauthenticated,
+    UnknownClient,
+)
+from auth.events import AuthEvent
+from auth.models import auth_metadata
+from auth.principal import Principal
+from auth.purpose import PURPOSE_HEADER, purpose_of_use
+from auth.scopes import SCOPES
+from auth.service import AuthService
+
+__all__ = [
+    "PURPOSE_HEADER",
+    "SCOPES",
+    "AuthConfig",
+    "AuthError",
+    "AuthEvent",
+    "AuthService",
+    "Client",
+    "Forbidden",
+    "InvalidClient",
+    "Principal",
+    "PurposeRequired",
+    "RegistryError",
+    "TrustedIssuer",
+    "Unauthenticated",
+    "UnknownClient",
+    "auth_metadata",
+    "purpose_of_use",
+]

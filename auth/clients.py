@@ -1,0 +1,195 @@
+"""The client registry: which agencies may call the hub, how they authenticate, for what.
+
+A client authenticates with a secret (stored as an argon2 hash), with a registered public key
+(private_key_jwt, RFC 7523), or not at all here because its tokens come from a trusted external
+identity provider. The registry never returns a secret except once, from `add_client`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import anyio.to_thread
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from auth import _passwords
+from auth.errors import RegistryError, UnknownClient
+from auth.models import clients
+from auth.scopes import SCOPES
+
+__all__ = ["Client", "ClientRegistry"]
+
+_ID = re.compile(r"[a-z0-9][a-z0-9._:-]{0,127}")
+_PURPOSE = re.compile(r"[a-z0-9][a-z0-9._:-]{0,63}")
+
+
+@dataclass(frozen=True)
+class Client:
+    """A registered client. `secret_hash` is an argon2 hash; the secret itself is never kept."""
+
+    client_id: str
+    agency: str
+    scopes: frozenset[str]
+    purposes: frozenset[str]
+    enabled: bool
+    secret_hash: str | None = None
+    public_jwks: Mapping[str, Any] | None = None
+    external_issuer: str | None = None
+    embargoed_until: date | None = None
+    webhook_url: str | None = None
+
+    @property
+    def auth_method(self) -> str:
+        if self.public_jwks is not None:
+            return "private_key_jwt"
+        if self.secret_hash is not None:
+            return "client_secret"
+        return "external"
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+def _joined(words: Iterable[str]) -> str:
+    return " ".join(sorted(words))
+
+
+def _from_row(row: RowMapping) -> Client:
+    jwks = row["public_jwks"]
+    return Client(
+        client_id=row["client_id"],
+        agency=row["agency"],
+        scopes=_words(row["scopes"]),
+        purposes=_words(row["purposes"]),
+        enabled=bool(row["enabled"]),
+        secret_hash=row["secret_hash"],
+        public_jwks=json.loads(jwks) if jwks else None,
+        external_issuer=row["external_issuer"],
+        embargoed_until=row["embargoed_until"],
+        webhook_url=row["webhook_url"],
+    )
+
+
+def check_scopes(scopes: Iterable[str]) -> frozenset[str]:
+    wanted = frozenset(scopes)
+    unknown = wanted - SCOPES
+    if unknown:
+        raise RegistryError(f"unknown scopes: {' '.join(sorted(unknown))}")
+    return wanted
+
+
+def _check_purposes(purposes: Iterable[str]) -> frozenset[str]:
+    wanted = frozenset(purposes)
+    bad = [p for p in wanted if not _PURPOSE.fullmatch(p)]
+    if bad or not wanted:
+        raise RegistryError("purposes: at least one, each [a-z0-9._:-], at most 64 characters")
+    return wanted
+
+
+def public_key_set(key: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate an agency's public key (one JWK or a JWK set) and return it as a JWK set."""
+    data = dict(key) if "keys" in key else {"keys": [dict(key)]}
+    try:
+        key_set = KeySet.import_key_set(data)  # type: ignore[arg-type]
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        raise RegistryError("public key: not a valid JWK or JWK set") from exc
+    if not key_set.keys or any(k.key_type == "oct" or k.is_private for k in key_set.keys):
+        raise RegistryError("public key: asymmetric public keys only, never private or oct keys")
+    return {"keys": [k.as_dict(private=False) for k in key_set.keys]}
+
+
+class ClientRegistry:
+    """Async CRUD over the clients table; small, so that the CLI can wrap each method."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def add(
+        self,
+        client_id: str,
+        agency: str,
+        scopes: Iterable[str],
+        purposes: Iterable[str],
+        *,
+        public_key: Mapping[str, Any] | None = None,
+        external_issuer: str | None = None,
+        embargoed_until: date | None = None,
+        webhook_url: str | None = None,
+    ) -> tuple[Client, str | None]:
+        if not _ID.fullmatch(client_id):
+            raise RegistryError("client id: [a-z0-9._:-], at most 128 characters")
+        if public_key is not None and external_issuer is not None:
+            raise RegistryError("a client has a public key or an external issuer, not both")
+        jwks = public_key_set(public_key) if public_key is not None else None
+        secret = None if jwks or external_issuer else _passwords.new_secret()
+        secret_hash = None
+        if secret is not None:
+            secret_hash = await anyio.to_thread.run_sync(_passwords.hash_secret, secret)
+        now = datetime.now(UTC)
+        values = {
+            "client_id": client_id,
+            "agency": agency,
+            "scopes": _joined(check_scopes(scopes)),
+            "purposes": _joined(_check_purposes(purposes)),
+            "secret_hash": secret_hash,
+            "public_jwks": json.dumps(jwks) if jwks else None,
+            "external_issuer": external_issuer,
+            "enabled": True,
+            "embargoed_until": embargoed_until,
+            "webhook_url": webhook_url,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(insert(clients).values(**values))
+        except IntegrityError:
+            raise RegistryError(f"client {client_id!r} already exists") from None
+        return await self.get(client_id), secret
+
+    async def find(self, client_id: str) -> Client | None:
+        async with self._engine.connect() as conn:
+            result = await conn.execute(select(clients).where(clients.c.client_id == client_id))
+            row = result.mappings().first()
+        return _from_row(row) if row is not None else None
+
+    async def get(self, client_id: str) -> Client:
+        client = await self.find(client_id)
+        if client is None:
+            raise UnknownClient(f"no client {client_id!r}")
+        return client
+
+    async def list(self) -> list[Client]:
+        async with self._engine.connect() as conn:
+            result = await conn.execute(select(clients).order_by(clients.c.client_id))
+            return [_from_row(row) for row in result.mappings()]
+
+    async def update(self, client_id: str, **values: Any) -> Client:
+        values["updated_at"] = datetime.now(UTC)
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(clients).where(clients.c.client_id == client_id).values(**values)
+            )
+        if result.rowcount == 0:
+            raise UnknownClient(f"no client {client_id!r}")
+        return await self.get(client_id)
+
+    async def set_scopes(self, client_id: str, scopes: Iterable[str]) -> Client:
+        return await self.update(client_id, scopes=_joined(check_scopes(scopes)))
+
+    async def set_purposes(self, client_id: str, purposes: Iterable[str]) -> Client:
+        return await self.update(client_id, purposes=_joined(_check_purposes(purposes)))
+
+    async def set_enabled(self, client_id: str, enabled: bool) -> Client:
+        return await self.update(client_id, enabled=enabled)

@@ -1,0 +1,82 @@
+"""Errors of the auth package.
+
+    AuthError                      code, status, OAuth `error`, safe `description`
+    ├── Unauthenticated            401 UNAUTHENTICATED / invalid_token
+    │   └── InvalidClient          401 UNAUTHENTICATED / invalid_client
+    ├── PurposeRequired            403 PURPOSE_REQUIRED / invalid_request
+    ├── Forbidden                  403 FORBIDDEN / insufficient_scope
+    └── RegistryError              400 BAD_USER_INPUT / invalid_request
+        └── UnknownClient          404 BAD_USER_INPUT / invalid_request
+
+A description never contains a token, a secret or a key: it is safe to show the caller and
+to write to the audit log. The hub maps `code` to GraphQL `extensions.code` in one place.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "Forbidden",
+    "InvalidClient",
+    "PurposeRequired",
+    "RegistryError",
+    "Unauthenticated",
+    "UnknownClient",
+]
+
+
+class AuthError(Exception):
+    """Base of every error auth raises."""
+
+    code: str = "UNAUTHENTICATED"
+    status: int = 401
+    error: str = "invalid_token"
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+    def www_authenticate(self) -> str:
+        """The RFC 6750 challenge for this error, for a 401 response."""
+        safe = self.description.replace("\\", "").replace('"', "'")
+        return f'Bearer error="{self.error}", error_description="{safe}"'
+
+
+class Unauthenticated(AuthError):
+    """The bearer token is missing, malformed, forged, expired, revoked or not ours."""
+
+
+class InvalidClient(Unauthenticated):
+    """The client is unknown, disabled or failed to authenticate."""
+
+    error = "invalid_client"
+
+
+class PurposeRequired(AuthError):
+    """X-Purpose-Of-Use is missing or names a purpose the client is not registered for."""
+
+    code = "PURPOSE_REQUIRED"
+    status = 403
+    error = "invalid_request"
+
+
+class Forbidden(AuthError):
+    """The caller is authenticated but lacks the scope for what it asked."""
+
+    code = "FORBIDDEN"
+    status = 403
+    error = "insufficient_scope"
+
+
+class RegistryError(AuthError):
+    """A client registration was refused (unknown scope, bad purpose, bad key, ...)."""
+
+    code = "BAD_USER_INPUT"
+    status = 400
+    error = "invalid_request"
+
+
+class UnknownClient(RegistryError):
+    """No client is registered under that id."""
+
+    status = 404

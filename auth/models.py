@@ -1,0 +1,44 @@
+"""Tables of the auth package, on their own `MetaData` (the hub's Alembic migration imports it).
+
+Portable between SQLite and PostgreSQL: no dialect types; JSON as text, times as aware UTC.
+Secrets are stored only as argon2 hashes. Private signing keys are stored as JWK JSON: the
+database must be protected like a key store (encryption at rest is the deployment's concern).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Column, Date, DateTime, MetaData, String, Table, Text
+
+__all__ = ["auth_metadata", "clients", "signing_keys"]
+
+auth_metadata = MetaData()
+
+clients = Table(
+    "auth_clients",
+    auth_metadata,
+    Column("client_id", String(128), primary_key=True),
+    Column("agency", String(128), nullable=False),
+    Column("scopes", Text, nullable=False),  # space-separated, sorted
+    Column("purposes", Text, nullable=False),  # space-separated, sorted
+    Column("secret_hash", Text, nullable=True),
+    Column("public_jwks", Text, nullable=True),  # JSON JWK set for private_key_jwt
+    Column("external_issuer", String(512), nullable=True),  # tokens come from this IdP
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("embargoed_until", Date, nullable=True),
+    Column("webhook_url", String(2048), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+signing_keys = Table(
+    "auth_signing_keys",
+    auth_metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("alg", String(16), nullable=False),
+    Column("private_jwk", Text, nullable=False),
+    Column("public_jwk", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("activates_at", DateTime(timezone=True), nullable=False),
+    Column("retired_at", DateTime(timezone=True), nullable=True),
+    Column("expires_from_jwks_at", DateTime(timezone=True), nullable=True),
+)

@@ -1,0 +1,22 @@
+"""The hub's OAuth scopes (DESIGN section 4). Registering a client with any other is refused."""
+
+from __future__ import annotations
+
+__all__ = ["SCOPES"]
+
+SCOPES: frozenset[str] = frozenset(
+    {
+        "permit:validity",
+        "permit:holder",
+        "permit:detail",
+        "person:identity",
+        "enrollment:read",
+        "enrollment:write",
+        "card:status",
+        "card:read",
+        "card:write",
+        "audit:read",
+        "events:publish",
+        "events:subscribe",
+    }
+)

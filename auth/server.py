@@ -1,0 +1,294 @@
+"""The authorization server: authlib's OAuth 2.0 machinery adapted to Starlette and asyncio.
+
+authlib's server classes are synchronous and have no Starlette integration, so each request is
+adapted the way authlib's Flask integration does it (an `OAuth2Request` subclass over the form
+that was read asynchronously), and authlib then runs in a worker thread. Whenever authlib needs
+data (a client, a jti replay check, a revocation) the worker calls back into the event loop with
+`anyio.from_thread.run`, so database and Redis stay async and argon2 verification (slow on
+purpose) runs in the worker, never on the event loop.
+
+authlib pieces used: `AuthorizationServer`, `ClientCredentialsGrant` (client_secret_basic,
+client_secret_post and private_key_jwt), `JWTBearerClientAssertion` (RFC 7523 private_key_jwt),
+`RevocationEndpoint` (RFC 7009) and the RFC 9068 token generator (`auth.tokens`).
+
+Never: log or echo a secret or a token; let a malformed request reach a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+from urllib.parse import parse_qsl
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+from authlib.oauth2.rfc6749 import (
+    AuthorizationServer,
+    ClientMixin,
+    InvalidClientError,
+    OAuth2Error,
+    OAuth2Request,
+)
+from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oauth2.rfc6749.util import extract_basic_authorization, scope_to_list
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from auth import _passwords
+from auth.clients import Client
+from auth.config import ASYMMETRIC_ALGORITHMS, AuthConfig
+from auth.scopes import SCOPES
+from auth.tokens import HubTokenGenerator, VerifiedToken
+
+__all__ = ["AUTH_METHODS", "Bridge", "OAuthClient", "OAuthServer", "TokenRequest"]
+
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+_MAX_FORM_BYTES = 64 * 1024
+_MAX_ASSERTION_LIFETIME = 3600  # authlib's own client signs assertions for an hour
+
+
+class Bridge:
+    """The async operations authlib needs, callable from its worker thread."""
+
+    def __init__(
+        self,
+        client: Callable[[str], Coroutine[Any, Any, Client | None]],
+        first_use: Callable[[str, float], Coroutine[Any, Any, bool]],
+        verified: Callable[[str], Coroutine[Any, Any, VerifiedToken | None]],
+        revoke: Callable[[VerifiedToken], Coroutine[Any, Any, None]],
+    ) -> None:
+        self.client = client
+        self.first_use = first_use
+        self.verified = verified
+        self.revoke = revoke
+
+
+class OAuthClient(ClientMixin):
+    """authlib's view of a registry client; `None` stands for an unknown (claimed) id."""
+
+    def __init__(self, client_id: str, client: Client | None) -> None:
+        self.client_id = client_id
+        self.client = client
+        self.live = client is not None and client.enabled
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> None:
+        return None
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return False
+
+    def check_response_type(self, response_type: str) -> bool:
+        return False
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type == "client_credentials"
+
+    def get_allowed_scope(self, scope: str | None) -> str | None:
+        allowed = self.client.scopes if self.client else frozenset()
+        requested = scope_to_list(scope) or sorted(allowed)
+        if not requested or not set(requested) <= allowed:
+            return None
+        return " ".join(dict.fromkeys(requested))
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        # Unknown, disabled and key-only clients still pay one argon2 verification.
+        secret_hash = self.client.secret_hash if self.client else None
+        return _passwords.verify_secret(secret_hash, client_secret) and self.live
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if not self.live or self.client is None:
+            return False
+        if method == "private_key_jwt":
+            return self.client.public_jwks is not None
+        return method in AUTH_METHODS and self.client.secret_hash is not None
+
+
+class TokenRequest(OAuth2Request):
+    """An OAuth2Request over a Starlette request whose form was read beforehand."""
+
+    def __init__(self, uri: str, headers: Headers, form: dict[str, str]) -> None:
+        super().__init__("POST", uri, headers=headers)
+        self._form = form
+        self.payload = BasicOAuth2Payload(form)
+        self.revoked: VerifiedToken | None = None
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+    @property
+    def args(self) -> dict[str, str]:
+        return {}
+
+    def claimed_client_id(self) -> str | None:
+        basic_id, _ = extract_basic_authorization(self.headers)
+        claimed = basic_id or self._form.get("client_id")
+        return claimed[:128] if claimed else None
+
+
+class _PrivateKeyJWT(JWTBearerClientAssertion):
+    """RFC 7523 client authentication with the agency's registered public key."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self, config: AuthConfig, bridge: Bridge) -> None:
+        super().__init__(validate_jti=True, leeway=config.leeway_seconds)
+        self._audiences = [config.token_endpoint, config.url("/oauth/revoke"), config.issuer]
+        self._bridge = bridge
+
+    def get_audiences(self) -> list[str]:
+        return self._audiences
+
+    def resolve_client_public_key(self, client: OAuthClient) -> KeySet:
+        if not client.live or client.client is None or client.client.public_jwks is None:
+            raise InvalidClientError(status_code=401, description="client authentication failed")
+        return KeySet.import_key_set(dict(client.client.public_jwks))  # type: ignore[arg-type]
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict[str, Any]:
+        try:
+            token = jwt.decode(assertion, resolve_key, algorithms=sorted(ASYMMETRIC_ALGORITHMS))
+            self.verify_claims(token.claims)
+        except (JoseError, InvalidClientError, ValueError):
+            raise InvalidClientError(
+                status_code=401, description="invalid client assertion"
+            ) from None
+        return token.claims
+
+    def validate_jti(self, claims: dict[str, Any], jti: object) -> bool:
+        exp = claims.get("exp")
+        if not isinstance(jti, str) or not isinstance(exp, int | float):
+            return False
+        iat = claims.get("iat", exp)
+        if not isinstance(iat, int | float) or exp - iat > _MAX_ASSERTION_LIFETIME:
+            return False
+        key = f"{claims['sub']}\n{jti}"
+        return bool(anyio.from_thread.run(self._bridge.first_use, key, float(exp)))
+
+
+class _ClientCredentialsGrant(ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+
+
+class _RevokedToken:
+    def __init__(self, token: VerifiedToken) -> None:
+        self.token = token
+
+    def check_client(self, client: OAuthClient) -> bool:
+        return client.get_client_id() == self.token.client_id
+
+
+class _Revocation(RevocationEndpoint):
+    CLIENT_AUTH_METHODS = AUTH_METHODS
+
+    def __init__(self, server: OAuthServer, bridge: Bridge) -> None:
+        super().__init__(server)
+        self._bridge = bridge
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> _RevokedToken | None:
+        token = anyio.from_thread.run(self._bridge.verified, token_string)
+        return _RevokedToken(token) if token is not None else None
+
+    def revoke_token(self, token: _RevokedToken, request: TokenRequest) -> None:
+        anyio.from_thread.run(self._bridge.revoke, token.token)
+        request.revoked = token.token
+
+
+class OAuthServer(AuthorizationServer):
+    """authlib's AuthorizationServer for the client-credentials grant, answering tuples."""
+
+    def __init__(self, config: AuthConfig, generator: HubTokenGenerator, bridge: Bridge) -> None:
+        super().__init__(scopes_supported=sorted(SCOPES))
+        self._bridge = bridge
+        self.register_token_generator("default", generator)
+        self.register_grant(_ClientCredentialsGrant)
+        self.register_client_auth_method("private_key_jwt", _PrivateKeyJWT(config, bridge))
+        self.register_endpoint(_Revocation(self, bridge))
+
+    def query_client(self, client_id: str) -> OAuthClient:
+        client = anyio.from_thread.run(self._bridge.client, client_id)
+        return OAuthClient(client_id, client)
+
+    def save_token(self, token: dict[str, Any], request: TokenRequest) -> None:
+        """JWT access tokens are self-contained: nothing to store."""
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        """Events are emitted by the routes, after the response is known."""
+
+    def create_oauth2_request(self, request: TokenRequest) -> TokenRequest:
+        return request
+
+    def handle_response(
+        self, status: int, body: Any, headers: list[tuple[str, str]]
+    ) -> tuple[int, Any, list[tuple[str, str]]]:
+        return status, body, headers
+
+    def handle_error_response(
+        self, request: TokenRequest, error: OAuth2Error
+    ) -> tuple[int, Any, list[tuple[str, str]]]:
+        if isinstance(error, InvalidClientError):
+            error.status_code = 401  # RFC 6749 5.2 allows it; the hub promises it
+        return self.handle_response(*error(None))
+
+
+class BadForm(Exception):
+    """The request body is not a small, well-formed form without repeated parameters."""
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != (
+        "application/x-www-form-urlencoded"
+    ):
+        raise BadForm("content type must be application/x-www-form-urlencoded")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_FORM_BYTES:
+            raise BadForm("request body too large")
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=32)
+    except (UnicodeDecodeError, ValueError):
+        raise BadForm("malformed form body") from None
+    form = dict(pairs)
+    if len(form) != len(pairs):
+        raise BadForm("repeated parameter")
+    return form
+
+
+def oauth_response(status: int, body: Any, headers: list[tuple[str, str]]) -> Response:
+    response = JSONResponse(body, status_code=status)
+    for name, value in headers:
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
+def oauth_error(status: int, error: str, description: str) -> Response:
+    body = {"error": error, "error_description": description}
+    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+async def run_token_endpoint(server: OAuthServer, request: TokenRequest) -> tuple[int, Any, list]:
+    result: tuple[int, Any, list] = await anyio.to_thread.run_sync(
+        server.create_token_response, request
+    )
+    return result
+
+
+async def run_revocation_endpoint(
+    server: OAuthServer, request: TokenRequest
+) -> tuple[int, Any, list]:
+    result: tuple[int, Any, list] = await anyio.to_thread.run_sync(
+        server.create_endpoint_response, "revocation", request
+    )
+    return result

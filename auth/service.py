@@ -1,0 +1,367 @@
+"""`AuthService`: the one object the hub builds to use the auth package.
+
+It composes the client registry, the key ring, the shared denylist, the token verifier and the
+authlib authorization server, and offers the hot-path check (`authenticate`), the four HTTP
+routes, the registry operations the CLI wraps, token issuance, key rotation and JWS signing.
+
+Resource-server check, top to bottom (`authenticate`): Bearer header → size → signature with a
+known kid and an allowed algorithm → iss, aud, exp/nbf/iat (with leeway) → scope claim form →
+client registered, enabled and (for external IdPs) bound to that issuer → denylist (revoked jti,
+disabled client) in the shared store, failing closed → `Principal`. Verified tokens are cached in
+an LRU until they expire; the client and denylist steps run on every request.
+
+Events go to `on_event` before the response leaves; if it raises (the audit log is down), the
+exception propagates and the hub answers with an error: no audit, no token.
+
+Never: log or return a token or secret; read os.environ; block the event loop on argon2.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from auth._issuers import IssuerKeys
+from auth.clients import Client, ClientRegistry
+from auth.config import AuthConfig
+from auth.errors import InvalidClient, Unauthenticated
+from auth.events import AuthEvent, EventSink
+from auth.keys import KeyRing
+from auth.models import auth_metadata
+from auth.principal import Principal
+from auth.purpose import purpose_of_use
+from auth.revocation import Denylist
+from auth.server import (
+    AUTH_METHODS,
+    BadForm,
+    Bridge,
+    OAuthClient,
+    OAuthServer,
+    TokenRequest,
+    oauth_error,
+    oauth_response,
+    read_form,
+    run_revocation_endpoint,
+    run_token_endpoint,
+)
+from auth.tokens import HubTokenGenerator, TokenVerifier, VerifiedToken
+from connectors.kv import KeyValue, KeyValueUnavailable
+
+__all__ = ["AuthService"]
+
+_CLIENT_CACHE_SIZE = 10_000
+
+
+async def _ignore(event: AuthEvent) -> None:
+    return None
+
+
+class _ClientCache:
+    """Registry lookups for the hot path, fresh for `ttl` seconds (disable is also pushed
+    through the shared denylist, so it takes effect at once on every instance)."""
+
+    def __init__(self, registry: ClientRegistry, ttl: float, clock: Callable[[], float]) -> None:
+        self._registry = registry
+        self._ttl = ttl
+        self._clock = clock
+        self._items: dict[str, tuple[Client | None, float]] = {}
+
+    async def get(self, client_id: str) -> Client | None:
+        hit = self._items.get(client_id)
+        if hit is not None and self._clock() - hit[1] < self._ttl:
+            return hit[0]
+        client = await self._registry.find(client_id)
+        if len(self._items) >= _CLIENT_CACHE_SIZE:
+            self._items.clear()
+        self._items[client_id] = (client, self._clock())
+        return client
+
+    def forget(self, client_id: str) -> None:
+        self._items.pop(client_id, None)
+
+
+class AuthService:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        kv: KeyValue,
+        config: AuthConfig,
+        http: httpx.AsyncClient | None = None,
+        on_event: EventSink | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self._engine = engine
+        self._kv = kv
+        self._clock = clock
+        self._emit = on_event or _ignore
+        self._http = http
+        self._own_http = http is None and bool(config.trusted_issuers)
+        if self._own_http:
+            self._http = httpx.AsyncClient()
+        self.registry = ClientRegistry(engine)
+        self._clients = _ClientCache(self.registry, config.client_cache_seconds, clock)
+        self._ring = KeyRing(engine, config, clock)
+        self._denylist = Denylist(kv, config.leeway_seconds, clock)
+        self._verifier = TokenVerifier(config, self._ring, IssuerKeys(self._http, clock), clock)
+        self._generator = HubTokenGenerator(config, self._ring)
+        self._server = OAuthServer(
+            config,
+            self._generator,
+            Bridge(self._bridge_client, self._first_use, self._verified_or_none, self._revoke),
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self, *, create_tables: bool = False) -> None:
+        """Load the keys, creating the first one on a fresh database. `create_tables` is for
+        tests and the embedded demo; production databases are migrated with Alembic."""
+        if create_tables:
+            async with self._engine.begin() as conn:
+                await conn.run_sync(auth_metadata.create_all)
+        await self._ring.ensure_active()
+
+    async def close(self) -> None:
+        if self._own_http and self._http is not None:
+            await self._http.aclose()
+
+    # -- resource server -----------------------------------------------------------------------
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        """The resource-server check; raises `Unauthenticated` (401) on any failure."""
+        token = _bearer_token(authorization, self.config.max_token_bytes)
+        await self._ring.refresh()
+        verified = await self._verifier.verify(token)
+        client = await self._clients.get(verified.client_id)
+        principal = _principal(verified, client, self.config.issuer)
+        await self._denylist.check(verified.issuer, verified.token_id, verified.client_id)
+        return principal
+
+    def purpose_of_use(self, principal: Principal, header_value: str | None) -> str:
+        return purpose_of_use(principal, header_value)
+
+    # -- tokens and keys -----------------------------------------------------------------------
+
+    async def issue_token(self, client_id: str, scope: str | None = None) -> str:
+        """A token for `client_id` without client authentication (the `hub token` CLI)."""
+        client = await self.registry.get(client_id)
+        if not client.enabled or client.external_issuer is not None:
+            raise InvalidClient(f"client {client_id!r} cannot receive hub tokens")
+        await self._ring.refresh()
+        token = self._generator.generate(
+            "client_credentials", OAuthClient(client_id, client), scope=scope,
+            include_refresh_token=False,
+        )
+        await self._emit(AuthEvent("token_issued", client_id, "success", detail="method=cli"))
+        return str(token["access_token"])
+
+    async def rotate_keys(self) -> str:
+        kid = await self._ring.rotate()
+        await self._emit(AuthEvent("key_rotated", None, "success", detail=f"kid={kid}"))
+        return kid
+
+    async def sign_jws(self, payload: bytes, typ: str = "JOSE") -> str:
+        await self._ring.refresh()
+        return self._ring.sign_jws(payload, typ)
+
+    def jwks(self) -> dict[str, list[dict[str, Any]]]:
+        """Public keys of every published key: signing, about to sign, and retired-but-kept."""
+        return self._ring.jwks()
+
+    # -- client registry -----------------------------------------------------------------------
+
+    async def add_client(
+        self,
+        client_id: str,
+        agency: str,
+        scopes: Iterable[str],
+        purposes: Iterable[str],
+        *,
+        public_key: Mapping[str, Any] | None = None,
+        external_issuer: str | None = None,
+        embargoed_until: date | None = None,
+        webhook_url: str | None = None,
+    ) -> tuple[Client, str | None]:
+        """Register a client; returns it and its secret (shown once; None for key/IdP clients)."""
+        client, secret = await self.registry.add(
+            client_id, agency, scopes, purposes, public_key=public_key,
+            external_issuer=external_issuer, embargoed_until=embargoed_until,
+            webhook_url=webhook_url,
+        )
+        await self._denylist.set_client_disabled(client_id, False)
+        await self._changed(client_id, f"added method={client.auth_method}")
+        return client, secret
+
+    async def get_client(self, client_id: str) -> Client:
+        return await self.registry.get(client_id)
+
+    async def list_clients(self) -> list[Client]:
+        return await self.registry.list()
+
+    async def disable_client(self, client_id: str) -> Client:
+        client = await self.registry.set_enabled(client_id, False)
+        await self._denylist.set_client_disabled(client_id, True)
+        await self._changed(client_id, "disabled")
+        return client
+
+    async def enable_client(self, client_id: str) -> Client:
+        client = await self.registry.set_enabled(client_id, True)
+        await self._denylist.set_client_disabled(client_id, False)
+        await self._changed(client_id, "enabled")
+        return client
+
+    async def set_scopes(self, client_id: str, scopes: Iterable[str]) -> Client:
+        client = await self.registry.set_scopes(client_id, scopes)
+        await self._changed(client_id, "scopes=" + " ".join(sorted(client.scopes)))
+        return client
+
+    async def set_purposes(self, client_id: str, purposes: Iterable[str]) -> Client:
+        client = await self.registry.set_purposes(client_id, purposes)
+        await self._changed(client_id, "purposes=" + " ".join(sorted(client.purposes)))
+        return client
+
+    async def _changed(self, client_id: str, detail: str) -> None:
+        self._clients.forget(client_id)
+        await self._emit(AuthEvent("client_changed", client_id, "success", detail=detail))
+
+    # -- HTTP routes ---------------------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/oauth/token", self._token_endpoint, methods=["POST"]),
+            Route("/oauth/revoke", self._revocation_endpoint, methods=["POST"]),
+            Route("/.well-known/jwks.json", self._jwks_endpoint, methods=["GET"]),
+            Route("/.well-known/oauth-authorization-server", self._metadata_endpoint,
+                  methods=["GET"]),
+        ]
+
+    async def _token_endpoint(self, request: Request) -> Response:
+        try:
+            oauth_request = TokenRequest(
+                self.config.token_endpoint, request.headers, await read_form(request)
+            )
+        except BadForm as exc:
+            refused = AuthEvent("token_refused", None, "failure", "invalid_request", str(exc))
+            await self._emit(refused)
+            return oauth_error(400, "invalid_request", str(exc))
+        try:
+            status, body, headers = await run_token_endpoint(self._server, oauth_request)
+        except KeyValueUnavailable:
+            return oauth_error(503, "temporarily_unavailable", "try again later")
+        await self._emit(_token_event(oauth_request, status, body))
+        return oauth_response(status, body, headers)
+
+    async def _revocation_endpoint(self, request: Request) -> Response:
+        try:
+            oauth_request = TokenRequest(
+                self.config.url("/oauth/revoke"), request.headers, await read_form(request)
+            )
+        except BadForm as exc:
+            return oauth_error(400, "invalid_request", str(exc))
+        try:
+            status, body, headers = await run_revocation_endpoint(self._server, oauth_request)
+        except KeyValueUnavailable:
+            return oauth_error(503, "temporarily_unavailable", "revocation not recorded")
+        if oauth_request.revoked is not None:
+            revoked = oauth_request.revoked
+            await self._emit(AuthEvent(
+                "token_revoked", revoked.client_id, "success", detail=f"jti={revoked.token_id}"
+            ))
+        return oauth_response(status, body, headers)
+
+    async def _jwks_endpoint(self, request: Request) -> Response:
+        await self._ring.refresh()
+        return JSONResponse(self.jwks(), headers={"Cache-Control": "public, max-age=60"})
+
+    async def _metadata_endpoint(self, request: Request) -> Response:
+        return JSONResponse(self.metadata(), headers={"Cache-Control": "public, max-age=300"})
+
+    def metadata(self) -> dict[str, Any]:
+        """RFC 8414 authorization server metadata."""
+        c = self.config
+        algs = ["ES256", "ES384", "PS256", "RS256", "EdDSA"]
+        return {
+            "issuer": c.issuer,
+            "token_endpoint": c.token_endpoint,
+            "jwks_uri": c.url("/.well-known/jwks.json"),
+            "revocation_endpoint": c.url("/oauth/revoke"),
+            "scopes_supported": sorted(self._server.scopes_supported),
+            # REQUIRED by RFC 8414 although there is no authorization endpoint: "none" is the
+            # registered response type that issues nothing.
+            "response_types_supported": ["none"],
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": AUTH_METHODS,
+            "token_endpoint_auth_signing_alg_values_supported": algs,
+            "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+            "revocation_endpoint_auth_signing_alg_values_supported": algs,
+        }
+
+    # -- bridge for authlib's worker thread ----------------------------------------------------
+
+    async def _bridge_client(self, client_id: str) -> Client | None:
+        client = await self.registry.find(client_id)
+        return client if client is not None and client.external_issuer is None else None
+
+    async def _first_use(self, key: str, expires_at: float) -> bool:
+        ttl = max(1.0, expires_at - self._clock() + self.config.leeway_seconds)
+        return await self._kv.incr(f"auth:assertion-jti:{key}", 1, ttl_seconds=ttl) == 1
+
+    async def _verified_or_none(self, token: str) -> VerifiedToken | None:
+        try:
+            verified = await self._verifier.verify(token)
+        except Unauthenticated:
+            return None
+        return verified if verified.issuer == self.config.issuer else None
+
+    async def _revoke(self, token: VerifiedToken) -> None:
+        await self._denylist.revoke(token.issuer, token.token_id, token.expires_at)
+
+
+def _bearer_token(authorization: str | None, max_bytes: int) -> str:
+    if not authorization:
+        raise Unauthenticated("missing Authorization header")
+    if len(authorization) > max_bytes + 16:
+        raise Unauthenticated("token too large")
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise Unauthenticated("malformed Authorization header")
+    return token
+
+
+def _principal(verified: VerifiedToken, client: Client | None, hub_issuer: str) -> Principal:
+    expected_issuer = None if verified.issuer == hub_issuer else verified.issuer
+    if client is None or client.external_issuer != expected_issuer:
+        raise Unauthenticated("unknown client")
+    if not client.enabled:
+        raise Unauthenticated("client disabled")
+    if verified.agency_claim is not None and verified.agency_claim != client.agency:
+        raise Unauthenticated("agency does not match the registered client")
+    return Principal(
+        client_id=client.client_id,
+        agency=client.agency,
+        scopes=verified.scopes & client.scopes,
+        purposes=client.purposes,
+        token_id=verified.token_id,
+        expires_at=verified.expires_at,
+        issuer=verified.issuer,
+        embargoed_until=client.embargoed_until,
+    )
+
+
+def _token_event(request: TokenRequest, status: int, body: Any) -> AuthEvent:
+    if status == 200:
+        client_id = request.client.get_client_id() if request.client else None
+        detail = f"method={request.auth_method} scope={body.get('scope', '')}"
+        return AuthEvent("token_issued", client_id, "success", detail=detail)
+    error = body.get("error") if isinstance(body, dict) else None
+    return AuthEvent("token_refused", request.claimed_client_id(), "failure", error, str(error))

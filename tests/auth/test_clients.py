@@ -1,0 +1,68 @@
+"""The client registry: scopes are checked, secrets are argon2 hashes and shown once."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from argon2 import PasswordHasher
+
+import auth
+from auth import SCOPES, RegistryError, UnknownClient
+from tests.auth.conftest import Agency, Hub, agency_key
+
+
+async def test_secrets_are_stored_as_argon2_hashes(hub: Hub, exit_entry: Agency) -> None:
+    client = await hub.service.get_client(exit_entry.client_id)
+    assert client.secret_hash is not None and client.secret_hash.startswith("$argon2id$")
+    assert PasswordHasher().verify(client.secret_hash, exit_entry.secret)
+    assert exit_entry.secret not in repr(await hub.service.list_clients())
+    assert len(exit_entry.secret) >= 40
+
+
+async def test_unknown_scopes_are_refused(hub: Hub) -> None:
+    with pytest.raises(RegistryError, match="unknown scopes: permit:everything"):
+        await hub.service.add_client("x", "X", ["permit:everything"], ["p"])
+    with pytest.raises(RegistryError):
+        await hub.service.add_client("x", "X", ["permit:validity"], [])
+    assert await hub.service.list_clients() == []
+
+
+async def test_registry_operations(hub: Hub, exit_entry: Agency) -> None:
+    embargo = date(2030, 1, 1)
+    client, secret = await hub.service.add_client(
+        "si-agency-yichang", "Yichang SI", ["enrollment:read"], ["enrollment"],
+        public_key=agency_key().as_dict(private=False), embargoed_until=embargo,
+        webhook_url="https://si.yichang.test/hook",
+    )
+    assert secret is None and client.auth_method == "private_key_jwt"
+    assert client.embargoed_until == embargo
+
+    changed = await hub.service.set_scopes("si-agency-yichang", ["enrollment:read",
+                                                                  "enrollment:write"])
+    disabled = await hub.service.disable_client("si-agency-yichang")
+
+    assert changed.scopes == {"enrollment:read", "enrollment:write"}
+    assert disabled.enabled is False
+    assert [c.client_id for c in await hub.service.list_clients()] == [
+        "exit-entry-wuhan", "si-agency-yichang"]
+    with pytest.raises(UnknownClient):
+        await hub.service.disable_client("nobody")
+    with pytest.raises(RegistryError, match="already exists"):
+        await hub.service.add_client("exit-entry-wuhan", "X", ["permit:validity"], ["p"])
+    assert {e.kind for e in hub.events} == {"client_changed"}
+
+
+async def test_private_keys_are_not_accepted_as_client_keys(hub: Hub) -> None:
+    with pytest.raises(RegistryError, match="public keys only"):
+        await hub.service.add_client("x", "X", ["permit:validity"], ["p"],
+                                     public_key=agency_key().as_dict(private=True))
+
+
+def test_scopes_are_the_design_table() -> None:
+    assert len(SCOPES) == 12 and "events:publish" in SCOPES
+
+
+def test_all_is_sorted_and_public() -> None:
+    assert auth.__all__ == sorted(auth.__all__, key=lambda n: (not n.isupper(), n[0].islower(), n))
+    assert all(not name.startswith("_") and hasattr(auth, name) for name in auth.__all__)
