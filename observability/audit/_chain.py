@@ -1,0 +1,175 @@
+"""Appending to the one chain: the transaction every hub instance runs, and its checkpoints.
+
+One transaction appends a whole batch: it locks the single `audit_chain_head` row (`SELECT ...
+FOR UPDATE` on PostgreSQL; `BEGIN IMMEDIATE` on SQLite, which takes the database's write lock
+before reading, so two processes never read the same head), numbers and hashes the records from
+that head, inserts them and their subject index rows, moves the head, and commits. Either all of
+the batch is stored or none of it.
+
+A checkpoint is *claimed* inside that transaction (the head row remembers the last claimed
+checkpoint, so of all instances exactly one claims each), then signed and inserted after the
+commit, so that signing never holds the chain lock and a signer failure never fails a request.
+A crash between the two loses one checkpoint; the next one covers its records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from observability.audit._errors import AuditUnavailable
+from observability.audit._records import (
+    GENESIS_HASH,
+    AuditEvent,
+    AuditRecord,
+    aware,
+    canonical,
+    chained,
+    format_time,
+    new_record_id,
+    record_to_row,
+)
+from observability.audit._signing import CHECKPOINT_TYP, Signer
+from observability.audit._tables import HEAD_ID, chain_head, checkpoints, records, subjects
+
+__all__ = [
+    "Batch",
+    "ChainHead",
+    "CheckpointPolicy",
+    "append_batch",
+    "claim_checkpoint",
+    "ensure_head",
+    "translated",
+    "write_checkpoint",
+]
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    seq: int
+    hash: str
+    checkpoint_seq: int
+    checkpoint_at: datetime
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one committed transaction stored, and the checkpoint it claimed, if any."""
+
+    records: tuple[AuditRecord, ...]
+    checkpoint_due: bool
+
+
+@dataclass(frozen=True)
+class CheckpointPolicy:
+    every: int
+    seconds: float
+
+    def due(self, head: ChainHead, new_seq: int, now: datetime) -> bool:
+        if new_seq <= head.checkpoint_seq:
+            return False
+        old = (now - head.checkpoint_at).total_seconds() >= self.seconds
+        return new_seq - head.checkpoint_seq >= self.every or old
+
+
+@asynccontextmanager
+async def translated(what: str) -> AsyncIterator[None]:
+    """Any storage failure (driver, pool, network, timeout) becomes `AuditUnavailable`."""
+    try:
+        yield
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        raise AuditUnavailable(f"audit store unavailable ({what}): {type(exc).__name__}") from exc
+
+
+@asynccontextmanager
+async def chain_locked(engine: AsyncEngine) -> AsyncIterator[tuple[AsyncConnection, ChainHead]]:
+    """A transaction holding the chain's write lock, with the head as it is now."""
+    async with engine.connect() as conn, conn.begin():
+        if conn.dialect.name == "sqlite":
+            # pysqlite would begin a deferred transaction, whose read lock could deadlock
+            # against another process's writer; IMMEDIATE waits for the write lock instead.
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
+        query = select(chain_head).where(chain_head.c.id == HEAD_ID).with_for_update()
+        row = (await conn.execute(query)).mappings().one()
+        yield conn, ChainHead(
+            row["seq"], row["hash"], row["checkpoint_seq"], aware(row["checkpoint_at"])
+        )
+
+
+async def ensure_head(engine: AsyncEngine) -> None:
+    """Create the head row of an empty chain; instances starting together race harmlessly."""
+    try:
+        async with engine.begin() as conn:
+            if (await conn.execute(select(chain_head.c.id))).first() is None:
+                await conn.execute(insert(chain_head).values(
+                    id=HEAD_ID, seq=0, hash=GENESIS_HASH, checkpoint_seq=0,
+                    checkpoint_at=datetime.now(UTC),
+                ))
+    except IntegrityError:
+        pass
+
+
+async def append_batch(
+    engine: AsyncEngine, events: Sequence[AuditEvent], policy: CheckpointPolicy
+) -> Batch:
+    """Store `events` as the next records of the chain, all in one committed transaction."""
+    async with chain_locked(engine) as (conn, head):
+        batch = _numbered(events, head)
+        now = datetime.now(UTC)
+        due = policy.due(head, batch[-1].seq, now)
+        await conn.execute(insert(records), [record_to_row(r) for r in batch])
+        index = [{"subject": s, "seq": r.seq} for r in batch for s in r.subjects]
+        if index:
+            await conn.execute(insert(subjects), index)
+        moved = {"seq": batch[-1].seq, "hash": batch[-1].hash}
+        if due:
+            moved |= {"checkpoint_seq": batch[-1].seq, "checkpoint_at": now}
+        await conn.execute(update(chain_head).where(chain_head.c.id == HEAD_ID).values(moved))
+    return Batch(tuple(batch), due)
+
+
+def _numbered(events: Sequence[AuditEvent], head: ChainHead) -> list[AuditRecord]:
+    batch: list[AuditRecord] = []
+    prev_seq, prev_hash = head.seq, head.hash
+    for event in events:
+        record = chained(event, prev_seq + 1, new_record_id(), prev_hash)
+        batch.append(record)
+        prev_seq, prev_hash = record.seq, record.hash
+    return batch
+
+
+async def claim_checkpoint(
+    engine: AsyncEngine, policy: CheckpointPolicy | None
+) -> ChainHead | None:
+    """Claim a checkpoint of the current head if `policy` says one is due (always if None).
+
+    Returns the claimed head, or None when there is nothing to claim.
+    """
+    async with chain_locked(engine) as (conn, head):
+        now = datetime.now(UTC)
+        if head.seq == 0 or (policy is not None and not policy.due(head, head.seq, now)):
+            return None
+        await conn.execute(update(chain_head).where(chain_head.c.id == HEAD_ID).values(
+            checkpoint_seq=head.seq, checkpoint_at=now))
+        return ChainHead(head.seq, head.hash, head.seq, now)
+
+
+async def write_checkpoint(engine: AsyncEngine, signer: Signer, seq: int, head_hash: str) -> bool:
+    """Sign `(seq, hash, time)` and store it; False if that checkpoint already exists."""
+    now = datetime.now(UTC)
+    payload = canonical({"seq": seq, "hash": head_hash, "time": format_time(now)})
+    token = await signer.sign_jws(payload, CHECKPOINT_TYP)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(checkpoints).values(seq=seq, hash=head_hash, jws=token, time=now)
+            )
+    except IntegrityError:
+        return False
+    return True

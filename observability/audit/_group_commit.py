@@ -1,0 +1,115 @@
+"""Group commit: one writer task turns the appends waiting at a moment into one transaction.
+
+A request awaits a future; the writer takes everything queued (up to `max_batch`), commits it in
+one transaction and resolves every future with its record, or fails every one of them with
+`AuditUnavailable`. While one batch commits, the next one gathers, so under load the cost of a
+commit (and of the chain lock) is shared by many requests, and with one request it is no slower
+than committing alone. When the queue is idle the writer runs `on_idle` (time-based checkpoints).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from observability.audit._errors import AuditUnavailable
+from observability.audit._records import AuditEvent, AuditRecord
+
+__all__ = ["GroupCommitter"]
+
+_log = logging.getLogger("observability.audit")
+
+_Pending = tuple[AuditEvent, "asyncio.Future[AuditRecord]"]
+Commit = Callable[[Sequence[AuditEvent]], Awaitable[Sequence[AuditRecord]]]
+
+
+class GroupCommitter:
+    """A queue and its single writer task."""
+
+    def __init__(
+        self,
+        commit: Commit,
+        *,
+        max_batch: int,
+        idle_seconds: float,
+        on_idle: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._commit = commit
+        self._max_batch = max_batch
+        self._idle_seconds = idle_seconds
+        self._on_idle = on_idle
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="audit-group-commit")
+
+    async def close(self) -> None:
+        """Commit what is already queued, then stop."""
+        self._closing = True
+        if self._task is None:
+            return
+        self._queue.put_nowait(None)
+        await self._task
+        self._task = None
+
+    async def submit(self, event: AuditEvent) -> AuditRecord:
+        if self._closing or self._task is None or self._task.done():
+            raise AuditUnavailable("audit log is not running")
+        future: asyncio.Future[AuditRecord] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((event, future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                first = await asyncio.wait_for(self._queue.get(), self._idle_seconds)
+            except TimeoutError:
+                await self._idle()
+                continue
+            batch, stop = self._gather(first)
+            if batch:
+                await self._write(batch)
+            if stop:
+                return
+
+    def _gather(self, first: _Pending | None) -> tuple[list[_Pending], bool]:
+        batch: list[_Pending] = []
+        item = first
+        while item is not None:
+            batch.append(item)
+            if len(batch) >= self._max_batch or self._queue.empty():
+                return batch, False
+            item = self._queue.get_nowait()
+        return batch, True
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        try:
+            stored = await self._commit([event for event, _ in batch])
+        except Exception as exc:  # every waiter must hear of it, and the writer must go on
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(_fresh(exc))
+            return
+        for (_, future), record in zip(batch, stored, strict=True):
+            if not future.done():  # the caller may have given up; the record stays
+                future.set_result(record)
+
+    async def _idle(self) -> None:
+        try:
+            await self._on_idle()
+        except Exception:  # retried at the next idle tick; it must not stop the writer
+            _log.exception("audit: idle checkpoint failed")
+
+
+def _fresh(exc: Exception) -> Exception:
+    """One exception object per waiter (tracebacks would otherwise pile up on a shared one)."""
+    if isinstance(exc, AuditUnavailable):
+        fresh = AuditUnavailable(str(exc))
+        fresh.__cause__ = exc.__cause__
+        return fresh
+    unexpected = AuditUnavailable(f"audit write failed: {type(exc).__name__}")
+    unexpected.__cause__ = exc
+    return unexpected

@@ -1,0 +1,233 @@
+"""`AuditLog`: the service the hub holds, one per process, over the shared hub database.
+
+`append` returns only once the record's transaction has committed; the hub releases a response
+after that, never before (no audit, no data). Every storage failure surfaces as
+`AuditUnavailable`, which the hub maps to `INTERNAL` (HTTP 503) and releases nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, TextIO
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from observability.audit._chain import (
+    CheckpointPolicy,
+    append_batch,
+    claim_checkpoint,
+    ensure_head,
+    translated,
+    write_checkpoint,
+)
+from observability.audit._errors import AuditQueryError
+from observability.audit._evidence import build_proof, evidence_payload
+from observability.audit._export import ExportFormat, export_records, stream_records
+from observability.audit._group_commit import GroupCommitter
+from observability.audit._records import (
+    AuditEvent,
+    AuditRecord,
+    aware,
+    content_digest,
+    format_time,
+    record_from_row,
+)
+from observability.audit._search import AuditFilter, AuditPage, search_records
+from observability.audit._signing import EVIDENCE_TYP, Signer
+from observability.audit._tables import audit_metadata, checkpoints, records
+from observability.audit._verify import VerifyResult, verify_chain
+
+__all__ = ["AuditLog", "AuditStats"]
+
+_log = logging.getLogger("observability.audit")
+
+
+@dataclass(frozen=True)
+class AuditStats:
+    """Counters since start, for metrics: `commits` < `records` is group commit at work."""
+
+    records: int
+    commits: int
+    failed_commits: int
+    checkpoints: int
+
+
+class AuditLog:
+    """Appends to, verifies, searches and proves the hash-chained audit log."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        signer: Signer,
+        *,
+        checkpoint_every: int = 1000,
+        checkpoint_seconds: float = 60,
+        max_batch: int = 256,
+        group_commit: bool = True,
+        commit_timeout: float = 10.0,
+    ) -> None:
+        self._engine = engine
+        self._signer = signer
+        self._policy = CheckpointPolicy(checkpoint_every, checkpoint_seconds)
+        self._commit_timeout = commit_timeout
+        self._group = GroupCommitter(
+            self._commit, max_batch=max_batch, idle_seconds=checkpoint_seconds,
+            on_idle=self._idle_checkpoint,
+        ) if group_commit else None
+        self._records = self._commits = self._failed = self._checkpoints = 0
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def start(self, *, create_tables: bool = False) -> None:
+        """Create the head row (and the tables, for tests and the embedded demo)."""
+        async with translated("start"):
+            if create_tables:
+                async with self._engine.begin() as conn:
+                    await conn.run_sync(audit_metadata.create_all)
+            await ensure_head(self._engine)
+        if self._group is not None:
+            self._group.start()
+
+    async def close(self) -> None:
+        """Commit what is queued, finish pending checkpoints; the engine stays the caller's."""
+        if self._group is not None:
+            await self._group.close()
+        if self._background:
+            await asyncio.gather(*self._background)
+
+    @property
+    def stats(self) -> AuditStats:
+        return AuditStats(self._records, self._commits, self._failed, self._checkpoints)
+
+    async def append(self, event: AuditEvent) -> AuditRecord:
+        """Store `event`; returns once committed, else raises `AuditUnavailable`."""
+        if self._group is not None:
+            return await self._group.submit(event)
+        (record,) = await self._commit([event])
+        return record
+
+    async def _commit(self, events: Sequence[AuditEvent]) -> Sequence[AuditRecord]:
+        try:
+            async with translated("append"), asyncio.timeout(self._commit_timeout):
+                batch = await append_batch(self._engine, events, self._policy)
+        except Exception:
+            self._failed += 1
+            raise
+        self._commits += 1
+        self._records += len(batch.records)
+        if batch.checkpoint_due:
+            last = batch.records[-1]
+            self._spawn_checkpoint(last.seq, last.hash)
+        return batch.records
+
+    def _spawn_checkpoint(self, seq: int, head_hash: str) -> None:
+        """Sign outside the writer's path; a failure costs one checkpoint, never a request."""
+        task = asyncio.create_task(self._checkpoint_or_log(seq, head_hash))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _checkpoint_or_log(self, seq: int, head_hash: str) -> None:
+        try:
+            await self._checkpoint(seq, head_hash)
+        except Exception:
+            _log.exception("audit: checkpoint at seq %d failed", seq)
+
+    async def _checkpoint(self, seq: int, head_hash: str) -> None:
+        async with translated("checkpoint"):
+            if await write_checkpoint(self._engine, self._signer, seq, head_hash):
+                self._checkpoints += 1
+
+    async def _idle_checkpoint(self) -> None:
+        async with translated("checkpoint"):
+            head = await claim_checkpoint(self._engine, self._policy)
+        if head is not None:
+            await self._checkpoint(head.seq, head.hash)
+
+    async def checkpoint(self) -> int:
+        """Sign the current head now (if it has not been); returns the seq it covers."""
+        async with translated("checkpoint"):
+            head = await claim_checkpoint(self._engine, None)
+        if head is None:
+            return 0
+        await self._checkpoint(head.seq, head.hash)
+        return head.seq
+
+    async def verify(
+        self,
+        from_seq: int | None = None,
+        to_seq: int | None = None,
+        *,
+        jwks: dict[str, Any] | None = None,
+    ) -> VerifyResult:
+        """Check the chain (and checkpoints, against `jwks` or the signer's) from..to."""
+        async with translated("verify"):
+            return await verify_chain(
+                self._engine, jwks or dict(self._signer.jwks()), from_seq, to_seq
+            )
+
+    async def search(
+        self,
+        where: AuditFilter,
+        first: int = 50,
+        after: str | None = None,
+        *,
+        subject_view: bool,
+        today: date,
+    ) -> AuditPage:
+        """Newest first; `subject_view` hides records under an embargo still running on `today`."""
+        async with translated("search"):
+            return await search_records(
+                self._engine, where, first, after, subject_view=subject_view, today=today
+            )
+
+    async def export(
+        self, fmt: ExportFormat, out: TextIO, from_seq: int | None = None,
+        to_seq: int | None = None,
+    ) -> int:
+        """Write the records (seq order) as JSON Lines or CSV; returns how many."""
+        async with translated("export"):
+            return await export_records(self._engine, fmt, out, from_seq, to_seq)
+
+    async def get(self, record_id: str) -> AuditRecord | None:
+        async with translated("read"), self._engine.connect() as conn:
+            query = select(records).where(records.c.id == record_id)
+            row = (await conn.execute(query)).mappings().first()
+        return record_from_row(row) if row is not None else None
+
+    async def make_evidence(self, record: AuditRecord, response_body: bytes) -> str:
+        """The response header value: a JWS over the body's hash, document hash, id, time."""
+        return await self._signer.sign_jws(evidence_payload(record, response_body), EVIDENCE_TYP)
+
+    async def prove(self, record_id: str) -> dict[str, Any]:
+        """A self-contained proof that the record is in the signed chain (see `check_proof`)."""
+        record = await self.get(record_id)
+        if record is None:
+            raise AuditQueryError(f"no audit record {record_id!r}")
+        checkpoint = await self._covering_checkpoint(record.seq)
+        if checkpoint is None:
+            await self.checkpoint()
+            checkpoint = await self._covering_checkpoint(record.seq)
+        if checkpoint is None:
+            raise AuditQueryError(f"no checkpoint covers record {record_id!r}")
+        async with translated("prove"):
+            following = [
+                content_digest(later.content())
+                async for later in stream_records(self._engine, record.seq + 1, checkpoint["seq"])
+            ]
+        return build_proof(record, following, checkpoint)
+
+    async def _covering_checkpoint(self, seq: int) -> dict[str, Any] | None:
+        query = (
+            select(checkpoints).where(checkpoints.c.seq >= seq)
+            .order_by(checkpoints.c.seq).limit(1)
+        )
+        async with translated("read"), self._engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        if row is None:
+            return None
+        return {"seq": row["seq"], "hash": row["hash"], "time": format_time(aware(row["time"])),
+                "jws": row["jws"]}
