@@ -1,0 +1,39 @@
+"""The small protocols the hub's schema depends on; one implementation module per source system.
+
+Each method takes a batch of keys and makes one upstream call per batch (per region for SQL),
+so that DataLoaders above can turn N field resolutions into one request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from connectors.records import Card, Enrollment, Permit, PermitEvent
+
+__all__ = ["CardSource", "EnrollmentSource", "PermitSource"]
+
+
+class PermitSource(Protocol):
+    """The Work Management System."""
+
+    async def permits(self, numbers: Sequence[str]) -> Mapping[str, Permit]: ...
+    async def histories(self, numbers: Sequence[str]) -> Mapping[str, tuple[PermitEvent, ...]]: ...
+    async def permits_of_holders(self, holder_ids: Sequence[str]) -> Mapping[str, tuple[str, ...]]: ...
+    async def ping(self) -> bool: ...
+
+
+class EnrollmentSource(Protocol):
+    """The regional social-security agencies' databases."""
+
+    def regions(self) -> frozenset[str]: ...
+    async def by_permits(self, region: str, numbers: Sequence[str]) -> Mapping[str, Enrollment]: ...
+    async def by_ssns(self, ssns: Sequence[str]) -> Mapping[str, Enrollment]: ...
+    async def ping(self) -> dict[str, bool]: ...
+
+
+class CardSource(Protocol):
+    """The card management and service department."""
+
+    async def cards(self, ssns: Sequence[str]) -> Mapping[str, tuple[Card, ...]]: ...
+    async def ping(self) -> bool: ...

@@ -1,0 +1,33 @@
+"""The ASGI application factory: components opened in the lifespan, routes, transport middleware."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from hub.components import Hub
+from hub.routes import routes
+from hub.settings import Settings
+from hub.transport import BodyLimit
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        hub = await Hub.open(settings)
+        app.state.hub = hub
+        try:
+            yield
+        finally:
+            await hub.close()
+
+    return Starlette(
+        routes=routes(),
+        middleware=[Middleware(BodyLimit, max_bytes=settings.max_body_bytes)],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,68 @@
+"""`hub demo`: the embedded default. Simulated source systems, synthetic data, the hub; one command.
+
+The simulators are real servers on loopback ports and real SQLite databases, so the hub talks
+to them exactly as it would to the agencies' systems. Demo secrets exist only here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from connectors.simulators import (
+    build_cards_app,
+    build_wms_app,
+    generate,
+    qr_payload,
+    seed_agency_databases,
+)
+from hub.app import create_app
+from hub.servers import bind, new_server, port_of
+from hub.settings import Settings
+
+__all__ = ["DEMO_REGIONS", "run_demo"]
+
+DEMO_REGIONS = ("420100", "420500")
+log = logging.getLogger("hub.demo")
+
+
+def _write_json(path: Path, content: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+async def run_demo(host: str, port: int, data_dir: Path, seed: int, foreigners: int) -> None:
+    data_dir = data_dir.resolve()
+    demo_dir = data_dir / "demo"
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    dataset = generate(seed=seed, foreigners=foreigners)
+    agency_urls = {r: f"sqlite+aiosqlite:///{data_dir / f'agency-{r}.db'}" for r in DEMO_REGIONS}
+    await seed_agency_databases(dataset, agency_urls)
+
+    wms_app = build_wms_app(dataset)
+    wms_sock, cards_sock = bind("127.0.0.1", 0), bind("127.0.0.1", 0)
+    samples = dict(dataset.samples)
+    samples["qr_payload_valid"] = qr_payload(wms_app, samples["valid_permit"], 30 * 86400)
+    samples["qr_payload_cancelled"] = qr_payload(wms_app, samples["cancelled_permit"], 30 * 86400)
+    _write_json(demo_dir / "samples.json", samples)
+
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{data_dir / 'hub.db'}",
+        data_dir=data_dir,
+        wms_url=f"http://127.0.0.1:{port_of(wms_sock)}",
+        cards_url=f"http://127.0.0.1:{port_of(cards_sock)}",
+        agency_databases=agency_urls,
+        issuer=f"http://{host}:{port}",
+        demo=True,
+    )
+    hub_sock = bind(host, port)
+    servers = [
+        (new_server(wms_app), wms_sock),
+        (new_server(build_cards_app(dataset)), cards_sock),
+        (new_server(create_app(settings), log_level="info"), hub_sock),
+    ]
+    print(f"permit-hub demo on http://{host}:{port}/graphql  (samples: {demo_dir / 'samples.json'})")
+    await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in servers))

@@ -1,0 +1,27 @@
+"""Serving ASGI apps with uvicorn on sockets we bind ourselves (so port 0 gives a free port)."""
+
+from __future__ import annotations
+
+import socket
+
+import uvicorn
+from starlette.types import ASGIApp
+
+__all__ = ["bind", "new_server", "port_of"]
+
+
+def bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def port_of(sock: socket.socket) -> int:
+    return int(sock.getsockname()[1])
+
+
+def new_server(app: ASGIApp, *, log_level: str = "warning", access_log: bool = False) -> uvicorn.Server:
+    config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on")
+    return uvicorn.Server(config)

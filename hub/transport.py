@@ -1,0 +1,85 @@
+"""Transport step of the request path: body size limit and the W3C trace id. Plain ASGI.
+
+`BaseHTTPMiddleware` costs a task per request, so this is written against ASGI directly.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["BodyLimit", "BodyTooLarge", "trace_id_of"]
+
+_TRACEPARENT = re.compile(rb"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
+
+
+def trace_id_of(scope: Scope) -> str:
+    """The trace id of an incoming `traceparent` header, or a new one; stored on the scope."""
+    state = scope.setdefault("state", {})
+    if "trace_id" in state:
+        return str(state["trace_id"])
+    trace_id = None
+    for name, value in scope.get("headers", ()):
+        if name == b"traceparent":
+            match = _TRACEPARENT.match(value.strip())
+            if match and match.group(1) != b"0" * 32:
+                trace_id = match.group(1).decode()
+            break
+    state["trace_id"] = trace_id or secrets.token_hex(16)
+    return str(state["trace_id"])
+
+
+class BodyTooLarge(Exception):
+    """The request body is larger than the configured limit."""
+
+
+class BodyLimit:
+    """Refuse bodies over `max_bytes` (413), whether announced by content-length or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
+                await _too_large(send)
+                return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge
+            return message
+
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await _too_large(send)
+
+
+async def _too_large(send: Send) -> None:
+    body = b'{"errors":[{"message":"request body too large","extensions":{"code":"BAD_USER_INPUT"}}]}'
+    await send({
+        "type": "http.response.start",
+        "status": 413,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+    })
+    await send({"type": "http.response.body", "body": body})

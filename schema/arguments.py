@@ -1,0 +1,90 @@
+"""Identifier arguments are checked before execution: a bad one never reaches a source system.
+
+Every `ID` argument of the schema is listed in `IDENTIFIER_ARGUMENTS` (a test holds the table
+complete), with the validator of DESIGN section 5 that it must pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from graphql import GraphQLError, GraphQLSchema, VariableDefinitionNode
+from graphql.execution.values import get_argument_values, get_variable_values
+
+from connectors.identifiers import (
+    InvalidIdentifier,
+    region_of_ssn,
+    validate_permit_number,
+    validate_ssn,
+)
+from schema.document import FieldUse
+from schema.errors import BadUserInput
+
+__all__ = ["IDENTIFIER_ARGUMENTS", "check_arguments", "coerce_variables"]
+
+Validator = Callable[[object], str]
+
+IDENTIFIER_ARGUMENTS: dict[tuple[str, str, str], Validator] = {
+    ("Query", "permit", "number"): validate_permit_number,
+    ("Query", "permits", "numbers"): validate_permit_number,
+    ("Query", "foreigner", "permitNumber"): validate_permit_number,
+    ("Query", "foreigner", "ssn"): validate_ssn,
+    ("Query", "enrollment", "ssn"): validate_ssn,
+    ("Query", "cards", "ssn"): validate_ssn,
+}
+SSN_ARGUMENTS = {key for key, check in IDENTIFIER_ARGUMENTS.items() if check is validate_ssn}
+
+
+def coerce_variables(
+    schema: GraphQLSchema, definitions: Iterable[VariableDefinitionNode], raw: Mapping[str, Any]
+) -> dict[str, Any]:
+    result = get_variable_values(schema, list(definitions), raw)
+    if isinstance(result, list):
+        raise BadUserInput(result[0].message)
+    return result
+
+
+def _values(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def check_arguments(
+    uses: Iterable[FieldUse],
+    variables: dict[str, Any],
+    *,
+    served_regions: frozenset[str],
+    max_batch: int,
+) -> None:
+    """Raise BadUserInput for the first malformed identifier, over-long batch or bad combination."""
+    for use in uses:
+        if use.definition is None or not use.definition.args:
+            continue
+        try:
+            args = get_argument_values(use.definition, use.node, variables)
+        except GraphQLError as exc:
+            raise BadUserInput(exc.message) from None
+        for arg_name, value in args.items():
+            validator = IDENTIFIER_ARGUMENTS.get((use.parent, use.name, arg_name))
+            if validator is None or value is None:
+                continue
+            values = _values(value)
+            if len(values) > max_batch:
+                raise BadUserInput(f"{use.path}: at most {max_batch} {arg_name} per request")
+            for item in values:
+                _check_one(validator, item, (use.parent, use.name, arg_name), served_regions)
+        if (use.parent, use.name) == ("Query", "foreigner") and (
+            (args.get("permitNumber") is None) == (args.get("ssn") is None)
+        ):
+            raise BadUserInput(f"{use.path}: give exactly one of permitNumber and ssn")
+
+
+def _check_one(
+    validator: Validator, value: Any, key: tuple[str, str, str], served: frozenset[str]
+) -> None:
+    try:
+        validator(value)
+    except InvalidIdentifier as exc:
+        raise BadUserInput(f"{key[1]}({key[2]}): {exc}") from None
+    if key in SSN_ARGUMENTS and region_of_ssn(value) not in served:
+        raise BadUserInput(f"{key[1]}({key[2]}): no social-security agency serves this region")

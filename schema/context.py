@@ -1,0 +1,23 @@
+"""The per-request context: everything a resolver may use, built once per request, never global."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from schema.loaders import Loaders, Sources
+from schema.subjects import Touched
+
+__all__ = ["HubContext"]
+
+
+@dataclass(slots=True)
+class HubContext:
+    loaders: Loaders
+    today: dt.date
+    touched: Touched = field(default_factory=Touched)
+
+    @classmethod
+    def for_request(cls, sources: Sources, today: dt.date) -> HubContext:
+        touched = Touched()
+        return cls(loaders=Loaders.for_request(sources, touched), today=today, touched=touched)

@@ -1,0 +1,87 @@
+"""GraphQL errors and their `extensions.code`: the one place where exceptions become codes.
+
+    HubError (GraphQLError with a code)
+    ├── BadUserInput            BAD_USER_INPUT
+    ├── Forbidden               FORBIDDEN        (with the denied field paths)
+    └── QueryTooComplex         QUERY_TOO_COMPLEX
+
+Anything not listed in `_CODES` is INTERNAL and its message is masked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import GraphQLError
+
+from connectors.errors import UpstreamTimeout, UpstreamUnavailable
+from connectors.identifiers import InvalidIdentifier
+
+__all__ = ["BadUserInput", "Forbidden", "HubError", "QueryTooComplex", "format_error"]
+
+
+class HubError(GraphQLError):
+    code = "INTERNAL"
+
+    def __init__(self, message: str, **extensions: Any) -> None:
+        super().__init__(message, extensions={"code": self.code, **extensions})
+
+
+class BadUserInput(HubError):
+    code = "BAD_USER_INPUT"
+
+
+class Forbidden(HubError):
+    code = "FORBIDDEN"
+
+
+class QueryTooComplex(HubError):
+    code = "QUERY_TOO_COMPLEX"
+
+
+_CODES: tuple[tuple[type[BaseException], str], ...] = (
+    (InvalidIdentifier, "BAD_USER_INPUT"),
+    (UpstreamTimeout, "UPSTREAM_TIMEOUT"),
+    (UpstreamUnavailable, "UPSTREAM_UNAVAILABLE"),
+)
+
+_MESSAGES = {
+    "UPSTREAM_TIMEOUT": "A source system did not answer in time.",
+    "UPSTREAM_UNAVAILABLE": "A source system is unavailable.",
+    "INTERNAL": "Internal error.",
+}
+
+
+def code_of(error: GraphQLError) -> str:
+    original = error.original_error
+    if original is None:
+        code = (error.extensions or {}).get("code")
+        return str(code) if code else "BAD_USER_INPUT"  # graphql-core syntax/validation errors
+    if isinstance(original, HubError):
+        return original.code
+    for kind, code in _CODES:
+        if isinstance(original, kind):
+            return code
+    return "INTERNAL"
+
+
+def format_error(error: GraphQLError, trace_id: str) -> dict[str, Any]:
+    """The client's view of an error: a safe message, the code, the trace id; never a stack."""
+    code = code_of(error)
+    original = error.original_error
+    if code == "BAD_USER_INPUT" and isinstance(original, InvalidIdentifier):
+        message = str(original)
+    elif code in _MESSAGES:
+        message = _MESSAGES[code]
+    else:
+        message = error.message
+    extensions = {k: v for k, v in (error.extensions or {}).items() if k != "code"}
+    if code == "UPSTREAM_TIMEOUT" or code == "UPSTREAM_UNAVAILABLE":
+        extensions["upstream"] = getattr(original, "upstream", None)
+    formatted: dict[str, Any] = {"message": message}
+    if error.locations:
+        formatted["locations"] = [{"line": loc.line, "column": loc.column} for loc in error.locations]
+    if error.path:
+        formatted["path"] = error.path
+    formatted["extensions"] = {**extensions, "code": code, "traceId": trace_id}
+    return formatted

@@ -1,0 +1,181 @@
+"""The GraphQL stage of the request path (DESIGN section 2, steps 5-6), one named step each:
+
+    prepare (cached parse + validate) -> policy (cached per scope set) -> check arguments
+    -> execute -> outcome
+
+Nothing here runs a resolver before every check has passed, and nothing here imports HTTP.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from graphql import ExecutionResult, GraphQLError, GraphQLSchema, OperationDefinitionNode, execute
+
+from schema.arguments import check_arguments, coerce_variables
+from schema.context import HubContext
+from schema.document import DocumentCache, PreparedDocument
+from schema.errors import BadUserInput, Forbidden, HubError, code_of, format_error
+from schema.loaders import Sources
+from schema.policy import PolicyCache, filtered_schema
+from schema.schema import build_schema
+
+__all__ = ["GraphQLOutcome", "GraphQLRequest", "GraphQLService"]
+
+Outcome = Literal["OK", "PARTIAL", "DENIED", "ERROR"]
+
+
+@dataclass(frozen=True, slots=True)
+class GraphQLRequest:
+    query: str
+    variables: dict[str, Any] | None = None
+    operation_name: str | None = None
+
+
+@dataclass(slots=True)
+class GraphQLOutcome:
+    """What the HTTP layer sends and what the audit log records."""
+
+    body: dict[str, Any]
+    status: int
+    outcome: Outcome
+    document_hash: str | None = None
+    operation_name: str | None = None
+    fields: list[str] = field(default_factory=list)
+    denied: list[str] = field(default_factory=list)
+    subjects: list[str] = field(default_factory=list)
+    error_codes: list[str] = field(default_factory=list)
+
+
+def _refusal(
+    errors: list[GraphQLError], status: int, trace_id: str, prepared: PreparedDocument | None,
+    outcome: Outcome = "ERROR",
+) -> GraphQLOutcome:
+    formatted = [format_error(e, trace_id) for e in errors]
+    return GraphQLOutcome(
+        body={"errors": formatted},
+        status=status,
+        outcome=outcome,
+        document_hash=prepared.text_hash if prepared else None,
+        error_codes=sorted({f["extensions"]["code"] for f in formatted}),
+    )
+
+
+class GraphQLService:
+    def __init__(self, sources: Sources, *, served_regions: frozenset[str], max_batch: int) -> None:
+        self.schema = build_schema()
+        self._graphql_schema = self.schema._schema
+        self._documents = DocumentCache(self._graphql_schema)
+        self._policy = PolicyCache()
+        self._visible: dict[frozenset[str], GraphQLSchema | None] = {}
+        self._sources = sources
+        self._served_regions = served_regions
+        self._max_batch = max_batch
+
+    def prepare(self, text: str) -> PreparedDocument:
+        return self._documents.get(text)
+
+    async def run(
+        self, request: GraphQLRequest, *, scopes: frozenset[str], trace_id: str, today: dt.date
+    ) -> GraphQLOutcome:
+        prepared = self.prepare(request.query)
+        if prepared.document is None or prepared.errors:
+            return _refusal(list(prepared.errors), 400, trace_id, prepared)
+        decision = self._policy.decide(prepared, scopes)
+        if decision.denied:
+            denied = Forbidden(
+                "the document selects fields outside the client's scopes",
+                denied=list(decision.denied),
+            )
+            refusal = _refusal([denied], 403, trace_id, prepared, outcome="DENIED")
+            refusal.denied = list(decision.denied)
+            return refusal
+        if decision.introspection:
+            return await self._introspect(prepared, request, scopes, trace_id)
+        operation = self._operation(prepared, request.operation_name)
+        if isinstance(operation, HubError):
+            return _refusal([operation], 400, trace_id, prepared)
+        try:
+            variables = coerce_variables(
+                self._graphql_schema, operation.variable_definitions, request.variables or {}
+            )
+            check_arguments(
+                prepared.uses, variables,
+                served_regions=self._served_regions, max_batch=self._max_batch,
+            )
+        except BadUserInput as exc:
+            return _refusal([exc], 400, trace_id, prepared)
+        context = HubContext.for_request(self._sources, today)
+        result = await self._execute(prepared, request.operation_name, variables, context)
+        return self._outcome(prepared, request, result, context, trace_id)
+
+    async def _introspect(
+        self, prepared: PreparedDocument, request: GraphQLRequest, scopes: frozenset[str],
+        trace_id: str,
+    ) -> GraphQLOutcome:
+        """Introspection answers from the schema as this client may see it, and alone."""
+        assert prepared.document is not None
+        if any(u.parent == "Query" and not u.name.startswith("__") for u in prepared.uses):
+            error = BadUserInput("send introspection and data queries as separate requests")
+            return _refusal([error], 400, trace_id, prepared)
+        if scopes not in self._visible:
+            self._visible[scopes] = filtered_schema(self._graphql_schema, scopes)
+        visible = self._visible[scopes]
+        if visible is None:
+            error = Forbidden("this client may read no field of the schema")
+            return _refusal([error], 403, trace_id, prepared, outcome="DENIED")
+        result = execute(
+            visible, prepared.document, variable_values=request.variables,
+            operation_name=request.operation_name,
+        )
+        assert isinstance(result, ExecutionResult)
+        return self._outcome(prepared, request, result, None, trace_id)
+
+    def _operation(
+        self, prepared: PreparedDocument, name: str | None
+    ) -> OperationDefinitionNode | HubError:
+        assert prepared.document is not None
+        operations = [
+            d for d in prepared.document.definitions if isinstance(d, OperationDefinitionNode)
+        ]
+        if name is None and len(operations) == 1:
+            return operations[0]
+        for op in operations:
+            if op.name and op.name.value == name:
+                return op
+        return BadUserInput("operationName must name one operation of the document")
+
+    async def _execute(
+        self, prepared: PreparedDocument, operation_name: str | None,
+        variables: dict[str, Any], context: HubContext,
+    ) -> ExecutionResult:
+        assert prepared.document is not None
+        result = execute(
+            self._graphql_schema, prepared.document, context_value=context,
+            variable_values=variables, operation_name=operation_name,
+        )
+        if isinstance(result, ExecutionResult):
+            return result
+        return await result
+
+    def _outcome(
+        self, prepared: PreparedDocument, request: GraphQLRequest, result: ExecutionResult,
+        context: HubContext | None, trace_id: str,
+    ) -> GraphQLOutcome:
+        errors = [format_error(e, trace_id) for e in result.errors or []]
+        body: dict[str, Any] = {"data": result.data}
+        if errors:
+            body = {"errors": errors, "data": result.data}
+        outcome: Outcome = "OK" if not errors else ("PARTIAL" if result.data else "ERROR")
+        return GraphQLOutcome(
+            body=body,
+            status=200,
+            outcome=outcome,
+            document_hash=prepared.text_hash,
+            operation_name=request.operation_name,
+            fields=sorted({f"{u.parent}.{u.name}" for u in prepared.uses if u.definition}),
+            subjects=context.touched.subjects() if context else [],
+            error_codes=sorted({code_of(e) for e in result.errors or []}),
+        )

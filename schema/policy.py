@@ -1,0 +1,192 @@
+"""Field policy: the one table mapping every field and argument to the scope it needs.
+
+Deny by default: a field or argument missing from the table is refused for everybody (and a
+test fails if any field of the schema has no entry). The check runs over the whole document
+(every operation, fragment, inline fragment and alias, including fields under @skip/@include,
+whatever the variables) before any resolver runs, and its result is cached per
+(document, scope set). `INHERIT` marks small value types (a region, a status change) that are
+only reachable through a field that is itself checked.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from graphql import (
+    DocumentNode,
+    FieldDefinitionNode,
+    GraphQLSchema,
+    ObjectTypeDefinitionNode,
+    build_ast_schema,
+    parse,
+    print_schema,
+)
+from graphql.language import NamedTypeNode, TypeNode
+
+from schema.document import FieldUse, PreparedDocument
+
+__all__ = [
+    "ARGUMENT_SCOPES",
+    "FIELD_SCOPES",
+    "INHERIT",
+    "INTROSPECTION_FIELDS",
+    "PolicyDecision",
+    "PolicyCache",
+    "allowed",
+    "filtered_schema",
+]
+
+INHERIT: Final = "(inherit)"
+INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
+
+
+def _grant(scope: str, type_name: str, fields: str) -> dict[tuple[str, str], str]:
+    return {(type_name, f): scope for f in fields.split()}
+
+
+FIELD_SCOPES: dict[tuple[str, str], str] = {
+    **_grant("permit:validity", "Query", "permit permits"),
+    **_grant("person:identity", "Query", "foreigner"),
+    **_grant("enrollment:read", "Query", "enrollment"),
+    **_grant("card:status", "Query", "cards"),
+    **_grant("permit:validity", "WorkPermit", "number status validFrom validUntil isValid medium"),
+    **_grant("permit:holder", "WorkPermit", "holder"),
+    **_grant(
+        "permit:detail", "WorkPermit",
+        "employer category position workLocation notificationLetterNumber history",
+    ),
+    **_grant("enrollment:read", "WorkPermit", "enrollment"),
+    **_grant("card:status", "WorkPermit", "cards"),
+    **_grant("permit:holder", "Foreigner", "id name nationality"),
+    **_grant("person:identity", "Foreigner", "passportNumber dateOfBirth gender"),
+    **_grant("permit:validity", "Foreigner", "permits"),
+    **_grant("enrollment:read", "Foreigner", "enrollments"),
+    **_grant(
+        "enrollment:read", "Enrollment",
+        "ssn permitNumber region status enrolledOn employerCreditCode permit cards",
+    ),
+    **_grant("card:status", "SocialSecurityCard", "kind status issuedOn region"),
+    **_grant("card:read", "SocialSecurityCard", "cardNumber ssn channel history"),
+    **_grant("permit:detail", "Employer", "creditCode name region"),
+    **_grant(INHERIT, "Region", "code name"),
+    **_grant(INHERIT, "PermitEvent", "permitNumber kind at status detail"),
+    **_grant(INHERIT, "CardStatusChange", "status at reason"),
+}
+
+ARGUMENT_SCOPES: dict[tuple[str, str, str], str] = {
+    ("Query", "permit", "number"): "permit:validity",
+    ("Query", "permits", "numbers"): "permit:validity",
+    ("Query", "foreigner", "permitNumber"): "person:identity",
+    ("Query", "foreigner", "ssn"): "person:identity",
+    ("Query", "enrollment", "ssn"): "enrollment:read",
+    ("Query", "cards", "ssn"): "card:status",
+    ("WorkPermit", "isValid", "on"): "permit:validity",
+}
+
+
+def allowed(type_name: str, field: str, scopes: frozenset[str]) -> bool:
+    need = FIELD_SCOPES.get((type_name, field))
+    return need is not None and (need == INHERIT or need in scopes)
+
+
+def _argument_allowed(use: FieldUse, scopes: frozenset[str]) -> bool:
+    for argument in use.node.arguments:
+        need = ARGUMENT_SCOPES.get((use.parent, use.name, argument.name.value))
+        if need is None or (need != INHERIT and need not in scopes):
+            return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDecision:
+    denied: tuple[str, ...]  # response paths of the fields outside the caller's scopes
+    introspection: bool  # the document asks for __schema or __type
+
+
+def decide(uses: Iterable[FieldUse], scopes: frozenset[str]) -> PolicyDecision:
+    denied: list[str] = []
+    introspection = False
+    for use in uses:
+        if use.name == "__typename":
+            continue
+        if use.name in INTROSPECTION_FIELDS or use.parent.startswith("__"):
+            introspection = True
+            continue
+        if not (allowed(use.parent, use.name, scopes) and _argument_allowed(use, scopes)):
+            denied.append(use.path)
+    return PolicyDecision(tuple(dict.fromkeys(denied)), introspection)
+
+
+class PolicyCache:
+    """Decisions per (document, scope set): the table walk runs once per pair."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[str, frozenset[str]], PolicyDecision] = OrderedDict()
+
+    def decide(self, prepared: PreparedDocument, scopes: frozenset[str]) -> PolicyDecision:
+        key = (prepared.text_hash, scopes)
+        decision = self._items.get(key)
+        if decision is None:
+            decision = decide(prepared.uses, scopes)
+            self._items[key] = decision
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return decision
+
+
+def _named(node: TypeNode) -> str:
+    while not isinstance(node, NamedTypeNode):
+        node = node.type  # type: ignore[attr-defined]
+    return node.name.value
+
+
+def _keep_field(type_name: str, field: FieldDefinitionNode, scopes: frozenset[str]) -> bool:
+    if not allowed(type_name, field.name.value, scopes):
+        return False
+    return all(
+        ARGUMENT_SCOPES.get((type_name, field.name.value, a.name.value)) in scopes | {INHERIT}
+        for a in field.arguments or ()
+    )
+
+
+def filtered_schema(schema: GraphQLSchema, scopes: frozenset[str]) -> GraphQLSchema | None:
+    """The schema as a client with `scopes` may see it (for introspection); None if empty."""
+    document = parse(print_schema(schema))
+    objects = {
+        d.name.value: d for d in document.definitions if isinstance(d, ObjectTypeDefinitionNode)
+    }
+    kept = {
+        name: [f for f in d.fields or () if _keep_field(name, f, scopes)]
+        for name, d in objects.items()
+    }
+    changed = True
+    while changed:  # drop fields whose type lost all its fields, until nothing changes
+        empty = {name for name, fields in kept.items() if not fields}
+        changed = False
+        for name, fields in kept.items():
+            remaining = [f for f in fields if _named(f.type) not in empty]
+            changed = changed or len(remaining) != len(fields)
+            kept[name] = remaining
+    if not kept.get("Query"):
+        return None
+    definitions = [
+        d.__class__(**{**{k: getattr(d, k) for k in d.keys}, "fields": tuple(kept[d.name.value])})
+        if isinstance(d, ObjectTypeDefinitionNode) else d
+        for d in document.definitions
+        if not (isinstance(d, ObjectTypeDefinitionNode) and not kept[d.name.value])
+    ]
+    return _prune(build_ast_schema(DocumentNode(definitions=tuple(definitions))))
+
+
+def _prune(schema: GraphQLSchema) -> GraphQLSchema:
+    """A schema built from its roots alone holds only reachable types: introspection lists no more."""
+    return GraphQLSchema(
+        query=schema.query_type,
+        mutation=schema.mutation_type,
+        subscription=schema.subscription_type,
+        directives=schema.directives,
+    )

@@ -1,0 +1,39 @@
+"""The query root. Arguments were validated before execution (`schema.arguments`)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from schema.types import Ctx, Enrollment, Foreigner, SocialSecurityCard, WorkPermit
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="A work permit by number; null if the WMS does not know it.")
+    async def permit(self, info: Ctx, number: strawberry.ID) -> WorkPermit | None:
+        return WorkPermit.maybe(await info.context.loaders.permit.load(str(number)))
+
+    @strawberry.field(description="Up to 500 permits, in the order asked, null for unknown ones.")
+    async def permits(self, info: Ctx, numbers: list[strawberry.ID]) -> list[WorkPermit | None]:
+        found = await info.context.loaders.permit.load_many([str(n) for n in numbers])
+        return [WorkPermit.maybe(p) for p in found]
+
+    @strawberry.field(description="The holder of a permit, or of an SSN's enrollment. Give one.")
+    async def foreigner(
+        self, info: Ctx, permit_number: strawberry.ID | None = None, ssn: strawberry.ID | None = None
+    ) -> Foreigner | None:
+        loaders = info.context.loaders
+        if permit_number is None and ssn is not None:
+            enrollment = await loaders.enrollment.load(str(ssn))
+            permit_number = strawberry.ID(enrollment.permit_number) if enrollment else None
+        permit = await loaders.permit.load(str(permit_number)) if permit_number else None
+        return Foreigner(_record=permit.holder) if permit else None
+
+    @strawberry.field(description="An enrollment by SSN, at the agency of the SSN's region.")
+    async def enrollment(self, info: Ctx, ssn: strawberry.ID) -> Enrollment | None:
+        return Enrollment.maybe(await info.context.loaders.enrollment.load(str(ssn)))
+
+    @strawberry.field(description="The cards issued under an SSN.")
+    async def cards(self, info: Ctx, ssn: strawberry.ID) -> list[SocialSecurityCard]:
+        found = await info.context.loaders.cards.load(str(ssn))
+        return [SocialSecurityCard(_record=c) for c in found]

@@ -1,0 +1,17 @@
+"""What a request touched: the subjects (identifiers) and fields it returned, for the audit log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["Touched"]
+
+
+@dataclass(slots=True)
+class Touched:
+    permits: set[str] = field(default_factory=set)
+    ssns: set[str] = field(default_factory=set)
+    employers: set[str] = field(default_factory=set)
+
+    def subjects(self) -> list[str]:
+        return sorted(self.permits | self.ssns | self.employers)

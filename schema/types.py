@@ -1,0 +1,275 @@
+"""GraphQL object types over the connectors' records. Resolvers are a few lines: load, wrap.
+
+Type and field names are contract (DESIGN section 4). Every field is listed in `schema.policy`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import strawberry
+from strawberry import Info
+
+from connectors import records
+from connectors.identifiers import REGIONS
+from schema.context import HubContext
+
+PermitStatus = strawberry.enum(records.PermitStatus, name="PermitStatus")
+PermitMedium = strawberry.enum(records.PermitMedium, name="PermitMedium")
+PermitCategory = strawberry.enum(records.PermitCategory, name="PermitCategory")
+PermitEventKind = strawberry.enum(records.PermitEventKind, name="PermitEventKind")
+EnrollmentStatus = strawberry.enum(records.EnrollmentStatus, name="EnrollmentStatus")
+CardKind = strawberry.enum(records.CardKind, name="CardKind")
+CardStatus = strawberry.enum(records.CardStatus, name="CardStatus")
+CardChannel = strawberry.enum(records.CardChannel, name="CardChannel")
+
+Ctx = Info[HubContext, None]
+
+
+@strawberry.type(description="A GB/T 2260 administrative region.")
+class Region:
+    code: strawberry.ID
+    name: str | None
+
+    @classmethod
+    def of(cls, code: str) -> Region:
+        return cls(code=strawberry.ID(code), name=REGIONS.get(code))
+
+
+@strawberry.type
+class Employer:
+    credit_code: strawberry.ID = strawberry.field(description="Unified social credit code.")
+    name: str
+    region: Region
+
+    @classmethod
+    def of(cls, record: records.Employer) -> Employer:
+        return cls(
+            credit_code=strawberry.ID(record.credit_code),
+            name=record.name,
+            region=Region.of(record.region),
+        )
+
+
+@strawberry.type
+class PermitEvent:
+    permit_number: strawberry.ID
+    kind: PermitEventKind  # type: ignore[valid-type]
+    at: dt.datetime
+    status: PermitStatus  # type: ignore[valid-type]
+    detail: str | None
+
+    @classmethod
+    def of(cls, record: records.PermitEvent) -> PermitEvent:
+        return cls(
+            permit_number=strawberry.ID(record.permit_number),
+            kind=record.kind,
+            at=record.at,
+            status=record.status,
+            detail=record.detail,
+        )
+
+
+@strawberry.type
+class CardStatusChange:
+    status: CardStatus  # type: ignore[valid-type]
+    at: dt.datetime
+    reason: str | None
+
+
+@strawberry.type(name="SocialSecurityCard")
+class SocialSecurityCard:
+    _record: strawberry.Private[records.Card]
+
+    @strawberry.field
+    def card_number(self) -> strawberry.ID:
+        return strawberry.ID(self._record.card_number)
+
+    @strawberry.field
+    def ssn(self) -> strawberry.ID:
+        return strawberry.ID(self._record.ssn)
+
+    @strawberry.field
+    def kind(self) -> CardKind:  # type: ignore[valid-type]
+        return self._record.kind
+
+    @strawberry.field
+    def status(self) -> CardStatus:  # type: ignore[valid-type]
+        return self._record.status
+
+    @strawberry.field
+    def issued_on(self) -> dt.date | None:
+        return self._record.issued_on
+
+    @strawberry.field
+    def region(self) -> Region:
+        return Region.of(self._record.region)
+
+    @strawberry.field
+    def channel(self) -> CardChannel:  # type: ignore[valid-type]
+        return self._record.channel
+
+    @strawberry.field
+    def history(self) -> list[CardStatusChange]:
+        return [CardStatusChange(status=h.status, at=h.at, reason=h.reason) for h in self._record.history]
+
+
+async def _cards_of(info: Ctx, ssn: str | None) -> list[SocialSecurityCard]:
+    if ssn is None:
+        return []
+    return [SocialSecurityCard(_record=c) for c in await info.context.loaders.cards.load(ssn)]
+
+
+@strawberry.type
+class Enrollment:
+    _record: strawberry.Private[records.Enrollment]
+
+    @strawberry.field
+    def ssn(self) -> strawberry.ID:
+        return strawberry.ID(self._record.ssn)
+
+    @strawberry.field
+    def permit_number(self) -> strawberry.ID:
+        return strawberry.ID(self._record.permit_number)
+
+    @strawberry.field
+    def region(self) -> Region:
+        return Region.of(self._record.region)
+
+    @strawberry.field
+    def status(self) -> EnrollmentStatus:  # type: ignore[valid-type]
+        return self._record.status
+
+    @strawberry.field
+    def enrolled_on(self) -> dt.date:
+        return self._record.enrolled_on
+
+    @strawberry.field
+    def employer_credit_code(self) -> strawberry.ID:
+        return strawberry.ID(self._record.employer_credit_code)
+
+    @strawberry.field
+    async def permit(self, info: Ctx) -> Annotated[WorkPermit, strawberry.lazy("schema.types")] | None:
+        return WorkPermit.maybe(await info.context.loaders.permit.load(self._record.permit_number))
+
+    @strawberry.field
+    async def cards(self, info: Ctx) -> list[SocialSecurityCard]:
+        return await _cards_of(info, self._record.ssn)
+
+    @classmethod
+    def maybe(cls, record: records.Enrollment | None) -> Enrollment | None:
+        return None if record is None else cls(_record=record)
+
+
+@strawberry.type
+class Foreigner:
+    _record: strawberry.Private[records.Foreigner]
+
+    @strawberry.field(description="The Work Management System's id of the person.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(self._record.id)
+
+    @strawberry.field
+    def name(self) -> str:
+        return self._record.name
+
+    @strawberry.field(description="ISO 3166-1 alpha-3.")
+    def nationality(self) -> str:
+        return self._record.nationality
+
+    @strawberry.field
+    def passport_number(self) -> str:
+        return self._record.passport_number
+
+    @strawberry.field
+    def date_of_birth(self) -> dt.date:
+        return self._record.date_of_birth
+
+    @strawberry.field
+    def gender(self) -> str:
+        return self._record.gender
+
+    @strawberry.field
+    async def permits(self, info: Ctx) -> list[Annotated[WorkPermit, strawberry.lazy("schema.types")]]:
+        numbers = await info.context.loaders.permits_of_holder.load(self._record.id)
+        found = await info.context.loaders.permit.load_many(list(numbers))
+        return [WorkPermit(_record=p) for p in found if p is not None]
+
+    @strawberry.field
+    async def enrollments(self, info: Ctx) -> list[Enrollment]:
+        permits = await self.permits(info)
+        keys = [(p._record.work_location, p._record.number) for p in permits]
+        found = await info.context.loaders.enrollment_of_permit.load_many(keys)
+        return [Enrollment(_record=e) for e in found if e is not None]
+
+
+@strawberry.type
+class WorkPermit:
+    _record: strawberry.Private[records.Permit]
+
+    @strawberry.field
+    def number(self) -> strawberry.ID:
+        return strawberry.ID(self._record.number)
+
+    @strawberry.field
+    def status(self) -> PermitStatus:  # type: ignore[valid-type]
+        return self._record.status
+
+    @strawberry.field
+    def valid_from(self) -> dt.date:
+        return self._record.valid_from
+
+    @strawberry.field
+    def valid_until(self) -> dt.date:
+        return self._record.valid_until
+
+    @strawberry.field(description="VALID and within its dates on `on` (default: today).")
+    def is_valid(self, info: Ctx, on: dt.date | None = None) -> bool:
+        return self._record.is_valid_on(on or info.context.today)
+
+    @strawberry.field
+    def medium(self) -> PermitMedium:  # type: ignore[valid-type]
+        return self._record.medium
+
+    @strawberry.field
+    def holder(self) -> Foreigner:
+        return Foreigner(_record=self._record.holder)
+
+    @strawberry.field
+    def employer(self) -> Employer:
+        return Employer.of(self._record.employer)
+
+    @strawberry.field
+    def category(self) -> PermitCategory:  # type: ignore[valid-type]
+        return self._record.category
+
+    @strawberry.field
+    def position(self) -> str:
+        return self._record.position
+
+    @strawberry.field
+    def work_location(self) -> Region:
+        return Region.of(self._record.work_location)
+
+    @strawberry.field
+    def notification_letter_number(self) -> str | None:
+        return self._record.notification_letter_number
+
+    @strawberry.field
+    async def history(self, info: Ctx) -> list[PermitEvent]:
+        return [PermitEvent.of(e) for e in await info.context.loaders.history.load(self._record.number)]
+
+    @strawberry.field(description="The enrollment at the agency of the permit's work location.")
+    async def enrollment(self, info: Ctx) -> Enrollment | None:
+        key = (self._record.work_location, self._record.number)
+        return Enrollment.maybe(await info.context.loaders.enrollment_of_permit.load(key))
+
+    @strawberry.field
+    async def cards(self, info: Ctx) -> list[SocialSecurityCard]:
+        enrollment = await self.enrollment(info)
+        return await _cards_of(info, enrollment._record.ssn if enrollment else None)
+
+    @classmethod
+    def maybe(cls, record: records.Permit | None) -> WorkPermit | None:
+        return None if record is None else cls(_record=record)
