@@ -29,6 +29,8 @@ def new_http_client(timeout_seconds: float, max_connections: int) -> httpx.Async
     """A pooled client shared by every HTTP connector of one hub process."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout_seconds),
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
         headers={"user-agent": "permit-hub"},
     )

@@ -41,12 +41,17 @@ def _map_sql_errors(region: str) -> Iterator[None]:
         raise UpstreamUnavailable(_upstream(region), "database unreachable") from None
 
 
-def create_agency_engines(urls: Mapping[str, str], timeout_seconds: float) -> dict[str, AsyncEngine]:
+def create_agency_engines(
+    urls: Mapping[str, str], timeout_seconds: float
+) -> dict[str, AsyncEngine]:
     engines: dict[str, AsyncEngine] = {}
     for region, url in urls.items():
         if url.startswith("postgresql"):
             engines[region] = create_async_engine(
-                url, pool_size=10, max_overflow=10, pool_pre_ping=True,
+                url,
+                pool_size=10,
+                max_overflow=10,
+                pool_pre_ping=True,
                 connect_args={"timeout": timeout_seconds, "command_timeout": timeout_seconds},
             )
         else:

@@ -22,7 +22,9 @@ class HttpCardSource:
         if not ssns:
             return {}
         with map_http_errors(UPSTREAM):
-            response = await self._client.post(self._base + "/cards:batch", json={"ssns": list(ssns)})
+            response = await self._client.post(
+                self._base + "/cards:batch", json={"ssns": list(ssns)}
+            )
             response.raise_for_status()
             by_ssn = response.json()["cards"]
             return {ssn: tuple(card_from_wire(c) for c in cards) for ssn, cards in by_ssn.items()}

@@ -102,7 +102,7 @@ class RedisKeyValue:
 
     async def get(self, key: str) -> bytes | None:
         try:
-            value: bytes | None = await self._redis.get(self._prefix + key)
+            value: bytes | None = await self._redis.get(self._prefix + key)  # type: ignore[assignment]
         except (RedisError, OSError) as exc:
             raise KeyValueUnavailable(str(exc)) from None
         return value
@@ -111,7 +111,9 @@ class RedisKeyValue:
         if not keys:
             return []
         try:
-            values: list[bytes | None] = await self._redis.mget([self._prefix + k for k in keys])
+            values: list[bytes | None] = await self._redis.mget(  # type: ignore[assignment]
+                [self._prefix + k for k in keys]
+            )
         except (RedisError, OSError) as exc:
             raise KeyValueUnavailable(str(exc)) from None
         return values

@@ -21,6 +21,8 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub = await Hub.open(settings)
         app.state.hub = hub
+        # The OAuth routes are bound to this process's AuthService, which exists only from here.
+        app.router.routes[:0] = hub.auth.routes()
         try:
             yield
         finally:

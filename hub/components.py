@@ -2,38 +2,66 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from dataclasses import dataclass
 
 import httpx
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from auth import AuthEvent, AuthService
 from connectors._http import new_http_client
 from connectors.agency import SqlEnrollmentSource, create_agency_engines
 from connectors.cards import HttpCardSource
+from connectors.kv import KeyValue, open_key_value
 from connectors.wms import HttpPermitSource
+from hub.database import create_engine, migrate
 from hub.settings import Settings
+from observability.audit import AuditEvent, AuditLog
 from schema import GraphQLService, Sources
 
-__all__ = ["Hub"]
+__all__ = ["Hub", "NotConfigured"]
+
+log = logging.getLogger("hub")
 
 
 class NotConfigured(Exception):
     """A source system has no address in the settings."""
 
 
-def hub_engine(url: str) -> AsyncEngine:
-    if url.startswith("postgresql"):
-        return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
-    return create_async_engine(url)
+class _AuthAuditBridge:
+    """Writes the auth service's events (token issued/refused/revoked, admin) to the audit log.
+
+    Raising here makes the token endpoint fail, so no token is issued without its record.
+    """
+
+    audit: AuditLog | None = None
+
+    async def __call__(self, event: AuthEvent) -> None:
+        assert self.audit is not None
+        admin = event.kind in ("client_changed", "key_rotated")
+        await self.audit.append(
+            AuditEvent(
+                time=dt.datetime.now(dt.UTC),
+                kind="admin" if admin else "token",
+                outcome="OK" if event.outcome == "success" else "DENIED",
+                client_id=event.client_id,
+                operation=event.kind,
+                error_codes=(event.error_code,) if event.error_code else (),
+            )
+        )
 
 
 @dataclass
 class Hub:
     settings: Settings
     engine: AsyncEngine
+    kv: KeyValue
     http: httpx.AsyncClient
+    auth: AuthService
+    audit: AuditLog
     permits: HttpPermitSource
     enrollments: SqlEnrollmentSource
     cards: HttpCardSource
@@ -45,29 +73,33 @@ class Hub:
             raise NotConfigured("HUB_WMS_URL and HUB_CARDS_URL must be set (or run `hub demo`)")
         if settings.database_url.startswith("sqlite"):
             settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings.database_url)
+        await migrate(engine)
         timeout = settings.upstream_timeout_seconds
         http = new_http_client(timeout, settings.upstream_max_connections)
+        kv = open_key_value(settings.redis_url, settings.redis_prefix)
+        bridge = _AuthAuditBridge()
+        auth = AuthService(engine, kv, settings.auth_config(), http=http, on_event=bridge)
+        await auth.start()
+        audit = AuditLog(
+            engine, auth,
+            checkpoint_every=settings.audit_checkpoint_every,
+            checkpoint_seconds=settings.audit_checkpoint_seconds,
+        )
+        bridge.audit = audit
+        await audit.start()
         engines = create_agency_engines(settings.agency_databases, timeout)
-        sources = Sources(
-            permits=HttpPermitSource(http, settings.wms_url),
-            enrollments=SqlEnrollmentSource(engines, timeout),
-            cards=HttpCardSource(http, settings.cards_url),
-        )
+        permits = HttpPermitSource(http, settings.wms_url)
+        enrollments = SqlEnrollmentSource(engines, timeout)
+        cards = HttpCardSource(http, settings.cards_url)
         graphql = GraphQLService(
-            sources, served_regions=frozenset(engines), max_batch=settings.max_batch_size
+            Sources(permits=permits, enrollments=enrollments, cards=cards),
+            served_regions=frozenset(engines), max_batch=settings.max_batch_size,
         )
-        return cls(
-            settings=settings,
-            engine=hub_engine(settings.database_url),
-            http=http,
-            permits=sources.permits,  # type: ignore[arg-type]
-            enrollments=sources.enrollments,  # type: ignore[arg-type]
-            cards=sources.cards,  # type: ignore[arg-type]
-            graphql=graphql,
-        )
+        return cls(settings, engine, kv, http, auth, audit, permits, enrollments, cards, graphql)
 
     async def readiness(self) -> dict[str, bool]:
-        checks = {"database": await self._database_ok()}
+        checks = {"database": await self._database_ok(), "redis": await self.kv.ping()}
         checks["wms"] = await self.permits.ping()
         checks["cards"] = await self.cards.ping()
         for region, ok in (await self.enrollments.ping()).items():
@@ -83,6 +115,9 @@ class Hub:
         return True
 
     async def close(self) -> None:
+        await self.audit.close()
+        await self.auth.close()
         await self.http.aclose()
         await self.enrollments.close()
+        await self.kv.close()
         await self.engine.dispose()

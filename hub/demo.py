@@ -35,7 +35,7 @@ def _write_json(path: Path, content: Any) -> None:
 
 
 async def run_demo(host: str, port: int, data_dir: Path, seed: int, foreigners: int) -> None:
-    data_dir = data_dir.resolve()
+    data_dir = data_dir.resolve()  # noqa: ASYNC240 (start-up, nothing is served yet)
     demo_dir = data_dir / "demo"
     demo_dir.mkdir(parents=True, exist_ok=True)
     dataset = generate(seed=seed, foreigners=foreigners)
@@ -64,5 +64,5 @@ async def run_demo(host: str, port: int, data_dir: Path, seed: int, foreigners: 
         (new_server(build_cards_app(dataset)), cards_sock),
         (new_server(create_app(settings), log_level="info"), hub_sock),
     ]
-    print(f"permit-hub demo on http://{host}:{port}/graphql  (samples: {demo_dir / 'samples.json'})")
+    print(f"permit-hub demo on http://{host}:{port}/graphql (samples in {demo_dir})")
     await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in servers))

@@ -1,8 +1,11 @@
-"""HTTP routes of the hub. The GraphQL route is the request path of DESIGN section 2, top to bottom."""
+"""HTTP routes of the hub. The GraphQL route is DESIGN section 2's request path, top to bottom."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -11,12 +14,16 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from strawberry.http.ides import get_graphql_ide_html
 
+from auth import PURPOSE_HEADER, AuthError, Principal
 from hub.components import Hub
 from hub.responses import JSONResponse, error_response
 from hub.transport import trace_id_of
-from schema import GraphQLRequest
+from observability.audit import AuditEvent, AuditUnavailable
+from schema import GraphQLOutcome, GraphQLRequest
 
-__all__ = ["routes"]
+__all__ = ["EVIDENCE_HEADER", "RECORD_HEADER", "routes"]
+
+log = logging.getLogger("hub.routes")
 
 
 class BadRequest(Exception):
@@ -45,7 +52,9 @@ def _graphql_request_of(payload: Any) -> GraphQLRequest:
     if not isinstance(payload, dict):
         raise BadRequest("the body must be one JSON object (batched requests are not accepted)")
     query, variables, operation = (
-        payload.get("query"), payload.get("variables"), payload.get("operationName")
+        payload.get("query"),
+        payload.get("variables"),
+        payload.get("operationName"),
     )
     if not isinstance(query, str) or not query.strip():
         raise BadRequest("`query` must be a non-empty string")
@@ -56,15 +65,124 @@ def _graphql_request_of(payload: Any) -> GraphQLRequest:
     return GraphQLRequest(query=query, variables=variables, operation_name=operation)
 
 
+EVIDENCE_HEADER = "X-Hub-Evidence"
+RECORD_HEADER = "X-Hub-Audit-Record"
+
+
+@dataclass(slots=True)
+class _Caller:
+    principal: Principal | None = None
+    purpose: str | None = None
+
+
 async def graphql_post(request: Request) -> Response:
+    """DESIGN section 2, in order. Every outcome, refusals included, is audited before release."""
     trace_id = trace_id_of(request.scope)
     hub = _hub(request)
+    caller = _Caller()
     try:
+        caller.principal = await hub.auth.authenticate(request.headers.get("authorization"))
+        caller.purpose = hub.auth.purpose_of_use(
+            caller.principal, request.headers.get(PURPOSE_HEADER)
+        )
         graphql_request = await _read_graphql_request(request)
+    except AuthError as exc:
+        return await _refuse(
+            request,
+            hub,
+            caller,
+            trace_id,
+            exc.status,
+            exc.code,
+            exc.description,
+            dict(_www_authenticate(exc)),
+        )
     except BadRequest as exc:
-        return error_response(400, "BAD_USER_INPUT", exc.message, trace_id)
-    outcome = await hub.graphql.run(graphql_request, trace_id=trace_id, today=dt.date.today())
-    return JSONResponse(outcome.body, status_code=outcome.status)
+        return await _refuse(request, hub, caller, trace_id, 400, "BAD_USER_INPUT", exc.message)
+    outcome = await hub.graphql.run(
+        graphql_request, scopes=caller.principal.scopes, trace_id=trace_id, today=dt.date.today()
+    )
+    return await _release(request, hub, caller, trace_id, outcome)
+
+
+def _www_authenticate(exc: AuthError) -> dict[str, str]:
+    return {"www-authenticate": exc.www_authenticate()} if exc.status == 401 else {}
+
+
+def _event(
+    request: Request, caller: _Caller, trace_id: str, *, outcome: str, body: bytes, **fields: Any
+) -> AuditEvent:
+    principal = caller.principal
+    return AuditEvent(
+        time=dt.datetime.now(dt.UTC),
+        kind="graphql",
+        outcome=outcome,  # type: ignore[arg-type]
+        client_id=principal.client_id if principal else None,
+        agency=principal.agency if principal else None,
+        purpose=caller.purpose,
+        trace_id=trace_id,
+        client_address=request.client.host if request.client else None,
+        response_sha256=hashlib.sha256(body).hexdigest(),
+        embargoed_until=principal.embargoed_until if principal else None,
+        **fields,
+    )
+
+
+async def _release(
+    request: Request, hub: Hub, caller: _Caller, trace_id: str, outcome: GraphQLOutcome
+) -> Response:
+    """No audit, no data: the body leaves only once its record is committed."""
+    body = orjson.dumps(outcome.body)
+    event = _event(
+        request,
+        caller,
+        trace_id,
+        outcome=outcome.outcome,
+        body=body,
+        operation=outcome.operation_name,
+        document_hash=outcome.document_hash,
+        fields=tuple(outcome.fields),
+        subjects=tuple(outcome.subjects),
+        denied=tuple(outcome.denied),
+        error_codes=tuple(outcome.error_codes),
+    )
+    try:
+        record = await hub.audit.append(event)
+        evidence = await hub.audit.make_evidence(record, body)
+    except AuditUnavailable:
+        log.error("audit store unavailable; response withheld (trace %s)", trace_id)
+        return error_response(503, "INTERNAL", "The hub cannot record this access now.", trace_id)
+    headers = {EVIDENCE_HEADER: evidence, RECORD_HEADER: record.id}
+    return Response(
+        body, status_code=outcome.status, media_type="application/json", headers=headers
+    )
+
+
+async def _refuse(
+    request: Request,
+    hub: Hub,
+    caller: _Caller,
+    trace_id: str,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A refusal carries no data; it is recorded, and still sent if the record cannot be."""
+    response = error_response(status, code, message, trace_id, headers)
+    event = _event(
+        request,
+        caller,
+        trace_id,
+        outcome="DENIED" if status in (401, 403) else "ERROR",
+        body=bytes(response.body),
+        error_codes=(code,),
+    )
+    try:
+        await hub.audit.append(event)
+    except AuditUnavailable:
+        log.error("audit store unavailable; refusal not recorded (trace %s)", trace_id)
+    return response
 
 
 async def graphql_get(request: Request) -> Response:

@@ -22,6 +22,8 @@ def port_of(sock: socket.socket) -> int:
     return int(sock.getsockname()[1])
 
 
-def new_server(app: ASGIApp, *, log_level: str = "warning", access_log: bool = False) -> uvicorn.Server:
+def new_server(
+    app: ASGIApp, *, log_level: str = "warning", access_log: bool = False
+) -> uvicorn.Server:
     config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on")
     return uvicorn.Server(config)

@@ -1,4 +1,4 @@
-"""The one settings object (pydantic-settings, `HUB_*` variables), built at start-up and passed down.
+"""The one settings object (pydantic-settings, `HUB_*` variables), built at start-up, passed down.
 
 Nothing else in the hub reads `os.environ`.
 """
@@ -7,10 +7,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+from auth import AuthConfig, TrustedIssuer
+
+__all__ = ["Settings", "TrustedIssuerSettings"]
+
+
+class TrustedIssuerSettings(BaseModel):
+    """An agency identity provider whose tokens are accepted (HUB_TRUSTED_ISSUERS, JSON list)."""
+
+    issuer: str
+    jwks_url: str
+    audience: str
+    scope_mapping: dict[str, list[str]] = Field(default_factory=dict)
+    accept_scp_claim: bool = False
+    accept_scope_array: bool = False
+    agency_claim: str | None = None
 
 
 class Settings(BaseSettings):
@@ -34,9 +48,34 @@ class Settings(BaseSettings):
     issuer: str = "http://127.0.0.1:8000"
     audience: str = "permit-hub"
     token_ttl_seconds: int = 600
+    accept_scp_claim: bool = False
+    accept_scope_array: bool = False
+    trusted_issuers: list[TrustedIssuerSettings] = Field(default_factory=list)
+
+    # Audit log.
+    audit_checkpoint_every: int = 1000
+    audit_checkpoint_seconds: float = 60.0
 
     # Request limits.
     max_body_bytes: int = 256 * 1024
     max_batch_size: int = 500
 
     demo: bool = False
+
+    def auth_config(self) -> AuthConfig:
+        return AuthConfig(
+            issuer=self.issuer,
+            audience=self.audience,
+            token_ttl_seconds=self.token_ttl_seconds,
+            accept_scp_claim=self.accept_scp_claim,
+            accept_scope_array=self.accept_scope_array,
+            trusted_issuers=tuple(
+                TrustedIssuer(
+                    issuer=t.issuer, jwks_url=t.jwks_url, audience=t.audience,
+                    scope_mapping={k: frozenset(v) for k, v in t.scope_mapping.items()},
+                    accept_scp_claim=t.accept_scp_claim, accept_scope_array=t.accept_scope_array,
+                    agency_claim=t.agency_claim,
+                )
+                for t in self.trusted_issuers
+            ),
+        )

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from graphql import GraphQLError, GraphQLSchema, VariableDefinitionNode
-from graphql.execution.values import get_argument_values, get_variable_values
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 
 from connectors.identifiers import (
     InvalidIdentifier,
@@ -37,9 +37,11 @@ SSN_ARGUMENTS = {key for key, check in IDENTIFIER_ARGUMENTS.items() if check is 
 
 
 def coerce_variables(
-    schema: GraphQLSchema, definitions: Iterable[VariableDefinitionNode], raw: Mapping[str, Any]
-) -> dict[str, Any]:
-    result = get_variable_values(schema, list(definitions), raw)
+    schema: GraphQLSchema,
+    definitions: Iterable[VariableDefinitionNode] | None,
+    raw: Mapping[str, Any],
+) -> VariableValues:
+    result = get_variable_values(schema, list(definitions or ()), dict(raw))
     if isinstance(result, list):
         raise BadUserInput(result[0].message)
     return result
@@ -51,7 +53,7 @@ def _values(value: Any) -> list[Any]:
 
 def check_arguments(
     uses: Iterable[FieldUse],
-    variables: dict[str, Any],
+    variables: VariableValues,
     *,
     served_regions: frozenset[str],
     max_batch: int,

@@ -80,7 +80,9 @@ def format_error(error: GraphQLError, trace_id: str) -> dict[str, Any]:
         extensions["upstream"] = getattr(original, "upstream", None)
     formatted: dict[str, Any] = {"message": message}
     if error.locations:
-        formatted["locations"] = [{"line": loc.line, "column": loc.column} for loc in error.locations]
+        formatted["locations"] = [
+            {"line": loc.line, "column": loc.column} for loc in error.locations
+        ]
     if error.path:
         formatted["path"] = error.path
     formatted["extensions"] = {**extensions, "code": code, "traceId": trace_id}

@@ -50,7 +50,10 @@ class GraphQLOutcome:
 
 
 def _refusal(
-    errors: list[GraphQLError], status: int, trace_id: str, prepared: PreparedDocument | None,
+    errors: list[GraphQLError],
+    status: int,
+    trace_id: str,
+    prepared: PreparedDocument | None,
     outcome: Outcome = "ERROR",
 ) -> GraphQLOutcome:
     formatted = [format_error(e, trace_id) for e in errors]
@@ -102,17 +105,22 @@ class GraphQLService:
                 self._graphql_schema, operation.variable_definitions, request.variables or {}
             )
             check_arguments(
-                prepared.uses, variables,
-                served_regions=self._served_regions, max_batch=self._max_batch,
+                prepared.uses,
+                variables,
+                served_regions=self._served_regions,
+                max_batch=self._max_batch,
             )
         except BadUserInput as exc:
             return _refusal([exc], 400, trace_id, prepared)
         context = HubContext.for_request(self._sources, today)
-        result = await self._execute(prepared, request.operation_name, variables, context)
+        result = await self._execute(prepared, request, context)
         return self._outcome(prepared, request, result, context, trace_id)
 
     async def _introspect(
-        self, prepared: PreparedDocument, request: GraphQLRequest, scopes: frozenset[str],
+        self,
+        prepared: PreparedDocument,
+        request: GraphQLRequest,
+        scopes: frozenset[str],
         trace_id: str,
     ) -> GraphQLOutcome:
         """Introspection answers from the schema as this client may see it, and alone."""
@@ -124,10 +132,12 @@ class GraphQLService:
             self._visible[scopes] = filtered_schema(self._graphql_schema, scopes)
         visible = self._visible[scopes]
         if visible is None:
-            error = Forbidden("this client may read no field of the schema")
-            return _refusal([error], 403, trace_id, prepared, outcome="DENIED")
+            nothing = Forbidden("this client may read no field of the schema")
+            return _refusal([nothing], 403, trace_id, prepared, outcome="DENIED")
         result = execute(
-            visible, prepared.document, variable_values=request.variables,
+            visible,
+            prepared.document,
+            variable_values=request.variables,
             operation_name=request.operation_name,
         )
         assert isinstance(result, ExecutionResult)
@@ -148,21 +158,27 @@ class GraphQLService:
         return BadUserInput("operationName must name one operation of the document")
 
     async def _execute(
-        self, prepared: PreparedDocument, operation_name: str | None,
-        variables: dict[str, Any], context: HubContext,
+        self, prepared: PreparedDocument, request: GraphQLRequest, context: HubContext
     ) -> ExecutionResult:
         assert prepared.document is not None
         result = execute(
-            self._graphql_schema, prepared.document, context_value=context,
-            variable_values=variables, operation_name=operation_name,
+            self._graphql_schema,
+            prepared.document,
+            context_value=context,
+            variable_values=request.variables,
+            operation_name=request.operation_name,
         )
         if isinstance(result, ExecutionResult):
             return result
         return await result
 
     def _outcome(
-        self, prepared: PreparedDocument, request: GraphQLRequest, result: ExecutionResult,
-        context: HubContext | None, trace_id: str,
+        self,
+        prepared: PreparedDocument,
+        request: GraphQLRequest,
+        result: ExecutionResult,
+        context: HubContext | None,
+        trace_id: str,
     ) -> GraphQLOutcome:
         errors = [format_error(e, trace_id) for e in result.errors or []]
         body: dict[str, Any] = {"data": result.data}

@@ -33,8 +33,8 @@ __all__ = [
     "FIELD_SCOPES",
     "INHERIT",
     "INTROSPECTION_FIELDS",
-    "PolicyDecision",
     "PolicyCache",
+    "PolicyDecision",
     "allowed",
     "filtered_schema",
 ]
@@ -55,7 +55,8 @@ FIELD_SCOPES: dict[tuple[str, str], str] = {
     **_grant("permit:validity", "WorkPermit", "number status validFrom validUntil isValid medium"),
     **_grant("permit:holder", "WorkPermit", "holder"),
     **_grant(
-        "permit:detail", "WorkPermit",
+        "permit:detail",
+        "WorkPermit",
         "employer category position workLocation notificationLetterNumber history",
     ),
     **_grant("enrollment:read", "WorkPermit", "enrollment"),
@@ -65,7 +66,8 @@ FIELD_SCOPES: dict[tuple[str, str], str] = {
     **_grant("permit:validity", "Foreigner", "permits"),
     **_grant("enrollment:read", "Foreigner", "enrollments"),
     **_grant(
-        "enrollment:read", "Enrollment",
+        "enrollment:read",
+        "Enrollment",
         "ssn permitNumber region status enrolledOn employerCreditCode permit cards",
     ),
     **_grant("card:status", "SocialSecurityCard", "kind status issuedOn region"),
@@ -93,7 +95,7 @@ def allowed(type_name: str, field: str, scopes: frozenset[str]) -> bool:
 
 
 def _argument_allowed(use: FieldUse, scopes: frozenset[str]) -> bool:
-    for argument in use.node.arguments:
+    for argument in use.node.arguments or ():
         need = ARGUMENT_SCOPES.get((use.parent, use.name, argument.name.value))
         if need is None or (need != INHERIT and need not in scopes):
             return False
@@ -175,7 +177,8 @@ def filtered_schema(schema: GraphQLSchema, scopes: frozenset[str]) -> GraphQLSch
         return None
     definitions = [
         d.__class__(**{**{k: getattr(d, k) for k in d.keys}, "fields": tuple(kept[d.name.value])})
-        if isinstance(d, ObjectTypeDefinitionNode) else d
+        if isinstance(d, ObjectTypeDefinitionNode)
+        else d
         for d in document.definitions
         if not (isinstance(d, ObjectTypeDefinitionNode) and not kept[d.name.value])
     ]
@@ -183,7 +186,7 @@ def filtered_schema(schema: GraphQLSchema, scopes: frozenset[str]) -> GraphQLSch
 
 
 def _prune(schema: GraphQLSchema) -> GraphQLSchema:
-    """A schema built from its roots alone holds only reachable types: introspection lists no more."""
+    """Built from its roots alone, a schema holds only reachable types for introspection."""
     return GraphQLSchema(
         query=schema.query_type,
         mutation=schema.mutation_type,

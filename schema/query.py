@@ -20,7 +20,10 @@ class Query:
 
     @strawberry.field(description="The holder of a permit, or of an SSN's enrollment. Give one.")
     async def foreigner(
-        self, info: Ctx, permit_number: strawberry.ID | None = None, ssn: strawberry.ID | None = None
+        self,
+        info: Ctx,
+        permit_number: strawberry.ID | None = None,
+        ssn: strawberry.ID | None = None,
     ) -> Foreigner | None:
         loaders = info.context.loaders
         if permit_number is None and ssn is not None:

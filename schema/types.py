@@ -112,7 +112,10 @@ class SocialSecurityCard:
 
     @strawberry.field
     def history(self) -> list[CardStatusChange]:
-        return [CardStatusChange(status=h.status, at=h.at, reason=h.reason) for h in self._record.history]
+        return [
+            CardStatusChange(status=h.status, at=h.at, reason=h.reason)
+            for h in self._record.history
+        ]
 
 
 async def _cards_of(info: Ctx, ssn: str | None) -> list[SocialSecurityCard]:
@@ -150,7 +153,9 @@ class Enrollment:
         return strawberry.ID(self._record.employer_credit_code)
 
     @strawberry.field
-    async def permit(self, info: Ctx) -> Annotated[WorkPermit, strawberry.lazy("schema.types")] | None:
+    async def permit(
+        self, info: Ctx
+    ) -> Annotated[WorkPermit, strawberry.lazy("schema.types")] | None:
         return WorkPermit.maybe(await info.context.loaders.permit.load(self._record.permit_number))
 
     @strawberry.field
@@ -191,17 +196,30 @@ class Foreigner:
         return self._record.gender
 
     @strawberry.field
-    async def permits(self, info: Ctx) -> list[Annotated[WorkPermit, strawberry.lazy("schema.types")]]:
-        numbers = await info.context.loaders.permits_of_holder.load(self._record.id)
-        found = await info.context.loaders.permit.load_many(list(numbers))
-        return [WorkPermit(_record=p) for p in found if p is not None]
+    async def permits(
+        self, info: Ctx
+    ) -> list[Annotated[WorkPermit, strawberry.lazy("schema.types")]]:
+        return [WorkPermit(_record=p) for p in await _permits_of_holder(info, self._record.id)]
 
     @strawberry.field
     async def enrollments(self, info: Ctx) -> list[Enrollment]:
-        permits = await self.permits(info)
-        keys = [(p._record.work_location, p._record.number) for p in permits]
-        found = await info.context.loaders.enrollment_of_permit.load_many(keys)
+        permits = await _permits_of_holder(info, self._record.id)
+        found = await info.context.loaders.enrollment_of_permit.load_many(
+            [(p.work_location, p.number) for p in permits]
+        )
         return [Enrollment(_record=e) for e in found if e is not None]
+
+
+async def _permits_of_holder(info: Ctx, holder_id: str) -> list[records.Permit]:
+    numbers = await info.context.loaders.permits_of_holder.load(holder_id)
+    found = await info.context.loaders.permit.load_many(list(numbers))
+    return [p for p in found if p is not None]
+
+
+async def _enrollment_of(info: Ctx, permit: records.Permit) -> records.Enrollment | None:
+    return await info.context.loaders.enrollment_of_permit.load(
+        (permit.work_location, permit.number)
+    )
 
 
 @strawberry.type
@@ -258,17 +276,18 @@ class WorkPermit:
 
     @strawberry.field
     async def history(self, info: Ctx) -> list[PermitEvent]:
-        return [PermitEvent.of(e) for e in await info.context.loaders.history.load(self._record.number)]
+        return [
+            PermitEvent.of(e) for e in await info.context.loaders.history.load(self._record.number)
+        ]
 
     @strawberry.field(description="The enrollment at the agency of the permit's work location.")
     async def enrollment(self, info: Ctx) -> Enrollment | None:
-        key = (self._record.work_location, self._record.number)
-        return Enrollment.maybe(await info.context.loaders.enrollment_of_permit.load(key))
+        return Enrollment.maybe(await _enrollment_of(info, self._record))
 
-    @strawberry.field
+    @strawberry.field(description="The cards under the SSN of the permit's enrollment.")
     async def cards(self, info: Ctx) -> list[SocialSecurityCard]:
-        enrollment = await self.enrollment(info)
-        return await _cards_of(info, enrollment._record.ssn if enrollment else None)
+        enrollment = await _enrollment_of(info, self._record)
+        return await _cards_of(info, enrollment.ssn if enrollment else None)
 
     @classmethod
     def maybe(cls, record: records.Permit | None) -> WorkPermit | None:

@@ -1,25 +1,185 @@
-"""Session-wide fixtures for real servers and services (DESIGN: tests use no mocks of our own code)."""
+"""Session-wide fixtures for real servers and services (tests use no mocks of our own code).
+
+The simulators run once per session as real loopback servers (HTTP) and real databases
+(SQLite, or PostgreSQL when HUB_TEST_DATABASE_URL is set); each hub test gets a fresh hub
+database and a private Redis prefix, so tests never see each other's audit records or tokens.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+import redis.asyncio as redis_async
+from asgi_lifespan import LifespanManager
+from sqlalchemy import event
 
 from connectors.kv import KeyValue
-from tests.services import fresh_database, fresh_key_value
+from connectors.simulators import (
+    Dataset,
+    build_cards_app,
+    build_wms_app,
+    generate,
+    seed_agency_databases,
+)
+from hub.app import create_app
+from hub.components import Hub
+from hub.demo_clients import DEMO_AGENCIES, seed_demo_clients
+from hub.settings import Settings
+from tests.services import REDIS_URL, fresh_database, fresh_key_value
+from tests.simulators.servers import serve
+
+AGENCY_REGIONS = ("420100", "420500")
 
 
 @pytest.fixture
 async def database_url(tmp_path: Path) -> AsyncIterator[str]:
-    """An empty hub database for one test: SQLite, or PostgreSQL when HUB_TEST_DATABASE_URL is set."""
+    """An empty hub database for one test (SQLite, or PostgreSQL: HUB_TEST_DATABASE_URL)."""
     async with fresh_database(tmp_path) as url:
         yield url
 
 
 @pytest.fixture
 async def kv() -> AsyncIterator[KeyValue]:
-    """An empty key-value store for one test: in-process, or Redis when HUB_TEST_REDIS_URL is set."""
+    """An empty key-value store for one test (in-process, or Redis: HUB_TEST_REDIS_URL)."""
     async with fresh_key_value() as store:
         yield store
+
+
+@dataclass(frozen=True)
+class Simulators:
+    dataset: Dataset
+    wms_url: str
+    cards_url: str
+    agency_urls: dict[str, str]
+
+    async def stats(self, base_url: str) -> dict[str, Any]:
+        async with httpx.AsyncClient() as client:
+            response = await client.get(base_url + "/_sim/stats")
+            stats: dict[str, Any] = response.json()
+            return stats
+
+    async def reset(self) -> None:
+        async with httpx.AsyncClient() as client:
+            for url in (self.wms_url, self.cards_url):
+                await client.post(url + "/_sim/stats/reset")
+                await client.delete(url + "/_sim/faults")
+
+    async def upstream_calls(self) -> int:
+        return sum([(await self.stats(u))["total"] for u in (self.wms_url, self.cards_url)])
+
+
+@pytest.fixture(scope="session")
+async def simulators(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Simulators]:
+    """The three source systems with the demo's generator (smaller), started once."""
+    dataset = generate(seed=2025, foreigners=1500, today=dt.date.today())
+    tmp = tmp_path_factory.mktemp("agencies")
+    async with AsyncExitStack() as stack:
+        wms_url = await stack.enter_async_context(serve(build_wms_app(dataset)))
+        cards_url = await stack.enter_async_context(serve(build_cards_app(dataset)))
+        urls = {
+            region: await stack.enter_async_context(fresh_database(tmp, f"agency{region}"))
+            for region in AGENCY_REGIONS
+        }
+        await seed_agency_databases(dataset, urls)
+        yield Simulators(dataset, wms_url, cards_url, urls)
+
+
+@dataclass
+class HubClient:
+    """Talks to one hub over HTTP as the demo agencies would."""
+
+    http: httpx.AsyncClient
+    hub: Hub
+    secrets: dict[str, str]
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    async def token(self, client_id: str) -> str:
+        if client_id not in self.tokens:
+            response = await self.http.post(
+                "/oauth/token", data={"grant_type": "client_credentials"},
+                auth=(client_id, self.secrets[client_id]),
+            )
+            assert response.status_code == 200, response.text
+            self.tokens[client_id] = response.json()["access_token"]
+        return self.tokens[client_id]
+
+    async def graphql(
+        self, client_id: str | None, query: str, variables: dict[str, Any] | None = None,
+        *, purpose: str | None = None, headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        sent = dict(headers or {})
+        if client_id is not None:
+            sent["authorization"] = f"Bearer {await self.token(client_id)}"
+            agency = next(a for a in DEMO_AGENCIES if a.client_id == client_id)
+            sent["x-purpose-of-use"] = purpose or sorted(agency.purposes)[0]
+        return await self.http.post(
+            "/graphql", json={"query": query, "variables": variables}, headers=sent
+        )
+
+
+def hub_settings(
+    simulators: Simulators, database_url: str, tmp_path: Path, prefix: str
+) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url=REDIS_URL,
+        redis_prefix=prefix,
+        data_dir=tmp_path,
+        wms_url=simulators.wms_url,
+        cards_url=simulators.cards_url,
+        agency_databases=simulators.agency_urls,
+        issuer="http://127.0.0.1:8000",
+    )
+
+
+async def _drop_prefix(prefix: str) -> None:
+    if REDIS_URL is None:
+        return
+    client = redis_async.Redis.from_url(REDIS_URL)
+    keys = [k async for k in client.scan_iter(match=prefix + "*", count=500)]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+async def hub(
+    simulators: Simulators, database_url: str, tmp_path: Path
+) -> AsyncIterator[HubClient]:
+    """A fresh hub (own database, own Redis prefix) with the demo agencies registered."""
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    app = create_app(hub_settings(simulators, database_url, tmp_path, prefix))
+    await simulators.reset()
+    try:
+        async with LifespanManager(app) as manager, httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://127.0.0.1:8000"
+        ) as http:
+            hub: Hub = app.state.hub
+            seeded = await seed_demo_clients(hub.auth)
+            secrets = {str(c["client_id"]): str(c["client_secret"]) for c in seeded}
+            yield HubClient(http, hub, secrets)
+    finally:
+        await _drop_prefix(prefix)
+
+
+class SqlCounter:
+    """Counts the statements each agency engine sends to its database (observed, not mocked)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.counts: dict[str, int] = {}
+        for region, engine in hub.enrollments.engines.items():
+            event.listen(engine.sync_engine, "before_cursor_execute", self._counter(region))
+
+    def _counter(self, region: str) -> Any:
+        def count(*_: Any) -> None:
+            self.counts[region] = self.counts.get(region, 0) + 1
+
+        return count

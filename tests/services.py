@@ -7,7 +7,6 @@ Every database and key created here is removed afterwards.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -17,10 +16,8 @@ from pathlib import Path
 import asyncpg
 import redis.asyncio as redis_async
 from sqlalchemy.engine import make_url
-from starlette.types import ASGIApp
 
 from connectors.kv import KeyValue, MemoryKeyValue, RedisKeyValue
-from hub.servers import bind, new_server, port_of
 
 POSTGRES_URL = os.environ.get("HUB_TEST_DATABASE_URL") or None
 REDIS_URL = os.environ.get("HUB_TEST_REDIS_URL") or None
@@ -73,20 +70,3 @@ async def fresh_key_value() -> AsyncIterator[KeyValue]:
             await client.delete(*keys)
         await client.aclose()
 
-
-@asynccontextmanager
-async def serving(app: ASGIApp) -> AsyncIterator[str]:
-    """Serve `app` with uvicorn on a free loopback port; yield its base URL (real HTTP)."""
-    sock = bind("127.0.0.1", 0)
-    server = new_server(app)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.005)
-    try:
-        yield f"http://127.0.0.1:{port_of(sock)}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()

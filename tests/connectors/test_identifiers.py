@@ -24,9 +24,21 @@ def test_generated_identifiers_validate() -> None:
     assert validate_credit_code(make_credit_code("420100", "MA4K00001"))
 
 
+# Unicode digits pass str.isdigit() but are not identifier digits.
+FULLWIDTH_DIGITS = "".join(chr(0xFF10 + int(d)) for d in "42010020241234567") + "X"
+
+
 @pytest.mark.parametrize(
     "bad",
-    ["", "42010020241234567", "4201002024123456X9", "42010020241234567 ", "４２０１００２０２４１２３４５６７X", None, 12],
+    [
+        "",
+        "42010020241234567",
+        "4201002024123456X9",
+        "42010020241234567 ",
+        FULLWIDTH_DIGITS,
+        None,
+        12,
+    ],
 )
 def test_malformed_permit_numbers_are_refused(bad: object) -> None:
     with pytest.raises(InvalidIdentifier):

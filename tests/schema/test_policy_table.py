@@ -58,14 +58,21 @@ def test_every_id_argument_of_the_query_root_is_validated_before_execution() -> 
 
 def test_schema_export_prints_the_contract_names() -> None:
     sdl = subprocess.run(
-        [sys.executable, "-m", "hub", "schema", "export"], check=True, capture_output=True, text=True
+        [sys.executable, "-m", "hub", "schema", "export"],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     for name in (
         "permit(number: ID!): WorkPermit",
         "permits(numbers: [ID!]!): [WorkPermit]!",
         "enrollment(ssn: ID!): Enrollment",
         "cards(ssn: ID!): [SocialSecurityCard!]!",
-        "enum PermitStatus", "enum PermitMedium", "enum CardKind", "enum CardStatus",
-        "isValid(on: Date", "notificationLetterNumber: String",
+        "enum PermitStatus",
+        "enum PermitMedium",
+        "enum CardKind",
+        "enum CardStatus",
+        "isValid(on: Date",
+        "notificationLetterNumber: String",
     ):
         assert name in sdl, name
