@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -16,13 +16,19 @@ from hub.transport import BodyLimit
 __all__ = ["create_app"]
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(
+    settings: Settings, on_ready: Callable[[Hub], Awaitable[None]] | None = None
+) -> Starlette:
+    """The hub as an ASGI app; `on_ready` runs once its components are open (the demo seeds)."""
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub = await Hub.open(settings)
         app.state.hub = hub
         # The OAuth routes are bound to this process's AuthService, which exists only from here.
         app.router.routes[:0] = hub.auth.routes()
+        if on_ready is not None:
+            await on_ready(hub)
         try:
             yield
         finally:

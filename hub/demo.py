@@ -10,16 +10,20 @@ import asyncio
 import json
 import logging
 from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from connectors.simulators import (
     build_cards_app,
     build_wms_app,
     generate,
-    qr_payload,
+    load_or_create_signing_key,
+    qr_samples,
     seed_agency_databases,
 )
 from hub.app import create_app
+from hub.components import Hub
+from hub.demo_clients import DEMO_AGENCIES, seed_demo_clients
 from hub.servers import bind, new_server, port_of
 from hub.settings import Settings
 
@@ -34,6 +38,26 @@ def _write_json(path: Path, content: Any) -> None:
     path.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+class DemoStateMismatch(Exception):
+    """The hub database has the demo agencies but their secrets file is gone."""
+
+
+def _seeder(clients_file: Path) -> Callable[[Hub], Awaitable[None]]:
+    async def seed(hub: Hub) -> None:
+        known = {c.client_id for c in await hub.auth.list_clients()}
+        if all(a.client_id in known for a in DEMO_AGENCIES):
+            if not clients_file.exists():
+                raise DemoStateMismatch(
+                    f"{clients_file} is missing but the demo agencies exist: delete the data "
+                    "directory to start the demo afresh"
+                )
+            return
+        _write_json(clients_file, await seed_demo_clients(hub.auth))
+        log.warning("demo secrets written to %s (demo mode only)", clients_file)
+
+    return seed
+
+
 async def run_demo(host: str, port: int, data_dir: Path, seed: int, foreigners: int) -> None:
     data_dir = data_dir.resolve()  # noqa: ASYNC240 (start-up, nothing is served yet)
     demo_dir = data_dir / "demo"
@@ -42,11 +66,10 @@ async def run_demo(host: str, port: int, data_dir: Path, seed: int, foreigners: 
     agency_urls = {r: f"sqlite+aiosqlite:///{data_dir / f'agency-{r}.db'}" for r in DEMO_REGIONS}
     await seed_agency_databases(dataset, agency_urls)
 
-    wms_app = build_wms_app(dataset)
+    wms_app = build_wms_app(dataset, load_or_create_signing_key(data_dir / "wms-signing-key.json"))
     wms_sock, cards_sock = bind("127.0.0.1", 0), bind("127.0.0.1", 0)
     samples = dict(dataset.samples)
-    samples["qr_payload_valid"] = qr_payload(wms_app, samples["valid_permit"], 30 * 86400)
-    samples["qr_payload_cancelled"] = qr_payload(wms_app, samples["cancelled_permit"], 30 * 86400)
+    samples.update(qr_samples(wms_app, dataset, 7 * 86400))
     _write_json(demo_dir / "samples.json", samples)
 
     settings = Settings(
@@ -62,7 +85,8 @@ async def run_demo(host: str, port: int, data_dir: Path, seed: int, foreigners: 
     servers = [
         (new_server(wms_app), wms_sock),
         (new_server(build_cards_app(dataset)), cards_sock),
-        (new_server(create_app(settings), log_level="info"), hub_sock),
+        (new_server(create_app(settings, _seeder(demo_dir / "clients.json")), log_level="info"),
+         hub_sock),
     ]
     print(f"permit-hub demo on http://{host}:{port}/graphql (samples in {demo_dir})")
     await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in servers))
