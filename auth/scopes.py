@@ -16,6 +16,7 @@ SCOPES: frozenset[str] = frozenset(
         "card:read",
         "card:write",
         "audit:read",
+        "audit:subject",  # the data tracker: accesses to one subject, embargoes applied
         "events:publish",
         "events:subscribe",
     }

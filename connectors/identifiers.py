@@ -23,6 +23,7 @@ __all__ = [
     "validate_permit_number",
     "validate_region",
     "validate_ssn",
+    "validate_subject",
 ]
 
 # GB/T 2260 codes the hub knows by name; the region of an SSN routes it to its agency.
@@ -132,6 +133,18 @@ def validate_region(value: object) -> str:
 
 def validate_nationality(value: object) -> str:
     return _check("nationality", value, _ALPHA3_RE, "expected an ISO 3166-1 alpha-3 code")
+
+
+def validate_subject(value: object) -> str:
+    """A data subject as the audit log names it: a permit number, an SSN or a credit code."""
+    for validator in (validate_permit_number, validate_ssn, validate_credit_code):
+        try:
+            return validator(value)
+        except InvalidIdentifier:
+            continue
+    raise InvalidIdentifier(
+        "subject", "(value)", "expected a permit number, an SSN or a unified social credit code"
+    )
 
 
 def region_of_ssn(ssn: str) -> str:

@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from hub.components import Hub
-from hub.routes import routes
+from hub.routes import internal_error, routes
 from hub.settings import Settings
 from hub.transport import BodyLimit
 
@@ -38,4 +38,5 @@ def create_app(
         routes=routes(),
         middleware=[Middleware(BodyLimit, max_bytes=settings.max_body_bytes)],
         lifespan=lifespan,
+        exception_handlers={Exception: internal_error},
     )

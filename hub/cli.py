@@ -1,13 +1,30 @@
-"""The `hub` command line (DESIGN section 4)."""
+"""The `hub` command line (DESIGN section 4).
+
+Administrative commands are thin wrappers over `hub.admin`: they read their inputs, run one
+async function under `asyncio.run`, and print the result. Errors are one line on stderr: exit 2
+for bad input (unknown scope or client, unreadable file), 1 when a service fails or a check does
+not pass. A client's secret is printed once, by `hub clients add`, and nowhere else.
+`hub audit check-evidence` is offline: it opens no database and needs no settings.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
+import json
 import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO, TypeAlias
+
+from pydantic import ValidationError
 
 from hub.settings import Settings
+
+if TYPE_CHECKING:
+    from hub.admin import AdminServices
 
 __all__ = ["main"]
 
@@ -45,8 +62,251 @@ def _schema_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- administrative commands ---------------------------------------------------------------------
+
+
+class BadInput(Exception):
+    """A command-line value or input file the command cannot use (exit 2)."""
+
+
+AdminCommand = Callable[["AdminServices", argparse.Namespace], Awaitable[int]]
+
+
+def _admin(command: AdminCommand) -> Callable[[argparse.Namespace], int]:
+    """A `run` for argparse: settings built once, services opened, errors made one line."""
+
+    def run(args: argparse.Namespace) -> int:
+        return _guarded(lambda: asyncio.run(_with_services(command, args)))
+
+    return run
+
+
+async def _with_services(command: AdminCommand, args: argparse.Namespace) -> int:
+    from hub.admin import admin_services
+
+    async with admin_services(_settings()) as services:
+        return await command(services, args)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"HUB_{'_'.join(str(part) for part in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise BadInput(f"settings: {problems}") from None
+
+
+def _guarded(run: Callable[[], int]) -> int:
+    from auth import AuthError
+    from connectors.kv import KeyValueUnavailable
+    from hub.admin import AdminUnavailable
+    from observability.audit import AuditError, AuditQueryError
+
+    try:
+        return run()
+    except (BadInput, AuthError, AuditQueryError) as exc:
+        return _error(exc, 2)
+    except (AdminUnavailable, AuditError, KeyValueUnavailable, OSError) as exc:
+        return _error(exc, 1)
+
+
+def _error(exc: BaseException, code: int) -> int:
+    message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    sys.stderr.write(f"hub: error: {message}\n")
+    return code
+
+
+def _words(text: str | None) -> list[str]:
+    return (text or "").replace(",", " ").split()
+
+
+def _date(text: str | None, option: str) -> dt.date | None:
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise BadInput(f"{option}: {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _read_bytes(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise BadInput(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _read_json(path: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(_read_bytes(path, what))
+    except ValueError:
+        raise BadInput(f"{what}: {path} is not JSON") from None
+    if not isinstance(value, dict):
+        raise BadInput(f"{what}: {path} is not a JSON object")
+    return value
+
+
+@contextmanager
+def _output(path: str | None) -> Iterator[TextIO]:
+    if path is None:
+        yield sys.stdout
+        return
+    try:
+        out = Path(path).open("w", encoding="utf-8", newline="")  # noqa: SIM115
+    except OSError as exc:
+        raise BadInput(f"--output: cannot write {path}: {exc.strerror or exc}") from None
+    with out:
+        yield out
+
+
+async def _clients_add(hub: AdminServices, args: argparse.Namespace) -> int:
+    key = _read_json(args.public_key_file, "--public-key-file") if args.public_key_file else None
+    client, secret = await hub.auth.add_client(
+        args.client_id, args.agency, _words(args.scopes), _words(args.purposes),
+        public_key=key, embargoed_until=_date(args.embargoed_until, "--embargoed-until"),
+        webhook_url=args.webhook_url,
+    )
+    print(f"client_id: {client.client_id}")
+    if secret is not None:
+        print(f"client_secret: {secret}")
+        sys.stderr.write("hub: store the secret now: it is not kept and never shown again\n")
+    else:
+        print(f"auth_method: {client.auth_method}")
+    return 0
+
+
+async def _clients_list(hub: AdminServices, args: argparse.Namespace) -> int:
+    print("client_id\tagency\tauth\tstatus\tscopes\tpurposes\tembargoed_until\twebhook_url")
+    for c in await hub.auth.list_clients():
+        print("\t".join((
+            c.client_id, c.agency, c.auth_method, "enabled" if c.enabled else "disabled",
+            " ".join(sorted(c.scopes)) or "-", " ".join(sorted(c.purposes)),
+            c.embargoed_until.isoformat() if c.embargoed_until else "-", c.webhook_url or "-",
+        )))
+    return 0
+
+
+async def _clients_disable(hub: AdminServices, args: argparse.Namespace) -> int:
+    client = await hub.auth.disable_client(args.client_id)
+    print(f"{client.client_id}: disabled")
+    return 0
+
+
+async def _clients_enable(hub: AdminServices, args: argparse.Namespace) -> int:
+    client = await hub.auth.enable_client(args.client_id)
+    print(f"{client.client_id}: enabled")
+    return 0
+
+
+async def _clients_set_scopes(hub: AdminServices, args: argparse.Namespace) -> int:
+    client = await hub.auth.set_scopes(args.client_id, _words(args.scopes))
+    print(f"{client.client_id}: scopes {' '.join(sorted(client.scopes)) or '(none)'}")
+    return 0
+
+
+async def _clients_set_purposes(hub: AdminServices, args: argparse.Namespace) -> int:
+    client = await hub.auth.set_purposes(args.client_id, _words(args.purposes))
+    print(f"{client.client_id}: purposes {' '.join(sorted(client.purposes))}")
+    return 0
+
+
+async def _token(hub: AdminServices, args: argparse.Namespace) -> int:
+    print(await hub.auth.issue_token(args.client, args.scope))
+    return 0
+
+
+async def _keys_rotate(hub: AdminServices, args: argparse.Namespace) -> int:
+    print(await hub.auth.rotate_keys())
+    return 0
+
+
+async def _keys_list(hub: AdminServices, args: argparse.Namespace) -> int:
+    print(json.dumps(hub.auth.jwks(), indent=2))
+    return 0
+
+
+async def _audit_verify(hub: AdminServices, args: argparse.Namespace) -> int:
+    jwks = _read_json(args.jwks, "--jwks") if args.jwks else None
+    result = await hub.audit.verify(args.from_seq, args.to_seq, jwks=_jwks_of(jwks))
+    if result.ok:
+        print(f"ok: {result.checked} records, {result.checkpoints} checkpoints")
+        return 0
+    print(f"BROKEN at seq {result.first_bad_seq}: {result.reason}"
+          f" ({result.checked} records checked before it)")
+    return 1
+
+
+async def _audit_export(hub: AdminServices, args: argparse.Namespace) -> int:
+    with _output(args.output) as out:
+        count = await hub.audit.export(args.format, out, args.from_seq, args.to_seq)
+    await _record_read(hub, f"cli:audit export {args.format}")
+    if args.output is not None:
+        print(f"{count} records written to {args.output}")
+    return 0
+
+
+async def _audit_prove(hub: AdminServices, args: argparse.Namespace) -> int:
+    proof = await hub.audit.prove(args.record_id)
+    # The keys ride along: whoever checks the proof years later needs the key that signed it,
+    # which will have left the published JWKS by then.
+    proof["jwks"] = hub.auth.jwks()
+    with _output(args.output) as out:
+        out.write(json.dumps(proof, indent=2, sort_keys=True) + "\n")
+    await _record_read(hub, "cli:audit prove")
+    return 0
+
+
+async def _record_read(hub: AdminServices, operation: str) -> None:
+    from observability.audit import AuditEvent
+
+    now = dt.datetime.now(dt.UTC)
+    await hub.audit.append(AuditEvent(time=now, kind="audit_read", outcome="OK",
+                                      operation=operation))
+
+
+def _jwks_of(document: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A JWKS file, or a proof from `hub audit prove` (which carries the JWKS)."""
+    if document is None:
+        return None
+    jwks = document.get("jwks", document)
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+        raise BadInput("--jwks: neither a JWK set nor a proof carrying one")
+    return jwks
+
+
+def _audit_check_evidence(args: argparse.Namespace) -> int:
+    # Nothing here is async and nothing opens a database: the check needs only the files.
+    return _guarded(lambda: _check_evidence(args))
+
+
+def _check_evidence(args: argparse.Namespace) -> int:
+    from observability.audit import check_evidence
+
+    evidence = args.evidence
+    if evidence.startswith("@"):
+        evidence = _read_bytes(evidence[1:], "--evidence").decode("ascii", "replace")
+    body = _read_bytes(args.body, "--body")
+    jwks = _jwks_of(_read_json(args.jwks, "--jwks"))
+    assert jwks is not None
+    proof = _read_json(args.proof, "--proof") if args.proof else None
+    checked = check_evidence(evidence, body, jwks, proof)
+    if not checked.ok or checked.claims is None:
+        print(f"evidence NOT ok: {checked.reason}")
+        return 1
+    claims = checked.claims
+    proved = f", in the chain up to checkpoint seq {proof['checkpoint']['seq']}" if proof else ""
+    print(f"evidence ok: record {claims.record_id}, body sha256 {claims.body_sha256},"
+          f" signed by {checked.kid}{proved}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hub", description="permit-hub: the GraphQL data-exchange hub")
+    parser = argparse.ArgumentParser(
+        prog="hub", description="permit-hub: the GraphQL data-exchange hub"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="hub + simulated source systems + synthetic data")
@@ -75,7 +335,86 @@ def _parser() -> argparse.ArgumentParser:
     schema_commands = schema.add_subparsers(dest="schema_command", required=True)
     export = schema_commands.add_parser("export", help="print the SDL")
     export.set_defaults(run=_schema_export)
+
+    _clients_parser(commands)
+    token = commands.add_parser("token", help="issue an access token for a registered client")
+    token.add_argument("--client", required=True, metavar="CLIENT_ID")
+    token.add_argument("--scope", help='space-separated, e.g. "permit:validity card:status"')
+    token.set_defaults(run=_admin(_token))
+    _keys_parser(commands)
+    _audit_parser(commands)
     return parser
+
+
+_Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _clients_parser(commands: _Commands) -> None:
+    clients = commands.add_parser("clients", help="the client registry")
+    sub = clients.add_subparsers(dest="clients_command", required=True)
+    add = sub.add_parser("add", help="register a client; prints its secret once")
+    add.add_argument("client_id")
+    add.add_argument("--agency", required=True)
+    add.add_argument("--scopes", required=True, help='space-separated, e.g. "permit:validity"')
+    add.add_argument("--purposes", required=True, help='space-separated, e.g. "benefits"')
+    add.add_argument("--public-key-file", metavar="JWK.json",
+                     help="authenticate with private_key_jwt using this public JWK (set)")
+    add.add_argument("--embargoed-until", metavar="YYYY-MM-DD")
+    add.add_argument("--webhook-url", metavar="URL")
+    add.set_defaults(run=_admin(_clients_add))
+    sub.add_parser("list", help="registered clients (never secrets)").set_defaults(
+        run=_admin(_clients_list))
+    for name, command in (("disable", _clients_disable), ("enable", _clients_enable)):
+        one = sub.add_parser(name, help=f"{name} a client")
+        one.add_argument("client_id")
+        one.set_defaults(run=_admin(command))
+    scopes = sub.add_parser("set-scopes", help="replace a client's scopes")
+    scopes.add_argument("client_id")
+    scopes.add_argument("scopes")
+    scopes.set_defaults(run=_admin(_clients_set_scopes))
+    purposes = sub.add_parser("set-purposes", help="replace a client's purposes of use")
+    purposes.add_argument("client_id")
+    purposes.add_argument("purposes")
+    purposes.set_defaults(run=_admin(_clients_set_purposes))
+
+
+def _keys_parser(commands: _Commands) -> None:
+    keys = commands.add_parser("keys", help="the hub's signing keys")
+    sub = keys.add_subparsers(dest="keys_command", required=True)
+    sub.add_parser("rotate", help="publish a new signing key; prints its kid").set_defaults(
+        run=_admin(_keys_rotate))
+    sub.add_parser("list", help="print the public JWKS").set_defaults(run=_admin(_keys_list))
+
+
+def _seq_range(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from", dest="from_seq", type=int, metavar="SEQ")
+    parser.add_argument("--to", dest="to_seq", type=int, metavar="SEQ")
+
+
+def _audit_parser(commands: _Commands) -> None:
+    audit = commands.add_parser("audit", help="the audit log")
+    sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = sub.add_parser("verify", help="check the hash chain and signed checkpoints")
+    _seq_range(verify)
+    verify.add_argument("--jwks", metavar="FILE",
+                        help="check checkpoints against this trusted JWKS (or proof)")
+    verify.set_defaults(run=_admin(_audit_verify))
+    export = sub.add_parser("export", help="write the records as JSON Lines or CSV")
+    export.add_argument("--format", required=True, choices=["jsonl", "csv"])
+    export.add_argument("--output", metavar="FILE", help="default: standard output")
+    _seq_range(export)
+    export.set_defaults(run=_admin(_audit_export))
+    prove = sub.add_parser("prove", help="a proof (with the JWKS) that a record is in the log")
+    prove.add_argument("record_id")
+    prove.add_argument("--output", metavar="FILE", help="default: standard output")
+    prove.set_defaults(run=_admin(_audit_prove))
+    check = sub.add_parser("check-evidence", help="offline: does evidence vouch for a body?")
+    check.add_argument("--evidence", required=True, metavar="JWS_OR_@FILE")
+    check.add_argument("--body", required=True, metavar="FILE")
+    check.add_argument("--jwks", required=True, metavar="FILE",
+                       help="a JWKS, or a proof from `hub audit prove`")
+    check.add_argument("--proof", metavar="FILE", help="also check the record is in the chain")
+    check.set_defaults(run=_audit_check_evidence)
 
 
 def main(argv: list[str] | None = None) -> int:

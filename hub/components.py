@@ -85,6 +85,7 @@ class Hub:
             engine, auth,
             checkpoint_every=settings.audit_checkpoint_every,
             checkpoint_seconds=settings.audit_checkpoint_seconds,
+            commit_timeout=settings.audit_commit_timeout_seconds,
         )
         bridge.audit = audit
         await audit.start()
@@ -94,7 +95,7 @@ class Hub:
         cards = HttpCardSource(http, settings.cards_url)
         graphql = GraphQLService(
             Sources(permits=permits, enrollments=enrollments, cards=cards),
-            served_regions=frozenset(engines), max_batch=settings.max_batch_size,
+            served_regions=frozenset(engines), max_batch=settings.max_batch_size, audit=audit,
         )
         return cls(settings, engine, kv, http, auth, audit, permits, enrollments, cards, graphql)
 

@@ -7,10 +7,11 @@ transaction-scoped advisory lock, so exactly one of them migrates and the others
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 __all__ = ["MIGRATIONS", "create_engine", "migrate"]
@@ -23,8 +24,21 @@ def create_engine(url: str) -> AsyncEngine:
     if url.startswith("postgresql"):
         return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
     if url.startswith("sqlite"):
-        return create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        event.listen(engine.sync_engine, "connect", _sqlite_wal)
+        return engine
     return create_async_engine(url)
+
+
+def _sqlite_wal(dbapi_connection: Any, _: Any) -> None:
+    """WAL: readers (client lookups, auditors) never block the audit writer, nor it them.
+
+    synchronous stays FULL, so a committed audit record survives a power cut.
+    """
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

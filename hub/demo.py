@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from connectors.simulators import (
@@ -46,7 +46,7 @@ def _seeder(clients_file: Path) -> Callable[[Hub], Awaitable[None]]:
     async def seed(hub: Hub) -> None:
         known = {c.client_id for c in await hub.auth.list_clients()}
         if all(a.client_id in known for a in DEMO_AGENCIES):
-            if not clients_file.exists():
+            if not clients_file.exists():  # noqa: ASYNC240 (once, at start-up)
                 raise DemoStateMismatch(
                     f"{clients_file} is missing but the demo agencies exist: delete the data "
                     "directory to start the demo afresh"

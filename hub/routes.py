@@ -21,7 +21,7 @@ from hub.transport import trace_id_of
 from observability.audit import AuditEvent, AuditUnavailable
 from schema import GraphQLOutcome, GraphQLRequest
 
-__all__ = ["EVIDENCE_HEADER", "RECORD_HEADER", "routes"]
+__all__ = ["EVIDENCE_HEADER", "RECORD_HEADER", "internal_error", "routes"]
 
 log = logging.getLogger("hub.routes")
 
@@ -109,13 +109,23 @@ def _www_authenticate(exc: AuthError) -> dict[str, str]:
     return {"www-authenticate": exc.www_authenticate()} if exc.status == 401 else {}
 
 
+AUDIT_READS = frozenset({"Query.accessLog", "Query.subjectAccessLog"})
+
+
 def _event(
-    request: Request, caller: _Caller, trace_id: str, *, outcome: str, body: bytes, **fields: Any
+    request: Request,
+    caller: _Caller,
+    trace_id: str,
+    *,
+    outcome: str,
+    body: bytes,
+    kind: str = "graphql",
+    **fields: Any,
 ) -> AuditEvent:
     principal = caller.principal
     return AuditEvent(
         time=dt.datetime.now(dt.UTC),
-        kind="graphql",
+        kind=kind,  # type: ignore[arg-type]
         outcome=outcome,  # type: ignore[arg-type]
         client_id=principal.client_id if principal else None,
         agency=principal.agency if principal else None,
@@ -139,6 +149,7 @@ async def _release(
         trace_id,
         outcome=outcome.outcome,
         body=body,
+        kind="audit_read" if AUDIT_READS.intersection(outcome.fields) else "graphql",
         operation=outcome.operation_name,
         document_hash=outcome.document_hash,
         fields=tuple(outcome.fields),
@@ -192,6 +203,13 @@ async def graphql_get(request: Request) -> Response:
     return error_response(
         405, "BAD_USER_INPUT", "send GraphQL requests with POST", trace_id, {"allow": "POST"}
     )
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    """Anything unexpected: logged with its trace id, masked for the client (no stack, no SQL)."""
+    trace_id = trace_id_of(request.scope)
+    log.exception("unexpected error (trace %s)", trace_id)
+    return error_response(500, "INTERNAL", "Internal error.", trace_id)
 
 
 async def healthz(request: Request) -> Response:

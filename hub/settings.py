@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     # Audit log.
     audit_checkpoint_every: int = 1000
     audit_checkpoint_seconds: float = 60.0
+    audit_commit_timeout_seconds: float = 5.0
 
     # Request limits.
     max_body_bytes: int = 256 * 1024

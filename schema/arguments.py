@@ -17,6 +17,7 @@ from connectors.identifiers import (
     region_of_ssn,
     validate_permit_number,
     validate_ssn,
+    validate_subject,
 )
 from schema.document import FieldUse
 from schema.errors import BadUserInput
@@ -32,6 +33,7 @@ IDENTIFIER_ARGUMENTS: dict[tuple[str, str, str], Validator] = {
     ("Query", "foreigner", "ssn"): validate_ssn,
     ("Query", "enrollment", "ssn"): validate_ssn,
     ("Query", "cards", "ssn"): validate_ssn,
+    ("Query", "subjectAccessLog", "subject"): validate_subject,
 }
 SSN_ARGUMENTS = {key for key, check in IDENTIFIER_ARGUMENTS.items() if check is validate_ssn}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from observability.audit import AuditLog
 from schema.loaders import Loaders, Sources
 from schema.subjects import Touched
 
@@ -16,8 +17,12 @@ class HubContext:
     loaders: Loaders
     today: dt.date
     touched: Touched = field(default_factory=Touched)
+    audit: AuditLog | None = None
 
     @classmethod
-    def for_request(cls, sources: Sources, today: dt.date) -> HubContext:
+    def for_request(
+        cls, sources: Sources, today: dt.date, audit: AuditLog | None = None
+    ) -> HubContext:
         touched = Touched()
-        return cls(loaders=Loaders.for_request(sources, touched), today=today, touched=touched)
+        loaders = Loaders.for_request(sources, touched)
+        return cls(loaders=loaders, today=today, touched=touched, audit=audit)

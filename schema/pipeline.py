@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from graphql import ExecutionResult, GraphQLError, GraphQLSchema, OperationDefinitionNode, execute
 
+from observability.audit import AuditLog
 from schema.arguments import check_arguments, coerce_variables
 from schema.context import HubContext
 from schema.document import DocumentCache, PreparedDocument
@@ -67,13 +68,17 @@ def _refusal(
 
 
 class GraphQLService:
-    def __init__(self, sources: Sources, *, served_regions: frozenset[str], max_batch: int) -> None:
+    def __init__(
+        self, sources: Sources, *, served_regions: frozenset[str], max_batch: int,
+        audit: AuditLog | None = None,
+    ) -> None:
         self.schema = build_schema()
         self._graphql_schema = self.schema._schema
         self._documents = DocumentCache(self._graphql_schema)
         self._policy = PolicyCache()
         self._visible: dict[frozenset[str], GraphQLSchema | None] = {}
         self._sources = sources
+        self._audit = audit
         self._served_regions = served_regions
         self._max_batch = max_batch
 
@@ -112,9 +117,11 @@ class GraphQLService:
             )
         except BadUserInput as exc:
             return _refusal([exc], 400, trace_id, prepared)
-        context = HubContext.for_request(self._sources, today)
+        context = HubContext.for_request(self._sources, today, self._audit)
         result = await self._execute(prepared, request, context)
-        return self._outcome(prepared, request, result, context, trace_id)
+        outcome = self._outcome(prepared, request, result, context, trace_id)
+        outcome.operation_name = operation.name.value if operation.name else None
+        return outcome
 
     async def _introspect(
         self,

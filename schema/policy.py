@@ -52,6 +52,16 @@ FIELD_SCOPES: dict[tuple[str, str], str] = {
     **_grant("person:identity", "Query", "foreigner"),
     **_grant("enrollment:read", "Query", "enrollment"),
     **_grant("card:status", "Query", "cards"),
+    **_grant("audit:read", "Query", "accessLog"),
+    **_grant("audit:subject", "Query", "subjectAccessLog"),
+    **_grant(INHERIT, "AccessEventConnection", "edges pageInfo"),
+    **_grant(INHERIT, "AccessEventEdge", "cursor node"),
+    **_grant(INHERIT, "PageInfo", "hasNextPage endCursor"),
+    **_grant(
+        INHERIT, "AccessEvent",
+        "id seq time kind clientId agency purpose operation documentHash fields subjects denied "
+        "outcome errorCodes traceId clientAddress responseSha256 prevHash hash",
+    ),
     **_grant("permit:validity", "WorkPermit", "number status validFrom validUntil isValid medium"),
     **_grant("permit:holder", "WorkPermit", "holder"),
     **_grant(
@@ -86,6 +96,12 @@ ARGUMENT_SCOPES: dict[tuple[str, str, str], str] = {
     ("Query", "enrollment", "ssn"): "enrollment:read",
     ("Query", "cards", "ssn"): "card:status",
     ("WorkPermit", "isValid", "on"): "permit:validity",
+    ("Query", "accessLog", "filter"): "audit:read",
+    ("Query", "accessLog", "first"): "audit:read",
+    ("Query", "accessLog", "after"): "audit:read",
+    ("Query", "subjectAccessLog", "subject"): "audit:subject",
+    ("Query", "subjectAccessLog", "first"): "audit:subject",
+    ("Query", "subjectAccessLog", "after"): "audit:subject",
 }
 
 

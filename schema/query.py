@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from schema.access_log import AccessEventConnection, AccessLogFilter, access_page
 from schema.types import Ctx, Enrollment, Foreigner, SocialSecurityCard, WorkPermit
 
 
@@ -40,3 +41,17 @@ class Query:
     async def cards(self, info: Ctx, ssn: strawberry.ID) -> list[SocialSecurityCard]:
         found = await info.context.loaders.cards.load(str(ssn))
         return [SocialSecurityCard(_record=c) for c in found]
+
+    @strawberry.field(description="Access records (auditors). Never the data itself.")
+    async def access_log(
+        self, info: Ctx, filter: AccessLogFilter | None = None, first: int = 50,
+        after: str | None = None,
+    ) -> AccessEventConnection:
+        return await access_page(info, filter, first, after, subject_view=False)
+
+    @strawberry.field(description="Who accessed one subject's data; embargoed clients hidden.")
+    async def subject_access_log(
+        self, info: Ctx, subject: strawberry.ID, first: int = 50, after: str | None = None
+    ) -> AccessEventConnection:
+        where = AccessLogFilter(subject=subject)
+        return await access_page(info, where, first, after, subject_view=True)

@@ -12,6 +12,7 @@ class Touched:
     permits: set[str] = field(default_factory=set)
     ssns: set[str] = field(default_factory=set)
     employers: set[str] = field(default_factory=set)
+    subjects_read: set[str] = field(default_factory=set)  # named in an access-log filter
 
     def subjects(self) -> list[str]:
-        return sorted(self.permits | self.ssns | self.employers)
+        return sorted(self.permits | self.ssns | self.employers | self.subjects_read)

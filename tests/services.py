@@ -8,6 +8,7 @@ Every database and key created here is removed afterwards.
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -70,3 +71,32 @@ async def fresh_key_value() -> AsyncIterator[KeyValue]:
             await client.delete(*keys)
         await client.aclose()
 
+
+@asynccontextmanager
+async def database_outage(database_url: str) -> AsyncIterator[None]:
+    """Make the audit store really unavailable, then bring it back.
+
+    SQLite: another connection holds the database's exclusive lock. PostgreSQL: the database
+    refuses connections and its open sessions are killed.
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        blocker = sqlite3.connect(url.database or "", isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        return
+    name = url.database
+    admin = await asyncpg.connect(_asyncpg_dsn(database_url, "postgres"))
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        yield
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()

@@ -59,8 +59,15 @@ async def test_private_keys_are_not_accepted_as_client_keys(hub: Hub) -> None:
                                      public_key=agency_key().as_dict(private=True))
 
 
-def test_scopes_are_the_design_table() -> None:
-    assert len(SCOPES) == 12 and "events:publish" in SCOPES
+DESIGN_SCOPES = {
+    "permit:validity", "permit:holder", "permit:detail", "person:identity", "enrollment:read",
+    "enrollment:write", "card:status", "card:read", "card:write", "audit:read",
+    "events:publish", "events:subscribe",
+}
+
+
+def test_scopes_are_the_design_table_plus_the_data_tracker() -> None:
+    assert {"audit:subject"} | DESIGN_SCOPES == SCOPES
 
 
 def test_all_is_sorted_and_public() -> None:

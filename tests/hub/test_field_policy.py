@@ -14,8 +14,9 @@ from tests.conftest import HubClient, Simulators, SqlCounter
 
 # DESIGN section 4, scope by scope; then the fields the hub adds, with the scope they need.
 DESIGN = {
-    "permit:validity": "WorkPermit.number WorkPermit.status WorkPermit.validFrom WorkPermit.validUntil "
-    "WorkPermit.isValid WorkPermit.medium Query.permit Query.permits Foreigner.permits",
+    "permit:validity": "WorkPermit.number WorkPermit.status WorkPermit.validFrom "
+    "WorkPermit.validUntil WorkPermit.isValid WorkPermit.medium Query.permit Query.permits "
+    "Foreigner.permits",
     "permit:holder": "WorkPermit.holder Foreigner.name Foreigner.nationality Foreigner.id",
     "permit:detail": "WorkPermit.employer WorkPermit.category WorkPermit.position "
     "WorkPermit.workLocation WorkPermit.notificationLetterNumber WorkPermit.history "
@@ -29,6 +30,8 @@ DESIGN = {
     "SocialSecurityCard.region WorkPermit.cards Query.cards",
     "card:read": "SocialSecurityCard.cardNumber SocialSecurityCard.channel "
     "SocialSecurityCard.history SocialSecurityCard.ssn",
+    "audit:read": "Query.accessLog",
+    "audit:subject": "Query.subjectAccessLog",
 }
 NEEDS = {field: scope for scope, fields in DESIGN.items() for field in fields.split()}
 
@@ -56,6 +59,7 @@ ROOT_CALLS = {
     "foreigner": "foreigner(permitNumber: $n)",
     "enrollment": "enrollment(ssn: $s)",
     "cards": "cards(ssn: $s)",
+    "subjectAccessLog": "subjectAccessLog(subject: $n)",
 }
 SCHEMA = build_schema()._schema
 
@@ -148,7 +152,8 @@ async def test_public_security_cannot_see_the_ssn(hub: HubClient, simulators: Si
     "document",
     [
         # a fragment, an inline fragment, an alias, and a field under @skip(if: true)
-        "query($n: ID!) { permit(number: $n) { ...F } } fragment F on WorkPermit { enrollment { ssn } }",
+        "query($n: ID!) { permit(number: $n) { ...F } } "
+        "fragment F on WorkPermit { enrollment { ssn } }",
         "query($n: ID!) { permit(number: $n) { ... on WorkPermit { holder { passportNumber } } } }",
         "query($n: ID!) { p: permit(number: $n) { validity: status e: enrollment { s: ssn } } }",
         "query($n: ID!, $x: Boolean = true) { permit(number: $n) { status "

@@ -6,23 +6,19 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from observability.audit import AuditLog, AuditRecord, AuditUnavailable, LocalSigner
 from observability.audit._tables import records
 from tests.observability.conftest import event
-from tests.services import _asyncpg_dsn
+from tests.services import database_outage
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,34 +99,6 @@ async def _interleavings(engine: AsyncEngine) -> int:
     return sum(1 for a, b in itertools.pairwise(owners) if a != b)
 
 
-@asynccontextmanager
-async def _outage(database_url: str) -> AsyncIterator[None]:
-    """Make the audit store really unavailable, then bring it back.
-
-    SQLite: another connection holds the database's exclusive lock. PostgreSQL: the database
-    refuses connections and its open sessions are killed.
-    """
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        blocker = sqlite3.connect(url.database or "", isolation_level=None)
-        blocker.execute("BEGIN EXCLUSIVE")
-        try:
-            yield
-        finally:
-            blocker.execute("ROLLBACK")
-            blocker.close()
-        return
-    name = url.database
-    admin = await asyncpg.connect(_asyncpg_dsn(database_url, "postgres"))
-    try:
-        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
-        )
-        yield
-    finally:
-        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-        await admin.close()
 
 
 @pytest.fixture
@@ -156,7 +124,7 @@ async def test_store_outage_fails_every_append_and_loses_nothing_acknowledged(
     await log.start()
     before = await asyncio.gather(*(log.append(event(i)) for i in range(20)))
 
-    async with _outage(database_url):
+    async with database_outage(database_url):
         during = await asyncio.gather(*(_attempt(log, 100 + i) for i in range(20)))
 
     after = await asyncio.gather(*(log.append(event(200 + i)) for i in range(20)))

@@ -1,0 +1,260 @@
+"""The administrative `hub` commands, run as an operator runs them: a separate process.
+
+Each invocation costs about a second of imports, so state the commands only read (audit records,
+evidence) is set up in-process through `admin_services`, the same services the commands open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import csv
+import datetime as dt
+import hashlib
+import json
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis.asyncio as redis_async
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from hub.admin import admin_services
+from hub.settings import Settings
+from observability.audit import AuditEvent
+from tests.services import REDIS_URL
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@dataclass(frozen=True)
+class Cli:
+    settings: Settings
+    env: dict[str, str]
+
+    async def __call__(self, *args: str, env: dict[str, str] | None = None) -> Run:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "hub",
+            *args,
+            cwd=PROJECT,
+            env=env or self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode is not None
+        run = Run(process.returncode, out.decode(), err.decode())
+        assert "Traceback" not in run.err, run.err
+        return run
+
+
+@pytest.fixture
+async def cli(database_url: str, tmp_path: Path) -> AsyncIterator[Cli]:
+    """The `hub` command against a fresh hub database (and a private Redis prefix)."""
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    settings = Settings(
+        database_url=database_url, redis_url=REDIS_URL, redis_prefix=prefix, data_dir=tmp_path
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env |= {
+        "HUB_DATABASE_URL": database_url,
+        "HUB_DATA_DIR": str(tmp_path),
+        "HUB_REDIS_PREFIX": prefix,
+    }
+    if REDIS_URL is not None:
+        env["HUB_REDIS_URL"] = REDIS_URL
+    try:
+        yield Cli(settings, env)
+    finally:
+        if REDIS_URL is not None:
+            client = redis_async.Redis.from_url(REDIS_URL)
+            keys = [k async for k in client.scan_iter(match=prefix + "*", count=500)]
+            if keys:
+                await client.delete(*keys)
+            await client.aclose()
+
+
+def _claims(token: str) -> dict[str, object]:
+    payload = token.split(".")[1]
+    claims: dict[str, object] = json.loads(base64.urlsafe_b64decode(payload + "=" * 4))
+    return claims
+
+
+def _header(token: str) -> dict[str, object]:
+    header: dict[str, object] = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "==="))
+    return header
+
+
+async def _write_records(settings: Settings, count: int) -> None:
+    async with admin_services(settings) as hub:
+        await hub.auth.add_client("agency-a", "A", ["permit:validity"], ["benefits"])
+        for i in range(count):
+            await hub.audit.append(
+                AuditEvent(
+                    time=dt.datetime.now(dt.UTC),
+                    kind="graphql",
+                    outcome="OK",
+                    client_id="agency-a",
+                    operation=f"Q{i}",
+                    subjects=(f"S{i}",),
+                )
+            )
+
+
+async def test_clients_are_added_changed_disabled_and_listed_without_secrets(cli: Cli) -> None:
+    added = await cli(
+        "clients",
+        "add",
+        "agency-a",
+        "--agency",
+        "A",
+        "--scopes",
+        "permit:validity card:status",
+        "--purposes",
+        "benefits",
+    )
+    assert added.code == 0, added.err
+    secret = added.out.split("client_secret:")[1].strip()
+    assert len(secret) >= 32
+
+    refused = await cli("clients", "set-scopes", "agency-a", "permit:validity nope:x")
+    assert refused.code == 2
+    assert refused.err == "hub: error: unknown scopes: nope:x\n"
+
+    changed = await cli("clients", "set-scopes", "agency-a", "card:read")
+    disabled = await cli("clients", "disable", "agency-a")
+    listed = await cli("clients", "list")
+    assert (changed.code, disabled.code, listed.code) == (0, 0, 0)
+    row = listed.out.splitlines()[1].split("\t")
+    assert row[:5] == ["agency-a", "A", "client_secret", "disabled", "card:read"]
+    assert secret not in listed.out and "argon2" not in listed.out
+
+
+async def test_a_token_is_issued_for_a_client_and_rotated_keys_are_published(cli: Cli) -> None:
+    async with admin_services(cli.settings) as hub:
+        await hub.auth.add_client("agency-a", "A", ["permit:validity", "card:status"], ["x"])
+
+    token = await cli("token", "--client", "agency-a", "--scope", "card:status")
+    rotated = await cli("keys", "rotate")
+    listed = await cli("keys", "list")
+    assert (token.code, rotated.code, listed.code) == (0, 0, 0), token.err + rotated.err
+    claims = _claims(token.out.strip())
+    assert claims["client_id"] == "agency-a" and claims["scope"] == "card:status"
+    kids = [key["kid"] for key in json.loads(listed.out)["keys"]]
+    assert rotated.out.strip() in kids
+    assert _header(token.out.strip())["kid"] in kids  # the old key stays published
+    assert all("d" not in key for key in json.loads(listed.out)["keys"])
+
+
+async def test_audit_verify_passes_an_untouched_log_and_names_a_tampered_record(
+    cli: Cli, database_url: str
+) -> None:
+    await _write_records(cli.settings, 4)
+    untouched = await cli("audit", "verify")
+    assert untouched.code == 0, untouched.err
+    assert untouched.out.startswith("ok: 5 records, ")
+
+    tamperer = create_async_engine(database_url)
+    async with tamperer.begin() as conn:
+        await conn.execute(text("UPDATE audit_records SET operation = 'Q9' WHERE seq = 3"))
+    await tamperer.dispose()
+
+    tampered = await cli("audit", "verify")
+    assert tampered.code == 1
+    assert "seq 3" in tampered.out
+
+
+async def test_audit_exports_as_json_lines_and_csv(cli: Cli, tmp_path: Path) -> None:
+    await _write_records(cli.settings, 3)
+    jsonl = await cli("audit", "export", "--format", "jsonl")
+    as_csv = await cli("audit", "export", "--format", "csv", "--output", str(tmp_path / "a.csv"))
+    assert (jsonl.code, as_csv.code) == (0, 0), jsonl.err + as_csv.err
+    exported = [json.loads(line) for line in jsonl.out.splitlines()]
+    assert [r["seq"] for r in exported] == [1, 2, 3, 4]
+    assert [r["operation"] for r in exported[1:]] == ["Q0", "Q1", "Q2"]
+    with (tmp_path / "a.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    # The first export is itself a read of the log, recorded before the second one ran.
+    assert [row["hash"] for row in rows[:4]] == [r["hash"] for r in exported]
+    assert rows[4]["kind"] == "audit_read"
+
+
+async def test_evidence_checks_offline_against_the_proof_and_fails_for_a_changed_byte(
+    cli: Cli, tmp_path: Path
+) -> None:
+    body = b'{"data":{"permit":{"status":"VALID"}}}'
+    async with admin_services(cli.settings) as hub:
+        record = await hub.audit.append(
+            AuditEvent(
+                time=dt.datetime.now(dt.UTC),
+                kind="graphql",
+                outcome="OK",
+                client_id="agency-a",
+                response_sha256=hashlib.sha256(body).hexdigest(),
+            )
+        )
+        evidence = await hub.audit.make_evidence(record, body)
+        jwks = hub.auth.jwks()
+    (tmp_path / "body.json").write_bytes(body)
+    (tmp_path / "changed.json").write_bytes(body.replace(b"VALID", b"VALIE"))
+    (tmp_path / "evidence.jws").write_text(evidence + "\n")
+    (tmp_path / "jwks.json").write_text(json.dumps(jwks))
+
+    proved = await cli("audit", "prove", record.id, "--output", str(tmp_path / "proof.json"))
+    assert proved.code == 0, proved.err
+    assert json.loads((tmp_path / "proof.json").read_text())["jwks"] == jwks
+
+    offline = {**cli.env, "HUB_DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:1/none"}
+    check = ("audit", "check-evidence", "--evidence")
+    with_jwks, with_proof, changed = await asyncio.gather(  # offline, so side by side
+        cli(
+            *check,
+            evidence,
+            "--body",
+            str(tmp_path / "body.json"),
+            "--jwks",
+            str(tmp_path / "jwks.json"),
+            env=offline,
+        ),
+        cli(
+            *check,
+            f"@{tmp_path / 'evidence.jws'}",
+            "--body",
+            str(tmp_path / "body.json"),
+            "--jwks",
+            str(tmp_path / "proof.json"),
+            "--proof",
+            str(tmp_path / "proof.json"),
+            env=offline,
+        ),
+        cli(
+            *check,
+            f"@{tmp_path / 'evidence.jws'}",
+            "--body",
+            str(tmp_path / "changed.json"),
+            "--jwks",
+            str(tmp_path / "proof.json"),
+            env=offline,
+        ),
+    )
+    digest = hashlib.sha256(body).hexdigest()
+    assert with_jwks.code == 0, with_jwks.out + with_jwks.err
+    assert with_jwks.out.startswith(f"evidence ok: record {record.id}, body sha256 {digest}")
+    assert with_proof.code == 0, with_proof.out + with_proof.err
+    assert "checkpoint seq" in with_proof.out
+    assert changed.code == 1
+    assert "the body differs from the one the hub signed" in changed.out
