@@ -118,8 +118,10 @@ class HubClient:
         sent = dict(headers or {})
         if client_id is not None:
             sent["authorization"] = f"Bearer {await self.token(client_id)}"
-            agency = next(a for a in DEMO_AGENCIES if a.client_id == client_id)
-            sent["x-purpose-of-use"] = purpose or sorted(agency.purposes)[0]
+            if purpose is None:
+                agency = next(a for a in DEMO_AGENCIES if a.client_id == client_id)
+                purpose = sorted(agency.purposes)[0]
+            sent["x-purpose-of-use"] = purpose
         return await self.http.post(
             "/graphql", json={"query": query, "variables": variables}, headers=sent
         )

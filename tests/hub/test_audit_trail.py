@@ -126,3 +126,40 @@ async def test_the_evidence_header_proves_the_body_and_fails_on_one_changed_byte
     tampered = bytearray(response.content)
     tampered[10] ^= 0x01
     assert not check_evidence(evidence, bytes(tampered), jwks).ok
+
+
+SUBJECT_LOG = "query($s: ID!) { subjectAccessLog(subject: $s) { edges { node { clientId } } } }"
+FULL_LOG = "query($s: ID!) { accessLog(filter: {subject: $s}) { edges { node { clientId } } } }"
+
+
+async def test_an_embargoed_investigation_is_hidden_from_the_subject_view_not_from_auditors(
+    hub: HubClient, simulators: Simulators
+) -> None:
+    today = dt.date.today()
+    auth = hub.hub.auth
+    _, secret = await auth.add_client(
+        "ps-investigation-wuhan",
+        "Wuhan PSB",
+        ["permit:validity"],
+        ["investigation"],
+        embargoed_until=today + dt.timedelta(days=30),
+    )
+    _, tracker = await auth.add_client("data-tracker", "Hubei HRSS", ["audit:subject"], ["audit"])
+    hub.secrets.update({"ps-investigation-wuhan": str(secret), "data-tracker": str(tracker)})
+    subject = simulators.dataset.samples["valid_permit"]
+    query = "query($n: ID!) { permit(number: $n) { status } }"
+    await hub.graphql("ps-investigation-wuhan", query, {"n": subject}, purpose="investigation")
+    await hub.graphql("exit-entry-wuhan", query, {"n": subject})
+
+    def clients(response: object) -> set[str]:
+        data = response.json()["data"]  # type: ignore[attr-defined]
+        edges = next(iter(data.values()))["edges"]
+        return {e["node"]["clientId"] for e in edges}
+
+    tracked = await hub.graphql("data-tracker", SUBJECT_LOG, {"s": subject}, purpose="audit")
+    audited = await hub.graphql("auditor-hubei", FULL_LOG, {"s": subject})
+    assert clients(tracked) == {"exit-entry-wuhan"}
+    # the tracker's own read names the subject, so auditors see it too
+    assert clients(audited) == {"exit-entry-wuhan", "ps-investigation-wuhan", "data-tracker"}
+    malformed = await hub.graphql("data-tracker", SUBJECT_LOG, {"s": "x' OR 1=1"}, purpose="audit")
+    assert malformed.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

@@ -1,0 +1,118 @@
+"""Two hub processes on one database and one Redis: one audit chain, shared tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+
+from hub.admin import admin_services
+from hub.demo_clients import seed_demo_clients
+from observability.audit import AuditFilter
+from tests.conftest import Simulators, _drop_prefix, hub_settings
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
+    async with httpx.AsyncClient() as client:
+        for _ in range(300):
+            assert process.poll() is None, "hub process exited"
+            try:
+                if (await client.get(url + "/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{url} did not become healthy")
+
+
+async def test_two_hub_processes_write_one_verifiable_chain(
+    simulators: Simulators, database_url: str, tmp_path: Path
+) -> None:
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    settings = hub_settings(simulators, database_url, tmp_path, prefix)
+    async with admin_services(settings) as admin:  # migrate and seed once, before both start
+        secrets = {
+            str(c["client_id"]): str(c["client_secret"])
+            for c in await seed_demo_clients(admin.auth)
+        }
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": database_url,
+        "HUB_WMS_URL": simulators.wms_url,
+        "HUB_CARDS_URL": simulators.cards_url,
+        "HUB_AGENCY_DATABASES": json.dumps(simulators.agency_urls),
+        "HUB_REDIS_PREFIX": prefix,
+        "HUB_ISSUER": settings.issuer,
+        "HUB_DATA_DIR": str(tmp_path),
+    }
+    if settings.redis_url:
+        env["HUB_REDIS_URL"] = settings.redis_url
+    ports = [_free_port(), _free_port()]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "hub", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    try:
+        await asyncio.gather(*(_wait_healthy(u, p) for u, p in zip(urls, processes, strict=True)))
+        async with httpx.AsyncClient(timeout=30) as client:
+            token = (
+                await client.post(
+                    urls[0] + "/oauth/token",
+                    data={"grant_type": "client_credentials"},
+                    auth=("exit-entry-wuhan", secrets["exit-entry-wuhan"]),
+                )
+            ).json()["access_token"]
+            headers = {"authorization": f"Bearer {token}", "x-purpose-of-use": "investigation"}
+            numbers = sorted(simulators.dataset.permits)[:100]
+            query = "query($n: ID!) { permit(number: $n) { status } }"
+            responses = await asyncio.gather(
+                *(
+                    client.post(
+                        url + "/graphql",
+                        json={"query": query, "variables": {"n": n}},
+                        headers=headers,
+                    )
+                    for n in numbers
+                    for url in urls  # a token from one instance works on the other
+                )
+            )
+        assert [r.status_code for r in responses] == [200] * 200
+        ids = {r.headers["x-hub-audit-record"] for r in responses}
+        assert len(ids) == 200
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=20)
+        await _drop_prefix(prefix)
+    async with admin_services(settings) as admin:
+        page = await admin.audit.search(
+            AuditFilter(client_id="exit-entry-wuhan"),
+            500,
+            None,
+            subject_view=False,
+            today=dt.date.today(),
+        )
+        assert ids <= {r.id for r in page.records}
+        result = await admin.audit.verify()
+        assert result.ok, result.reason
