@@ -26,10 +26,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
+async def _wait_healthy(url: str, process: asyncio.subprocess.Process) -> None:
     async with httpx.AsyncClient() as client:
         for _ in range(300):
-            assert process.poll() is None, "hub process exited"
+            assert process.returncode is None, "hub process exited"
             try:
                 if (await client.get(url + "/healthz")).status_code == 200:
                     return
@@ -63,8 +63,13 @@ async def test_two_hub_processes_write_one_verifiable_chain(
         env["HUB_REDIS_URL"] = settings.redis_url
     ports = [_free_port(), _free_port()]
     processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "hub", "serve", "--port", str(port)],
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "hub",
+            "serve",
+            "--port",
+            str(port),
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -103,7 +108,7 @@ async def test_two_hub_processes_write_one_verifiable_chain(
         for process in processes:
             process.terminate()
         for process in processes:
-            process.wait(timeout=20)
+            await asyncio.wait_for(process.wait(), timeout=20)
         await _drop_prefix(prefix)
     async with admin_services(settings) as admin:
         page = await admin.audit.search(
