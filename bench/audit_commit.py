@@ -21,8 +21,8 @@ from pathlib import Path
 
 import asyncpg
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
+from hub.database import create_engine
 from observability.audit import AuditEvent, AuditLog, LocalSigner, audit_metadata
 
 WRITERS = 64
@@ -45,7 +45,7 @@ async def _writer(log: AuditLog, deadline: float, counter: list[int]) -> None:
 
 async def measure(url: str, group_commit: bool, seconds: float) -> tuple[float, int]:
     """Appends per second, and the number of commits it took."""
-    engine = create_async_engine(url, pool_size=WRITERS if url.startswith("postgresql") else 5)
+    engine = create_engine(url)  # the hub's own engine settings (pool, SQLite WAL + busy timeout)
     async with engine.begin() as conn:
         await conn.run_sync(audit_metadata.create_all)
     log = AuditLog(engine, LocalSigner(), group_commit=group_commit)

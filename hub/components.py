@@ -20,6 +20,7 @@ from connectors.wms import HttpPermitSource
 from hub.database import create_engine, migrate
 from hub.settings import Settings
 from observability.audit import AuditEvent, AuditLog
+from observability.metrics import HubMetrics
 from schema import GraphQLService, Sources
 
 __all__ = ["Hub", "NotConfigured"]
@@ -66,6 +67,7 @@ class Hub:
     enrollments: SqlEnrollmentSource
     cards: HttpCardSource
     graphql: GraphQLService
+    metrics: HubMetrics
 
     @classmethod
     async def open(cls, settings: Settings) -> Hub:
@@ -82,7 +84,8 @@ class Hub:
         auth = AuthService(engine, kv, settings.auth_config(), http=http, on_event=bridge)
         await auth.start()
         audit = AuditLog(
-            engine, auth,
+            engine,
+            auth,
             checkpoint_every=settings.audit_checkpoint_every,
             checkpoint_seconds=settings.audit_checkpoint_seconds,
             commit_timeout=settings.audit_commit_timeout_seconds,
@@ -95,9 +98,15 @@ class Hub:
         cards = HttpCardSource(http, settings.cards_url)
         graphql = GraphQLService(
             Sources(permits=permits, enrollments=enrollments, cards=cards),
-            served_regions=frozenset(engines), max_batch=settings.max_batch_size, audit=audit,
+            served_regions=frozenset(engines),
+            max_batch=settings.max_batch_size,
+            audit=audit,
         )
-        return cls(settings, engine, kv, http, auth, audit, permits, enrollments, cards, graphql)
+        metrics = HubMetrics()
+        metrics.watch_audit(lambda: audit.stats)
+        return cls(
+            settings, engine, kv, http, auth, audit, permits, enrollments, cards, graphql, metrics
+        )
 
     async def readiness(self) -> dict[str, bool]:
         checks = {"database": await self._database_ok(), "redis": await self.kv.ping()}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ from hub.components import Hub
 from hub.responses import JSONResponse, error_response
 from hub.transport import trace_id_of
 from observability.audit import AuditEvent, AuditUnavailable
+from observability.metrics import CONTENT_TYPE
 from schema import GraphQLOutcome, GraphQLRequest
 
 __all__ = ["EVIDENCE_HEADER", "RECORD_HEADER", "internal_error", "routes"]
@@ -71,8 +73,18 @@ RECORD_HEADER = "X-Hub-Audit-Record"
 
 @dataclass(slots=True)
 class _Caller:
+    started: float = field(default_factory=time.perf_counter)
     principal: Principal | None = None
     purpose: str | None = None
+
+    def observe(self, hub: Hub, outcome: str, root_fields: str, refusal: str | None) -> None:
+        hub.metrics.observe(
+            client=self.principal.client_id if self.principal else None,
+            root_fields=root_fields,
+            outcome=outcome,
+            seconds=time.perf_counter() - self.started,
+            refusal=refusal,
+        )
 
 
 async def graphql_post(request: Request) -> Response:
@@ -162,7 +174,11 @@ async def _release(
         evidence = await hub.audit.make_evidence(record, body)
     except AuditUnavailable:
         log.error("audit store unavailable; response withheld (trace %s)", trace_id)
+        caller.observe(hub, "ERROR", "-", "INTERNAL")
         return error_response(503, "INTERNAL", "The hub cannot record this access now.", trace_id)
+    roots = ",".join(f for f in outcome.fields if f.startswith(("Query.", "Mutation.")))
+    refusal = outcome.error_codes[0] if outcome.status >= 400 and outcome.error_codes else None
+    caller.observe(hub, outcome.outcome, roots, refusal)
     headers = {EVIDENCE_HEADER: evidence, RECORD_HEADER: record.id}
     return Response(
         body, status_code=outcome.status, media_type="application/json", headers=headers
@@ -193,6 +209,7 @@ async def _refuse(
         await hub.audit.append(event)
     except AuditUnavailable:
         log.error("audit store unavailable; refusal not recorded (trace %s)", trace_id)
+    caller.observe(hub, "DENIED" if status in (401, 403) else "ERROR", "-", code)
     return response
 
 
@@ -210,6 +227,10 @@ async def internal_error(request: Request, exc: Exception) -> Response:
     trace_id = trace_id_of(request.scope)
     log.exception("unexpected error (trace %s)", trace_id)
     return error_response(500, "INTERNAL", "Internal error.", trace_id)
+
+
+async def metrics(request: Request) -> Response:
+    return Response(_hub(request).metrics.render(), media_type=CONTENT_TYPE)
 
 
 async def healthz(request: Request) -> Response:
@@ -231,4 +252,5 @@ def routes() -> list[Route]:
         Route("/graphql", graphql_get, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
     ]
