@@ -31,7 +31,9 @@ __all__ = ["main"]
 
 def _demo(args: argparse.Namespace) -> int:
     from hub.demo import run_demo
+    from observability.logs import configure_logging
 
+    configure_logging()
     asyncio.run(run_demo(args.host, args.port, Path(args.data_dir), args.seed, args.foreigners))
     return 0
 
@@ -40,9 +42,13 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from hub.app import create_app
+    from observability.logs import configure_logging
 
     settings = Settings()
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    configure_logging()
+    uvicorn.run(
+        create_app(settings), host=args.host, port=args.port, log_level="info", log_config=None
+    )
     return 0
 
 

@@ -20,6 +20,7 @@ from hub.components import Hub
 from hub.responses import JSONResponse, error_response
 from hub.transport import trace_id_of
 from observability.audit import AuditEvent, AuditUnavailable
+from observability.logs import bind_request
 from observability.metrics import CONTENT_TYPE
 from schema import GraphQLOutcome, GraphQLRequest
 
@@ -90,10 +91,12 @@ class _Caller:
 async def graphql_post(request: Request) -> Response:
     """DESIGN section 2, in order. Every outcome, refusals included, is audited before release."""
     trace_id = trace_id_of(request.scope)
+    bind_request(trace_id)
     hub = _hub(request)
     caller = _Caller()
     try:
         caller.principal = await hub.auth.authenticate(request.headers.get("authorization"))
+        bind_request(trace_id, caller.principal.client_id)
         caller.purpose = hub.auth.purpose_of_use(
             caller.principal, request.headers.get(PURPOSE_HEADER)
         )

@@ -25,5 +25,8 @@ def port_of(sock: socket.socket) -> int:
 def new_server(
     app: ASGIApp, *, log_level: str = "warning", access_log: bool = False
 ) -> uvicorn.Server:
-    config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on")
+    # log_config=None: uvicorn's loggers propagate to the root JSON handler (observability.logs)
+    config = uvicorn.Config(
+        app, log_level=log_level, access_log=access_log, lifespan="on", log_config=None
+    )
     return uvicorn.Server(config)

@@ -1,0 +1,64 @@
+"""Structured JSON logs: one object per line with the trace id and client id of the request.
+
+The request's ids travel in context variables set by the request path, so every log line
+written while serving it carries them without passing them around. Never log a secret, a
+token or a full identity number: `redact` masks anything shaped like a bearer token, a JWT
+or an 18-character identifier in messages before they are written.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import sys
+from typing import Any
+
+import orjson
+
+__all__ = ["JsonFormatter", "bind_request", "configure_logging", "redact"]
+
+_trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_id", default=None)
+_client_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("client_id", default=None)
+
+_SECRETS = (
+    (re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]+"), "Bearer [redacted]"),
+    (re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"), "[jwt redacted]"),
+    (re.compile(r"\b(\d{6})\d{8,11}([0-9X]{0,1})\b"), r"\1…"),  # permit numbers and SSNs
+    (re.compile(r"(?i)(client_secret|password|secret)=\S+"), r"\1=[redacted]"),
+)
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def bind_request(trace_id: str | None, client_id: str | None = None) -> None:
+    _trace_id.set(trace_id)
+    _client_id.set(client_id)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+            "trace_id": _trace_id.get(),
+            "client_id": _client_id.get(),
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["error"] = record.exc_info[0].__name__
+            entry["stack"] = redact(self.formatException(record.exc_info))  # operators only
+        return orjson.dumps(entry).decode()
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

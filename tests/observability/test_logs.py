@@ -1,0 +1,48 @@
+"""Logs are JSON with the request's trace and client ids, and never hold a secret or a token."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from observability.logs import JsonFormatter, redact
+from tests.conftest import HubClient, Simulators
+
+
+def test_redact_masks_tokens_secrets_and_identity_numbers() -> None:
+    line = redact(
+        "Authorization: Bearer abc.def.ghi token eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln "
+        "client_secret=hunter2 permit 420100202400123457 ssn 42050000000000042X"
+    )
+    for secret in (
+        "abc.def.ghi",
+        "eyJhbGciOiJFUzI1NiJ9",
+        "hunter2",
+        "420100202400123457",
+        "42050000000000042X",
+    ):
+        assert secret not in line
+    assert "420100…" in line  # the region prefix stays, for operators
+
+
+async def test_request_logs_are_json_with_trace_and_client_and_no_secrets(
+    hub: HubClient, simulators: Simulators, caplog: pytest.LogCaptureFixture
+) -> None:
+    number = simulators.dataset.samples["valid_permit"]
+    caplog.set_level(logging.DEBUG)
+    token = await hub.token("exit-entry-wuhan")
+    await hub.graphql(
+        "exit-entry-wuhan", "query($n: ID!) { permit(number: $n) { status } }", {"n": number}
+    )
+    logging.getLogger("hub.test").warning("permit %s seen with Bearer %s", number, token)
+    lines = [JsonFormatter().format(r) for r in caplog.records]
+    assert lines
+    entries = [json.loads(line) for line in lines]
+    ours = entries[-1]
+    assert ours["level"] == "warning" and len(ours["trace_id"]) == 32
+    assert ours["client_id"] == "exit-entry-wuhan"
+    text = "\n".join(lines)
+    for secret in (token, hub.secrets["exit-entry-wuhan"], number):
+        assert secret not in text
