@@ -36,6 +36,7 @@ __all__ = [
     "PolicyCache",
     "PolicyDecision",
     "allowed",
+    "arguments_allowed",
     "filtered_schema",
 ]
 
@@ -58,7 +59,8 @@ FIELD_SCOPES: dict[tuple[str, str], str] = {
     **_grant(INHERIT, "AccessEventEdge", "cursor node"),
     **_grant(INHERIT, "PageInfo", "hasNextPage endCursor"),
     **_grant(
-        INHERIT, "AccessEvent",
+        INHERIT,
+        "AccessEvent",
         "id seq time kind clientId agency purpose operation documentHash fields subjects denied "
         "outcome errorCodes traceId clientAddress responseSha256 prevHash hash",
     ),
@@ -110,9 +112,12 @@ def allowed(type_name: str, field: str, scopes: frozenset[str]) -> bool:
     return need is not None and (need == INHERIT or need in scopes)
 
 
-def _argument_allowed(use: FieldUse, scopes: frozenset[str]) -> bool:
-    for argument in use.node.arguments or ():
-        need = ARGUMENT_SCOPES.get((use.parent, use.name, argument.name.value))
+def arguments_allowed(
+    type_name: str, field: str, arguments: Iterable[str], scopes: frozenset[str]
+) -> bool:
+    """Every argument named has a policy entry within `scopes` (deny by default)."""
+    for argument in arguments:
+        need = ARGUMENT_SCOPES.get((type_name, field, argument))
         if need is None or (need != INHERIT and need not in scopes):
             return False
     return True
@@ -133,7 +138,11 @@ def decide(uses: Iterable[FieldUse], scopes: frozenset[str]) -> PolicyDecision:
         if use.name in INTROSPECTION_FIELDS or use.parent.startswith("__"):
             introspection = True
             continue
-        if not (allowed(use.parent, use.name, scopes) and _argument_allowed(use, scopes)):
+        arguments = (a.name.value for a in use.node.arguments or ())
+        if not (
+            allowed(use.parent, use.name, scopes)
+            and arguments_allowed(use.parent, use.name, arguments, scopes)
+        ):
             denied.append(use.path)
     return PolicyDecision(tuple(dict.fromkeys(denied)), introspection)
 
@@ -163,11 +172,10 @@ def _named(node: TypeNode) -> str:
 
 
 def _keep_field(type_name: str, field: FieldDefinitionNode, scopes: frozenset[str]) -> bool:
-    if not allowed(type_name, field.name.value, scopes):
-        return False
-    return all(
-        ARGUMENT_SCOPES.get((type_name, field.name.value, a.name.value)) in scopes | {INHERIT}
-        for a in field.arguments or ()
+    name = field.name.value
+    arguments = (a.name.value for a in field.arguments or ())
+    return allowed(type_name, name, scopes) and arguments_allowed(
+        type_name, name, arguments, scopes
     )
 
 
