@@ -101,6 +101,7 @@ class Hub:
             served_regions=frozenset(engines),
             max_batch=settings.max_batch_size,
             audit=audit,
+            limits=settings.query_limits(),
         )
         metrics = HubMetrics()
         metrics.watch_audit(lambda: audit.stats)
@@ -110,6 +111,7 @@ class Hub:
 
     async def readiness(self) -> dict[str, bool]:
         checks = {"database": await self._database_ok(), "redis": await self.kv.ping()}
+        checks["audit"] = await self.audit.writable()
         checks["wms"] = await self.permits.ping()
         checks["cards"] = await self.cards.ping()
         for region, ok in (await self.enrollments.ping()).items():

@@ -24,7 +24,7 @@ def create_engine(url: str) -> AsyncEngine:
     if url.startswith("postgresql"):
         return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 5})  # = audit commit timeout
         event.listen(engine.sync_engine, "connect", _sqlite_wal)
         return engine
     return create_async_engine(url)

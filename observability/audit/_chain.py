@@ -14,6 +14,7 @@ A crash between the two loses one checkpoint; the next one covers its records.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -97,8 +98,9 @@ async def chain_locked(engine: AsyncEngine) -> AsyncIterator[tuple[AsyncConnecti
             await conn.exec_driver_sql("BEGIN IMMEDIATE")
         query = select(chain_head).where(chain_head.c.id == HEAD_ID).with_for_update()
         row = (await conn.execute(query)).mappings().one()
-        yield conn, ChainHead(
-            row["seq"], row["hash"], row["checkpoint_seq"], aware(row["checkpoint_at"])
+        yield (
+            conn,
+            ChainHead(row["seq"], row["hash"], row["checkpoint_seq"], aware(row["checkpoint_at"])),
         )
 
 
@@ -107,10 +109,15 @@ async def ensure_head(engine: AsyncEngine) -> None:
     try:
         async with engine.begin() as conn:
             if (await conn.execute(select(chain_head.c.id))).first() is None:
-                await conn.execute(insert(chain_head).values(
-                    id=HEAD_ID, seq=0, hash=GENESIS_HASH, checkpoint_seq=0,
-                    checkpoint_at=datetime.now(UTC),
-                ))
+                await conn.execute(
+                    insert(chain_head).values(
+                        id=HEAD_ID,
+                        seq=0,
+                        hash=GENESIS_HASH,
+                        checkpoint_seq=0,
+                        checkpoint_at=datetime.now(UTC),
+                    )
+                )
     except IntegrityError:
         pass
 
@@ -155,8 +162,11 @@ async def claim_checkpoint(
         now = datetime.now(UTC)
         if head.seq == 0 or (policy is not None and not policy.due(head, head.seq, now)):
             return None
-        await conn.execute(update(chain_head).where(chain_head.c.id == HEAD_ID).values(
-            checkpoint_seq=head.seq, checkpoint_at=now))
+        await conn.execute(
+            update(chain_head)
+            .where(chain_head.c.id == HEAD_ID)
+            .values(checkpoint_seq=head.seq, checkpoint_at=now)
+        )
         return ChainHead(head.seq, head.hash, head.seq, now)
 
 
@@ -171,5 +181,18 @@ async def write_checkpoint(engine: AsyncEngine, signer: Signer, seq: int, head_h
                 insert(checkpoints).values(seq=seq, hash=head_hash, jws=token, time=now)
             )
     except IntegrityError:
+        return False
+    return True
+
+
+async def head_writable(engine: AsyncEngine, within_seconds: float) -> bool:
+    """Can a writer take the chain lock now? A no-op update, rolled back, within the limit."""
+    try:
+        async with asyncio.timeout(within_seconds), engine.connect() as conn:
+            await conn.execute(
+                update(chain_head).where(chain_head.c.id == HEAD_ID).values(seq=chain_head.c.seq)
+            )
+            await conn.rollback()
+    except (SQLAlchemyError, OSError, TimeoutError):
         return False
     return True

@@ -22,6 +22,7 @@ from observability.audit._chain import (
     append_batch,
     claim_checkpoint,
     ensure_head,
+    head_writable,
     translated,
     write_checkpoint,
 )
@@ -75,10 +76,16 @@ class AuditLog:
         self._signer = signer
         self._policy = CheckpointPolicy(checkpoint_every, checkpoint_seconds)
         self._commit_timeout = commit_timeout
-        self._group = GroupCommitter(
-            self._commit, max_batch=max_batch, idle_seconds=checkpoint_seconds,
-            on_idle=self._idle_checkpoint,
-        ) if group_commit else None
+        self._group = (
+            GroupCommitter(
+                self._commit,
+                max_batch=max_batch,
+                idle_seconds=checkpoint_seconds,
+                on_idle=self._idle_checkpoint,
+            )
+            if group_commit
+            else None
+        )
         self._records = self._commits = self._failed = self._checkpoints = 0
         self._background: set[asyncio.Task[None]] = set()
 
@@ -98,6 +105,10 @@ class AuditLog:
             await self._group.close()
         if self._background:
             await asyncio.gather(*self._background)
+
+    async def writable(self, within_seconds: float = 1.0) -> bool:
+        """For readiness: the store answers and the chain lock can be taken."""
+        return await head_writable(self._engine, within_seconds)
 
     @property
     def stats(self) -> AuditStats:
@@ -185,7 +196,10 @@ class AuditLog:
             )
 
     async def export(
-        self, fmt: ExportFormat, out: TextIO, from_seq: int | None = None,
+        self,
+        fmt: ExportFormat,
+        out: TextIO,
+        from_seq: int | None = None,
         to_seq: int | None = None,
     ) -> int:
         """Write the records (seq order) as JSON Lines or CSV; returns how many."""
@@ -222,12 +236,15 @@ class AuditLog:
 
     async def _covering_checkpoint(self, seq: int) -> dict[str, Any] | None:
         query = (
-            select(checkpoints).where(checkpoints.c.seq >= seq)
-            .order_by(checkpoints.c.seq).limit(1)
+            select(checkpoints).where(checkpoints.c.seq >= seq).order_by(checkpoints.c.seq).limit(1)
         )
         async with translated("read"), self._engine.connect() as conn:
             row = (await conn.execute(query)).mappings().first()
         if row is None:
             return None
-        return {"seq": row["seq"], "hash": row["hash"], "time": format_time(aware(row["time"])),
-                "jws": row["jws"]}
+        return {
+            "seq": row["seq"],
+            "hash": row["hash"],
+            "time": format_time(aware(row["time"])),
+            "jws": row["jws"],
+        }

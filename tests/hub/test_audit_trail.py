@@ -100,6 +100,8 @@ async def test_audit_store_down_means_no_data_and_nothing_lost_after(
     assert before.status_code == 200
     async with database_outage(database_url):
         during = await hub.graphql("exit-entry-wuhan", query, {"n": number})
+        ready = await hub.http.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["checks"]["audit"] is False
     assert during.status_code == 503
     assert during.json()["errors"][0]["extensions"]["code"] == "INTERNAL"
     assert "data" not in during.json() and "holder" not in during.text

@@ -127,6 +127,7 @@ async def test_readyz_reports_every_dependency(hub: HubClient) -> None:
     assert response.status_code == 200
     assert response.json()["checks"] == {
         "database": True,
+        "audit": True,
         "redis": True,
         "wms": True,
         "cards": True,
