@@ -101,7 +101,6 @@ class Hub:
             served_regions=frozenset(engines),
             max_batch=settings.max_batch_size,
             audit=audit,
-            limits=settings.query_limits(),
         )
         metrics = HubMetrics()
         metrics.watch_audit(lambda: audit.stats)
