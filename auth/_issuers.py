@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
-from joserfc.errors import JoseError
-from joserfc.jwk import Key, KeySet
+from joserfc.jwk import Key
 
 from auth.config import TrustedIssuer
 from auth.errors import Unauthenticated
+from connectors.jwks import public_signing_keys
 
 __all__ = ["IssuerKeys"]
 
@@ -29,20 +29,6 @@ _FORCED_REFETCH_INTERVAL = 5.0
 class _Cached:
     keys: dict[str, Key]
     fetched_at: float
-
-
-def _public_keys(data: object) -> dict[str, Key]:
-    if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
-        raise ValueError("not a JWK set")
-    keys: dict[str, Key] = {}
-    for item in data["keys"]:
-        try:
-            key = KeySet.import_key_set({"keys": [item]}).keys[0]
-        except (JoseError, ValueError, TypeError, KeyError):
-            continue  # one unusable key must not hide the others
-        if key.key_type != "oct" and not key.is_private and isinstance(key.kid, str):
-            keys[key.kid] = key
-    return keys
 
 
 class IssuerKeys:
@@ -78,6 +64,6 @@ class IssuerKeys:
             response.raise_for_status()
             if len(response.content) > _MAX_JWKS_BYTES:
                 raise ValueError("JWKS too large")
-            return _public_keys(response.json())
+            return public_signing_keys(response.json())
         except (httpx.HTTPError, ValueError):
             raise Unauthenticated("issuer keys unavailable") from None

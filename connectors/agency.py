@@ -2,23 +2,34 @@
 
 One async engine per region; each batch is one SELECT per region. SQLAlchemy errors never
 leave this module: they become UpstreamUnavailable / UpstreamTimeout.
+
+`enroll` is the one write: a single transaction whose first statement bumps the region's row
+of `ssn_sequences`. That row lock (PostgreSQL) or the database write lock (SQLite) serialises
+every enrollment of the region, so the idempotency-key and active-enrollment checks that follow
+cannot race, and a refused write rolls the allocation back with everything else.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import select, text
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from connectors.agency_tables import enrollments
-from connectors.errors import RegionNotServed, UpstreamTimeout, UpstreamUnavailable
-from connectors.identifiers import region_of_ssn
-from connectors.records import Enrollment, EnrollmentStatus
+from connectors.agency_tables import enrollment_requests, enrollments, persons, ssn_sequences
+from connectors.errors import (
+    RegionNotServed,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    WriteConflict,
+)
+from connectors.identifiers import make_ssn, region_of_ssn
+from connectors.records import Enrollment, EnrollmentStatus, NewEnrollment
 
 __all__ = ["SqlEnrollmentSource", "create_agency_engines"]
 
@@ -41,9 +52,14 @@ def _map_sql_errors(region: str) -> Iterator[None]:
         raise UpstreamUnavailable(_upstream(region), "database unreachable") from None
 
 
+WRITE_TIMEOUT_FACTOR = 5  # writes queue behind the region's sequence lock; reads never do
+
+
 def create_agency_engines(
     urls: Mapping[str, str], timeout_seconds: float
 ) -> dict[str, AsyncEngine]:
+    """Driver timeouts allow a queued write; each read still has its own shorter deadline."""
+    timeout_seconds = timeout_seconds * WRITE_TIMEOUT_FACTOR
     engines: dict[str, AsyncEngine] = {}
     for region, url in urls.items():
         if url.startswith("postgresql"):
@@ -76,6 +92,7 @@ class SqlEnrollmentSource:
     def __init__(self, engines: Mapping[str, AsyncEngine], timeout_seconds: float) -> None:
         self._engines = dict(engines)
         self._timeout = timeout_seconds
+        self._write_timeout = timeout_seconds * WRITE_TIMEOUT_FACTOR
 
     @property
     def engines(self) -> Mapping[str, AsyncEngine]:
@@ -117,6 +134,28 @@ class SqlEnrollmentSource:
         )
         return {e.ssn: e for batch in batches for e in batch}
 
+    async def enroll(self, new: NewEnrollment) -> tuple[Enrollment, bool]:
+        """Write `new` and give it the region's next SSN: (enrollment, created).
+
+        A key already used with the same request gives the stored enrollment and False.
+        WriteConflict (nothing written) if the key was used for another request or the
+        permit already has an active enrollment in the region.
+        """
+        engine = self._engine(new.region)
+        for attempt in range(2):
+            with _map_sql_errors(new.region):
+                try:
+                    async with asyncio.timeout(self._write_timeout), engine.begin() as conn:
+                        return await _enroll(conn, new), True
+                except _Replayed as replayed:  # raised to roll the allocation back
+                    return replayed.enrollment, False
+                except IntegrityError:
+                    # Only if another writer committed the same key despite the lock; the
+                    # second attempt then finds it and replays.
+                    if attempt:
+                        raise
+        raise AssertionError("unreachable")
+
     async def ping(self) -> dict[str, bool]:
         async def one(region: str, engine: AsyncEngine) -> tuple[str, bool]:
             try:
@@ -135,3 +174,105 @@ class SqlEnrollmentSource:
 
 def _rank(record: Enrollment) -> tuple[bool, object]:
     return (record.status is EnrollmentStatus.ACTIVE, record.enrolled_on)
+
+
+class _Replayed(Exception):
+    """The key was already used for this very request: unwind, and answer what it got."""
+
+    def __init__(self, enrollment: Enrollment) -> None:
+        super().__init__(enrollment.ssn)
+        self.enrollment = enrollment
+
+
+async def _enroll(conn: AsyncConnection, new: NewEnrollment) -> Enrollment:
+    sequence = await _allocate(conn, new.region)  # first: takes the region's write lock
+    replay = await _replay(conn, new)
+    if replay is not None:
+        raise _Replayed(replay)
+    active = select(enrollments.c.ssn).where(
+        enrollments.c.permit_number == new.permit_number,
+        enrollments.c.status == EnrollmentStatus.ACTIVE.value,
+    )
+    if (await conn.execute(active)).first() is not None:
+        raise WriteConflict(_upstream(new.region), "the permit already has an active enrollment")
+    now = dt.datetime.now(dt.UTC)
+    enrollment = Enrollment(
+        ssn=make_ssn(new.region, sequence),
+        permit_number=new.permit_number,
+        region=new.region,
+        status=EnrollmentStatus.ACTIVE,
+        enrolled_on=new.enrolled_on,
+        name=new.holder.name,
+        nationality=new.holder.nationality,
+        employer_credit_code=new.employer_credit_code,
+    )
+    await _ensure_person(conn, new)
+    await conn.execute(
+        insert(enrollments).values(
+            ssn=enrollment.ssn,
+            permit_number=enrollment.permit_number,
+            person_id=new.holder.id,
+            region=enrollment.region,
+            status=enrollment.status.value,
+            enrolled_on=enrollment.enrolled_on,
+            name=enrollment.name,
+            nationality=enrollment.nationality,
+            employer_credit_code=enrollment.employer_credit_code,
+            created_at=now,
+        )
+    )
+    await conn.execute(
+        insert(enrollment_requests).values(
+            idempotency_key=new.idempotency_key,
+            request_hash=new.request_hash,
+            ssn=enrollment.ssn,
+            created_at=now,
+        )
+    )
+    return enrollment
+
+
+async def _allocate(conn: AsyncConnection, region: str) -> int:
+    bump = (
+        update(ssn_sequences)
+        .where(ssn_sequences.c.region == region)
+        .values(next_value=ssn_sequences.c.next_value + 1)
+    )
+    if (await conn.execute(bump)).rowcount != 1:
+        raise UpstreamUnavailable(_upstream(region), "the agency has no SSN sequence")
+    current = select(ssn_sequences.c.next_value).where(ssn_sequences.c.region == region)
+    return int((await conn.execute(current)).scalar_one()) - 1
+
+
+async def _replay(conn: AsyncConnection, new: NewEnrollment) -> Enrollment | None:
+    stored = (
+        await conn.execute(
+            select(enrollment_requests).where(
+                enrollment_requests.c.idempotency_key == new.idempotency_key
+            )
+        )
+    ).first()
+    if stored is None:
+        return None
+    if stored.request_hash != new.request_hash:
+        raise WriteConflict(
+            _upstream(new.region), "the idempotency key was used for a different request"
+        )
+    row = (await conn.execute(select(enrollments).where(enrollments.c.ssn == stored.ssn))).one()
+    return _record(row)
+
+
+async def _ensure_person(conn: AsyncConnection, new: NewEnrollment) -> None:
+    holder = new.holder
+    known = select(persons.c.id).where(persons.c.id == holder.id)
+    if (await conn.execute(known)).first() is None:
+        await conn.execute(
+            insert(persons).values(
+                id=holder.id,
+                passport_number=holder.passport_number,
+                name=holder.name,
+                nationality=holder.nationality,
+                date_of_birth=holder.date_of_birth,
+                gender=holder.gender,
+            )
+        )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Date, DateTime, Index, MetaData, String, Table
 
-__all__ = ["enrollments", "metadata", "persons", "ssn_sequences"]
+__all__ = ["enrollment_requests", "enrollments", "metadata", "persons", "ssn_sequences"]
 
 metadata = MetaData()
 
@@ -50,4 +50,16 @@ ssn_sequences = Table(
     metadata,
     Column("region", String(6), primary_key=True),
     Column("next_value", BigInteger, nullable=False),
+)
+
+# One row per idempotency key of a registration, written in the enrollment's own transaction:
+# a retry with the same key finds the SSN it was given, and the primary key makes a second,
+# concurrent writer of the same key fail instead of allocating a second SSN.
+enrollment_requests = Table(
+    "enrollment_requests",
+    metadata,
+    Column("idempotency_key", String(128), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("ssn", String(18), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

@@ -3,12 +3,19 @@
     ConnectorError
     ├── UpstreamUnavailable     the source system refused, reset, failed or answered nonsense
     │   └── RegionNotServed     no agency database is configured for that region
-    └── UpstreamTimeout         the source system did not answer in time
+    ├── UpstreamTimeout         the source system did not answer in time
+    └── WriteConflict           a write contradicts what the source system holds (nothing changed)
 """
 
 from __future__ import annotations
 
-__all__ = ["ConnectorError", "RegionNotServed", "UpstreamTimeout", "UpstreamUnavailable"]
+__all__ = [
+    "ConnectorError",
+    "RegionNotServed",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+    "WriteConflict",
+]
 
 
 class ConnectorError(Exception):
@@ -30,3 +37,7 @@ class RegionNotServed(UpstreamUnavailable):
 
 class UpstreamTimeout(ConnectorError):
     """The source system did not answer within its timeout."""
+
+
+class WriteConflict(ConnectorError):
+    """The write was refused because of data already there; the transaction was rolled back."""

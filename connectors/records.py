@@ -16,6 +16,7 @@ __all__ = [
     "Enrollment",
     "EnrollmentStatus",
     "Foreigner",
+    "NewEnrollment",
     "Permit",
     "PermitCategory",
     "PermitEvent",
@@ -136,6 +137,19 @@ class Enrollment:
     name: str
     nationality: str
     employer_credit_code: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewEnrollment:
+    """An enrollment to write at a region's agency, under a client's idempotency key."""
+
+    permit_number: str
+    region: str
+    holder: Foreigner
+    employer_credit_code: str
+    enrolled_on: dt.date
+    idempotency_key: str
+    request_hash: str  # of the request as the client sent it; a reused key must match it
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from connectors.records import Card, Enrollment, Permit, PermitEvent
+from joserfc.jwk import Key
+
+from connectors.records import Card, Enrollment, NewEnrollment, Permit, PermitEvent
 
 __all__ = ["CardSource", "EnrollmentSource", "PermitSource"]
 
@@ -22,6 +24,7 @@ class PermitSource(Protocol):
     async def permits_of_holders(
         self, holder_ids: Sequence[str]
     ) -> Mapping[str, tuple[str, ...]]: ...
+    async def qr_key(self, kid: str) -> Key | None: ...
     async def ping(self) -> bool: ...
 
 
@@ -31,6 +34,7 @@ class EnrollmentSource(Protocol):
     def regions(self) -> frozenset[str]: ...
     async def by_permits(self, region: str, numbers: Sequence[str]) -> Mapping[str, Enrollment]: ...
     async def by_ssns(self, ssns: Sequence[str]) -> Mapping[str, Enrollment]: ...
+    async def enroll(self, new: NewEnrollment) -> tuple[Enrollment, bool]: ...
     async def ping(self) -> dict[str, bool]: ...
 
 

@@ -1,23 +1,45 @@
-"""Work Management System connector over its HTTP JSON API. Knows nothing of GraphQL."""
+"""Work Management System connector over its HTTP JSON API. Knows nothing of GraphQL.
+
+The public keys that sign the WMS's QR codes are cached in-process for `key_cache_seconds`;
+a kid not in the cache makes one fetch at once (at most every few seconds, so forged kids
+cannot turn into a flood of requests), which picks up the WMS's key rotation.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
+from joserfc.jwk import Key
 
 from connectors._http import map_http_errors
+from connectors.jwks import public_signing_keys
 from connectors.records import Permit, PermitEvent
 from connectors.wire import event_from_wire, permit_from_wire
 
 UPSTREAM = "wms"
+_FORCED_REFETCH_SECONDS = 5.0
 
 
 class HttpPermitSource:
-    def __init__(self, client: httpx.AsyncClient, base_url: str) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        base_url: str,
+        *,
+        key_cache_seconds: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._client = client
         self._base = base_url.rstrip("/")
+        self._key_ttl = key_cache_seconds
+        self._clock = clock
+        self._keys: dict[str, Key] = {}
+        self._keys_fetched = float("-inf")
+        self._keys_lock = asyncio.Lock()
 
     async def _post(self, path: str, body: dict[str, Any]) -> Any:
         with map_http_errors(UPSTREAM):
@@ -56,6 +78,22 @@ class HttpPermitSource:
             response.raise_for_status()
             keys: dict[str, Any] = response.json()
             return keys
+
+    async def qr_key(self, kid: str) -> Key | None:
+        """The WMS's public key `kid` for QR codes, or None if the WMS does not serve it."""
+        now = self._clock()
+        age = now - self._keys_fetched
+        if kid in self._keys and age < self._key_ttl:
+            return self._keys[kid]
+        if age < _FORCED_REFETCH_SECONDS:
+            return None
+        async with self._keys_lock:
+            if self._keys_fetched < now:  # nobody refreshed while we waited
+                keys = await self.jwks()
+                with map_http_errors(UPSTREAM):
+                    self._keys = public_signing_keys(keys)
+                self._keys_fetched = self._clock()
+        return self._keys.get(kid)
 
     async def ping(self) -> bool:
         try:

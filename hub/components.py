@@ -22,6 +22,7 @@ from hub.settings import Settings
 from observability.audit import AuditEvent, AuditLog
 from observability.metrics import HubMetrics
 from schema import GraphQLService, Sources
+from schema.limits import CostBudget
 
 __all__ = ["Hub", "NotConfigured"]
 
@@ -68,6 +69,7 @@ class Hub:
     cards: HttpCardSource
     graphql: GraphQLService
     metrics: HubMetrics
+    cost_budget: CostBudget
 
     @classmethod
     async def open(cls, settings: Settings) -> Hub:
@@ -101,11 +103,24 @@ class Hub:
             served_regions=frozenset(engines),
             max_batch=settings.max_batch_size,
             audit=audit,
+            limits=settings.query_limits(),
         )
         metrics = HubMetrics()
         metrics.watch_audit(lambda: audit.stats)
+        budget = CostBudget(kv, settings.cost_budget_per_minute)
         return cls(
-            settings, engine, kv, http, auth, audit, permits, enrollments, cards, graphql, metrics
+            settings,
+            engine,
+            kv,
+            http,
+            auth,
+            audit,
+            permits,
+            enrollments,
+            cards,
+            graphql,
+            metrics,
+            budget,
         )
 
     async def readiness(self) -> dict[str, bool]:

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from strawberry.http.ides import get_graphql_ide_html
 
 from auth import PURPOSE_HEADER, AuthError, Principal
+from connectors.kv import KeyValueUnavailable
 from hub.components import Hub
 from hub.responses import JSONResponse, error_response
 from hub.transport import trace_id_of
@@ -23,6 +24,7 @@ from observability.audit import AuditEvent, AuditUnavailable
 from observability.logs import bind_request
 from observability.metrics import CONTENT_TYPE
 from schema import GraphQLOutcome, GraphQLRequest
+from schema.pipeline import CostCharger
 
 __all__ = ["EVIDENCE_HEADER", "RECORD_HEADER", "internal_error", "routes"]
 
@@ -115,9 +117,32 @@ async def graphql_post(request: Request) -> Response:
     except BadRequest as exc:
         return await _refuse(request, hub, caller, trace_id, 400, "BAD_USER_INPUT", exc.message)
     outcome = await hub.graphql.run(
-        graphql_request, scopes=caller.principal.scopes, trace_id=trace_id, today=dt.date.today()
+        graphql_request,
+        scopes=caller.principal.scopes,
+        trace_id=trace_id,
+        today=dt.date.today(),
+        charge=_cost_charger(hub, caller.principal.client_id),
     )
     return await _release(request, hub, caller, trace_id, outcome)
+
+
+def _cost_charger(hub: Hub, client_id: str) -> CostCharger:
+    """The per-client cost budget, shared by every instance through Redis.
+
+    Fails open when Redis is down: the static limits still hold, and refusing every request
+    for want of a counter would turn a cache outage into a hub outage (revocation, unlike
+    this, fails closed).
+    """
+
+    async def charge(cost: int) -> int | None:
+        try:
+            decision = await hub.cost_budget.charge(client_id, cost)
+        except KeyValueUnavailable:
+            log.warning("cost budget unavailable; request allowed on static limits")
+            return None
+        return None if decision.allowed else decision.retry_after
+
+    return charge
 
 
 def _www_authenticate(exc: AuthError) -> dict[str, str]:
@@ -182,7 +207,7 @@ async def _release(
     roots = ",".join(f for f in outcome.fields if f.startswith(("Query.", "Mutation.")))
     refusal = outcome.error_codes[0] if outcome.status >= 400 and outcome.error_codes else None
     caller.observe(hub, outcome.outcome, roots, refusal)
-    headers = {EVIDENCE_HEADER: evidence, RECORD_HEADER: record.id}
+    headers = {**outcome.headers, EVIDENCE_HEADER: evidence, RECORD_HEADER: record.id}
     return Response(
         body, status_code=outcome.status, media_type="application/json", headers=headers
     )

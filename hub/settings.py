@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from auth import AuthConfig, TrustedIssuer
+from schema.limits import Limits
 
 __all__ = ["Settings", "TrustedIssuerSettings"]
 
@@ -61,7 +62,25 @@ class Settings(BaseSettings):
     max_body_bytes: int = 256 * 1024
     max_batch_size: int = 500
 
+    # Query limits (schema.limits), checked before execution; over one: QUERY_TOO_COMPLEX.
+    max_document_bytes: int = 16 * 1024
+    max_tokens: int = 5000
+    max_depth: int = 10
+    max_aliases: int = 30
+    max_root_fields: int = 20
+    max_fields: int = 200
+    max_cost: int = 20_000
+    cost_budget_per_minute: int = 200_000  # per client, shared through Redis (schema.limits)
+
     demo: bool = False
+
+    def query_limits(self) -> Limits:
+        return Limits(
+            max_depth=self.max_depth, max_aliases=self.max_aliases,
+            max_root_fields=self.max_root_fields, max_fields=self.max_fields,
+            max_document_bytes=self.max_document_bytes, max_tokens=self.max_tokens,
+            max_cost=self.max_cost,
+        )
 
     def auth_config(self) -> AuthConfig:
         return AuthConfig(

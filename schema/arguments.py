@@ -1,7 +1,9 @@
 """Identifier arguments are checked before execution: a bad one never reaches a source system.
 
-Every `ID` argument of the schema is listed in `IDENTIFIER_ARGUMENTS` (a test holds the table
-complete), with the validator of DESIGN section 5 that it must pass.
+Every `ID` argument of the schema is listed in `IDENTIFIER_ARGUMENTS`, and every `ID` field of
+an input object in `IDENTIFIER_INPUT_FIELDS` (tests hold both tables complete), with the
+validator of DESIGN section 5 that it must pass. SSNs and agency regions must also name a
+region that one of the hub's agencies serves.
 """
 
 from __future__ import annotations
@@ -9,20 +11,33 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from graphql import GraphQLError, GraphQLSchema, VariableDefinitionNode
+from graphql import (
+    GraphQLError,
+    GraphQLInputObjectType,
+    GraphQLSchema,
+    VariableDefinitionNode,
+    get_named_type,
+)
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 
 from connectors.identifiers import (
     InvalidIdentifier,
     region_of_ssn,
+    validate_credit_code,
     validate_permit_number,
+    validate_region,
     validate_ssn,
     validate_subject,
 )
 from schema.document import FieldUse
 from schema.errors import BadUserInput
 
-__all__ = ["IDENTIFIER_ARGUMENTS", "check_arguments", "coerce_variables"]
+__all__ = [
+    "IDENTIFIER_ARGUMENTS",
+    "IDENTIFIER_INPUT_FIELDS",
+    "check_arguments",
+    "coerce_variables",
+]
 
 Validator = Callable[[object], str]
 
@@ -34,6 +49,12 @@ IDENTIFIER_ARGUMENTS: dict[tuple[str, str, str], Validator] = {
     ("Query", "enrollment", "ssn"): validate_ssn,
     ("Query", "cards", "ssn"): validate_ssn,
     ("Query", "subjectAccessLog", "subject"): validate_subject,
+}
+# (input object type, field) -> validator, for identifiers inside input objects.
+IDENTIFIER_INPUT_FIELDS: dict[tuple[str, str], Validator] = {
+    ("RegisterEnrollmentInput", "permitNumber"): validate_permit_number,
+    ("RegisterEnrollmentInput", "region"): validate_region,
+    ("RegisterEnrollmentInput", "employerCreditCode"): validate_credit_code,
 }
 SSN_ARGUMENTS = {key for key, check in IDENTIFIER_ARGUMENTS.items() if check is validate_ssn}
 
@@ -69,6 +90,9 @@ def check_arguments(
         except GraphQLError as exc:
             raise BadUserInput(exc.message) from None
         for arg_name, value in args.items():
+            if isinstance(value, dict):
+                input_type = get_named_type(use.definition.args[arg_name].type)
+                _check_input(input_type, value, f"{use.name}({arg_name})", served_regions)
             validator = IDENTIFIER_ARGUMENTS.get((use.parent, use.name, arg_name))
             if validator is None or value is None:
                 continue
@@ -92,3 +116,24 @@ def _check_one(
         raise BadUserInput(f"{key[1]}({key[2]}): {exc}") from None
     if key in SSN_ARGUMENTS and region_of_ssn(value) not in served:
         raise BadUserInput(f"{key[1]}({key[2]}): no social-security agency serves this region")
+
+
+def _check_input(
+    input_type: object, value: dict[str, Any], where: str, served: frozenset[str]
+) -> None:
+    """The identifier fields of one input object value (nested input objects included)."""
+    if not isinstance(input_type, GraphQLInputObjectType):
+        return
+    for name, item in value.items():
+        if isinstance(item, dict):
+            nested = get_named_type(input_type.fields[name].type)
+            _check_input(nested, item, f"{where}.{name}", served)
+        validator = IDENTIFIER_INPUT_FIELDS.get((input_type.name, name))
+        if validator is None or item is None:
+            continue
+        try:
+            validator(item)
+        except InvalidIdentifier as exc:
+            raise BadUserInput(f"{where}.{name}: {exc}") from None
+        if validator is validate_region and item not in served:
+            raise BadUserInput(f"{where}.{name}: no social-security agency serves this region")

@@ -15,6 +15,7 @@ __all__ = ["HubContext"]
 @dataclass(slots=True)
 class HubContext:
     loaders: Loaders
+    sources: Sources  # for workflows that write, or that need more than a load (QR keys)
     today: dt.date
     touched: Touched = field(default_factory=Touched)
     audit: AuditLog | None = None
@@ -25,4 +26,6 @@ class HubContext:
     ) -> HubContext:
         touched = Touched()
         loaders = Loaders.for_request(sources, touched)
-        return cls(loaders=loaders, today=today, touched=touched, audit=audit)
+        return cls(
+            loaders=loaders, sources=sources, today=today, touched=touched, audit=audit
+        )

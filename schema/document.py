@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from graphql import (
     DocumentNode,
@@ -91,10 +93,15 @@ class _FieldCollector(Visitor):
         self._stack.pop()
 
 
-def _prepare(schema: GraphQLSchema, text: str) -> PreparedDocument:
+_PARSE = partial(parse, max_tokens=5000)
+
+
+def _prepare(
+    schema: GraphQLSchema, text: str, parse_document: Callable[[str], DocumentNode]
+) -> PreparedDocument:
     digest = document_hash(text)
     try:
-        document = parse(text, max_tokens=5000)
+        document = parse_document(text)
     except GraphQLError as exc:
         return PreparedDocument(digest, None, (exc,), (), {})
     errors = validate(schema, document)
@@ -112,11 +119,21 @@ def _prepare(schema: GraphQLSchema, text: str) -> PreparedDocument:
 
 
 class DocumentCache:
-    """A bounded LRU of prepared documents, keyed by the document text."""
+    """A bounded LRU of prepared documents, keyed by the document text.
 
-    def __init__(self, schema: GraphQLSchema, size: int = 1024) -> None:
+    `parse_document` may refuse a document by raising GraphQLError (the query limits do, before
+    validation); the refusal is cached like any other error.
+    """
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        size: int = 1024,
+        parse_document: Callable[[str], DocumentNode] = _PARSE,
+    ) -> None:
         self._schema = schema
         self._size = size
+        self._parse = parse_document
         self._items: OrderedDict[str, PreparedDocument] = OrderedDict()
 
     def get(self, text: str) -> PreparedDocument:
@@ -124,7 +141,7 @@ class DocumentCache:
         if prepared is not None:
             self._items.move_to_end(text)
             return prepared
-        prepared = _prepare(self._schema, text)
+        prepared = _prepare(self._schema, text, self._parse)
         self._items[text] = prepared
         if len(self._items) > self._size:
             self._items.popitem(last=False)

@@ -3,9 +3,12 @@
     HubError (GraphQLError with a code)
     ├── BadUserInput            BAD_USER_INPUT
     ├── Forbidden               FORBIDDEN        (with the denied field paths)
-    └── QueryTooComplex         QUERY_TOO_COMPLEX
+    ├── QueryTooComplex         QUERY_TOO_COMPLEX
+    └── Conflict                CONFLICT
 
-Anything not listed in `_CODES` is INTERNAL and its message is masked.
+Errors of the layers below are mapped in `_CODES`: a workflow's `WorkflowRejected` is
+BAD_USER_INPUT, a connector's `WriteConflict` is CONFLICT (both: nothing was changed).
+Anything not listed there is INTERNAL and its message is masked.
 """
 
 from __future__ import annotations
@@ -14,10 +17,18 @@ from typing import Any
 
 from graphql import GraphQLError
 
-from connectors.errors import UpstreamTimeout, UpstreamUnavailable
+from connectors.errors import UpstreamTimeout, UpstreamUnavailable, WriteConflict
 from connectors.identifiers import InvalidIdentifier
+from schema.workflows.enrollment import WorkflowRejected
 
-__all__ = ["BadUserInput", "Forbidden", "HubError", "QueryTooComplex", "format_error"]
+__all__ = [
+    "BadUserInput",
+    "Conflict",
+    "Forbidden",
+    "HubError",
+    "QueryTooComplex",
+    "format_error",
+]
 
 
 class HubError(GraphQLError):
@@ -39,8 +50,18 @@ class QueryTooComplex(HubError):
     code = "QUERY_TOO_COMPLEX"
 
 
+class RateLimited(HubError):
+    code = "RATE_LIMITED"
+
+
+class Conflict(HubError):
+    code = "CONFLICT"
+
+
 _CODES: tuple[tuple[type[BaseException], str], ...] = (
     (InvalidIdentifier, "BAD_USER_INPUT"),
+    (WorkflowRejected, "BAD_USER_INPUT"),
+    (WriteConflict, "CONFLICT"),
     (UpstreamTimeout, "UPSTREAM_TIMEOUT"),
     (UpstreamUnavailable, "UPSTREAM_UNAVAILABLE"),
 )
@@ -71,6 +92,8 @@ def format_error(error: GraphQLError, trace_id: str) -> dict[str, Any]:
     original = error.original_error
     if code == "BAD_USER_INPUT" and isinstance(original, InvalidIdentifier):
         message = str(original)
+    elif isinstance(original, WriteConflict):
+        message = original.detail
     elif code in _MESSAGES:
         message = _MESSAGES[code]
     else:

@@ -9,16 +9,32 @@ Nothing here runs a resolver before every check has passed, and nothing here imp
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from graphql import ExecutionResult, GraphQLError, GraphQLSchema, OperationDefinitionNode, execute
+from graphql import (
+    ExecutionResult,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    execute,
+)
 
 from observability.audit import AuditLog
 from schema.arguments import check_arguments, coerce_variables
 from schema.context import HubContext
 from schema.document import DocumentCache, PreparedDocument
-from schema.errors import BadUserInput, Forbidden, HubError, code_of, format_error
+from schema.errors import (
+    BadUserInput,
+    Forbidden,
+    HubError,
+    RateLimited,
+    code_of,
+    format_error,
+)
+from schema.limits import Limits, QueryLimits
 from schema.loaders import Sources
 from schema.policy import PolicyCache, filtered_schema
 from schema.schema import build_schema
@@ -48,6 +64,11 @@ class GraphQLOutcome:
     denied: list[str] = field(default_factory=list)
     subjects: list[str] = field(default_factory=list)
     error_codes: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+# Charges a request's cost to its client; returns None if allowed, else seconds to wait.
+CostCharger = Callable[[int], Awaitable[int | None]]
 
 
 def _refusal(
@@ -69,12 +90,18 @@ def _refusal(
 
 class GraphQLService:
     def __init__(
-        self, sources: Sources, *, served_regions: frozenset[str], max_batch: int,
+        self,
+        sources: Sources,
+        *,
+        served_regions: frozenset[str],
+        max_batch: int,
         audit: AuditLog | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.schema = build_schema()
         self._graphql_schema = self.schema._schema
-        self._documents = DocumentCache(self._graphql_schema)
+        self.limits = QueryLimits(self._graphql_schema, limits or Limits())
+        self._documents = DocumentCache(self._graphql_schema, parse_document=self.limits.parse)
         self._policy = PolicyCache()
         self._visible: dict[frozenset[str], GraphQLSchema | None] = {}
         self._sources = sources
@@ -86,11 +113,23 @@ class GraphQLService:
         return self._documents.get(text)
 
     async def run(
-        self, request: GraphQLRequest, *, scopes: frozenset[str], trace_id: str, today: dt.date
+        self,
+        request: GraphQLRequest,
+        *,
+        scopes: frozenset[str],
+        trace_id: str,
+        today: dt.date,
+        charge: CostCharger | None = None,
     ) -> GraphQLOutcome:
+        too_large = self.limits.check_size(request.query)
+        if too_large is not None:
+            return _refusal([too_large], 400, trace_id, None)
         prepared = self.prepare(request.query)
         if prepared.document is None or prepared.errors:
             return _refusal(list(prepared.errors), 400, trace_id, prepared)
+        too_costly = self.limits.check_cost(prepared, request.operation_name, request.variables)
+        if too_costly is not None:
+            return _refusal([too_costly], 400, trace_id, prepared)
         decision = self._policy.decide(prepared, scopes)
         if decision.denied:
             denied = Forbidden(
@@ -117,6 +156,17 @@ class GraphQLService:
             )
         except BadUserInput as exc:
             return _refusal([exc], 400, trace_id, prepared)
+        if charge is not None:
+            cost = self.limits.cost(prepared, request.operation_name, request.variables) or 0
+            retry_after = await charge(cost)
+            if retry_after is not None:
+                spent = RateLimited(
+                    f"the client's query cost budget is spent; retry in {retry_after} s",
+                    retryAfter=retry_after,
+                )
+                refusal = _refusal([spent], 429, trace_id, prepared, outcome="DENIED")
+                refusal.headers["retry-after"] = str(retry_after)
+                return refusal
         context = HubContext.for_request(self._sources, today, self._audit)
         result = await self._execute(prepared, request, context)
         outcome = self._outcome(prepared, request, result, context, trace_id)
@@ -132,7 +182,8 @@ class GraphQLService:
     ) -> GraphQLOutcome:
         """Introspection answers from the schema as this client may see it, and alone."""
         assert prepared.document is not None
-        if any(u.parent == "Query" and not u.name.startswith("__") for u in prepared.uses):
+        roots = ("Query", "Mutation", "Subscription")
+        if any(u.parent in roots and not u.name.startswith("__") for u in prepared.uses):
             error = BadUserInput("send introspection and data queries as separate requests")
             return _refusal([error], 400, trace_id, prepared)
         if scopes not in self._visible:
@@ -157,12 +208,15 @@ class GraphQLService:
         operations = [
             d for d in prepared.document.definitions if isinstance(d, OperationDefinitionNode)
         ]
-        if name is None and len(operations) == 1:
-            return operations[0]
+        chosen = operations[0] if name is None and len(operations) == 1 else None
         for op in operations:
-            if op.name and op.name.value == name:
-                return op
-        return BadUserInput("operationName must name one operation of the document")
+            if name is not None and op.name and op.name.value == name:
+                chosen = op
+        if chosen is None:
+            return BadUserInput("operationName must name one operation of the document")
+        if chosen.operation is OperationType.SUBSCRIPTION:
+            return BadUserInput("subscriptions are served over WebSocket, not POST /graphql")
+        return chosen
 
     async def _execute(
         self, prepared: PreparedDocument, request: GraphQLRequest, context: HubContext

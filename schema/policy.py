@@ -4,8 +4,12 @@ Deny by default: a field or argument missing from the table is refused for every
 test fails if any field of the schema has no entry). The check runs over the whole document
 (every operation, fragment, inline fragment and alias, including fields under @skip/@include,
 whatever the variables) before any resolver runs, and its result is cached per
-(document, scope set). `INHERIT` marks small value types (a region, a status change) that are
-only reachable through a field that is itself checked.
+(document, scope set). `INHERIT` marks small value types (a region, a status change, a
+mutation's payload) that are only reachable through a field that is itself checked.
+
+Input objects have no entries of their own: an input object's fields are covered by the scope
+of the argument that carries it (`Mutation.registerEnrollment(input)`), and their identifiers
+are validated by `schema.arguments` like any identifier argument.
 """
 
 from __future__ import annotations
@@ -49,7 +53,10 @@ def _grant(scope: str, type_name: str, fields: str) -> dict[tuple[str, str], str
 
 
 FIELD_SCOPES: dict[tuple[str, str], str] = {
-    **_grant("permit:validity", "Query", "permit permits"),
+    **_grant("permit:validity", "Query", "permit permits verifyPermitQr"),
+    **_grant(INHERIT, "QrVerification", "valid reason permit"),
+    **_grant("enrollment:write", "Mutation", "registerEnrollment"),
+    **_grant(INHERIT, "RegisterEnrollmentPayload", "enrollment created"),
     **_grant("person:identity", "Query", "foreigner"),
     **_grant("enrollment:read", "Query", "enrollment"),
     **_grant("card:status", "Query", "cards"),
@@ -93,6 +100,8 @@ FIELD_SCOPES: dict[tuple[str, str], str] = {
 ARGUMENT_SCOPES: dict[tuple[str, str, str], str] = {
     ("Query", "permit", "number"): "permit:validity",
     ("Query", "permits", "numbers"): "permit:validity",
+    ("Query", "verifyPermitQr", "payload"): "permit:validity",
+    ("Mutation", "registerEnrollment", "input"): "enrollment:write",
     ("Query", "foreigner", "permitNumber"): "person:identity",
     ("Query", "foreigner", "ssn"): "person:identity",
     ("Query", "enrollment", "ssn"): "enrollment:read",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from schema.access_log import AccessEventConnection, AccessLogFilter, access_page
+from schema.qr import QrVerification, check_qr
 from schema.types import Ctx, Enrollment, Foreigner, SocialSecurityCard, WorkPermit
 
 
@@ -18,6 +19,10 @@ class Query:
     async def permits(self, info: Ctx, numbers: list[strawberry.ID]) -> list[WorkPermit | None]:
         found = await info.context.loaders.permit.load_many([str(n) for n in numbers])
         return [WorkPermit.maybe(p) for p in found]
+
+    @strawberry.field(description="Check a scanned QR code: signature, expiry, permit status.")
+    async def verify_permit_qr(self, info: Ctx, payload: str) -> QrVerification:
+        return await check_qr(info, payload)
 
     @strawberry.field(description="The holder of a permit, or of an SSN's enrollment. Give one.")
     async def foreigner(

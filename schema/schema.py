@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import strawberry
 
+from schema.mutation import Mutation
 from schema.query import Query
 
 __all__ = ["build_schema"]
 
 
 def build_schema() -> strawberry.Schema:
-    return strawberry.Schema(query=Query)
+    return strawberry.Schema(query=Query, mutation=Mutation)

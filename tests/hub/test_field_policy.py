@@ -16,7 +16,7 @@ from tests.conftest import HubClient, Simulators, SqlCounter
 DESIGN = {
     "permit:validity": "WorkPermit.number WorkPermit.status WorkPermit.validFrom "
     "WorkPermit.validUntil WorkPermit.isValid WorkPermit.medium Query.permit Query.permits "
-    "Foreigner.permits",
+    "Query.verifyPermitQr Foreigner.permits",
     "permit:holder": "WorkPermit.holder Foreigner.name Foreigner.nationality Foreigner.id",
     "permit:detail": "WorkPermit.employer WorkPermit.category WorkPermit.position "
     "WorkPermit.workLocation WorkPermit.notificationLetterNumber WorkPermit.history "
@@ -52,6 +52,7 @@ PATHS = {
     "SocialSecurityCard": ("cards(ssn: $s) {{ {} }}", {"card:status"}),
     "CardStatusChange": ("cards(ssn: $s) {{ history {{ {} }} }}", {"card:status", "card:read"}),
     "Region": ("cards(ssn: $s) {{ region {{ {} }} }}", {"card:status"}),
+    "QrVerification": ('verifyPermitQr(payload: "garbage") {{ {} }}', {"permit:validity"}),
 }
 ROOT_CALLS = {
     "permit": "permit(number: $n)",
@@ -60,6 +61,7 @@ ROOT_CALLS = {
     "enrollment": "enrollment(ssn: $s)",
     "cards": "cards(ssn: $s)",
     "subjectAccessLog": "subjectAccessLog(subject: $n)",
+    "verifyPermitQr": 'verifyPermitQr(payload: "garbage")',
 }
 SCHEMA = build_schema()._schema
 
@@ -94,7 +96,8 @@ def _is_object(graphql_type: object) -> bool:
 def _expected(type_name: str, field: str, scopes: frozenset[str]) -> bool:
     _, path_needs = PATHS[type_name]
     need = NEEDS.get(f"{type_name}.{field}")
-    if need is None and type_name in ("Region", "PermitEvent", "CardStatusChange"):
+    value_types = ("Region", "PermitEvent", "CardStatusChange", "QrVerification")
+    if need is None and type_name in value_types:
         need_set = set()  # value types: readable wherever the field leading to them is
     elif need is None:
         return False  # deny by default
@@ -191,7 +194,7 @@ async def test_introspection_shows_each_agency_only_what_it_may_select(hub: HubC
     response = await hub.graphql("exit-entry-wuhan", INTROSPECT)
     schema = response.json()["data"]["__schema"]
     roots = {f["name"] for f in schema["queryType"]["fields"]}
-    assert roots == {"permit", "permits", "cards"}
+    assert roots == {"permit", "permits", "cards", "verifyPermitQr"}
     types = {t["name"]: {f["name"] for f in t["fields"] or []} for t in schema["types"]}
     assert "Enrollment" not in types and "Employer" not in types
     assert "passportNumber" not in types["Foreigner"]

@@ -1,0 +1,65 @@
+"""The mutation root. Input identifiers were validated before execution (`schema.arguments`);
+each mutation hands its input to a workflow and wraps what comes back.
+"""
+
+from __future__ import annotations
+
+import strawberry
+
+from schema.types import Ctx, Enrollment
+from schema.workflows.enrollment import EnrollmentRequest, register_enrollment
+
+__all__ = ["Mutation", "RegisterEnrollmentInput", "RegisterEnrollmentPayload"]
+
+
+@strawberry.input(description="Enroll the holder of a work permit at a region's agency.")
+class RegisterEnrollmentInput:
+    permit_number: strawberry.ID
+    region: strawberry.ID = strawberry.field(description="GB/T 2260 code of the agency.")
+    name: str = strawberry.field(description="As on the permit; case and spacing are ignored.")
+    nationality: str = strawberry.field(description="ISO 3166-1 alpha-3.")
+    idempotency_key: str = strawberry.field(
+        description="8-128 printable ASCII characters; a retry with the same key and input "
+        "returns the first result, the same key with other input is a CONFLICT."
+    )
+    employer_credit_code: strawberry.ID | None = strawberry.field(
+        default=None, description="If given, must be the permit's employer."
+    )
+
+    def request(self) -> EnrollmentRequest:
+        return EnrollmentRequest(
+            permit_number=str(self.permit_number),
+            region=str(self.region),
+            name=self.name,
+            nationality=self.nationality,
+            employer_credit_code=(
+                str(self.employer_credit_code) if self.employer_credit_code else None
+            ),
+            idempotency_key=self.idempotency_key,
+        )
+
+
+@strawberry.type
+class RegisterEnrollmentPayload:
+    enrollment: Enrollment
+    created: bool = strawberry.field(description="False when an earlier call with the key did.")
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        description="Verify the permit with the WMS, then enroll and assign the SSN. "
+        "Idempotent per idempotencyKey."
+    )
+    async def register_enrollment(
+        self, info: Ctx, input: RegisterEnrollmentInput
+    ) -> RegisterEnrollmentPayload:
+        context = info.context
+        result = await register_enrollment(
+            input.request(), load_permit=context.loaders.permit.load,
+            agencies=context.sources.enrollments, today=context.today,
+        )
+        context.touched.ssns.add(result.enrollment.ssn)
+        return RegisterEnrollmentPayload(
+            enrollment=Enrollment(_record=result.enrollment), created=result.created
+        )

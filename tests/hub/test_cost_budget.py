@@ -1,0 +1,30 @@
+"""Issue 6 (item 3): a per-client query cost budget per minute, shared through Redis."""
+
+from __future__ import annotations
+
+from schema.limits import CostBudget
+from tests.conftest import HubClient, Simulators
+
+
+async def test_a_spent_budget_is_refused_with_retry_after_and_no_upstream_call(
+    hub: HubClient, simulators: Simulators
+) -> None:
+    hub.hub.cost_budget = CostBudget(hub.hub.kv, per_minute=40)
+    query = "query($n: ID!) { permit(number: $n) { status validUntil } }"
+    variables = {"n": simulators.dataset.samples["valid_permit"]}
+    statuses = []
+    for _ in range(20):
+        response = await hub.graphql("exit-entry-wuhan", query, variables)
+        statuses.append(response.status_code)
+        if response.status_code == 429:
+            break
+    assert statuses[0] == 200 and statuses[-1] == 429
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "RATE_LIMITED"
+    assert 1 <= int(response.headers["retry-after"]) <= 60
+    before = await simulators.upstream_calls()
+    again = await hub.graphql("exit-entry-wuhan", query, variables)
+    assert again.status_code == 429 and await simulators.upstream_calls() == before
+    # another client's budget is its own
+    other = await hub.graphql("si-agency-wuhan", query, variables)
+    assert other.status_code == 200

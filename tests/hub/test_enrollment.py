@@ -1,0 +1,279 @@
+"""Issue 5, item 1: an agency enrolls a foreigner, the hub assigns the SSN (`registerEnrollment`).
+
+The session's agency databases are shared by every test, so each test here enrolls permits of
+its own: a slice of the unenrolled VALID permits (no demo sample among them) no other test takes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from connectors.agency_tables import enrollment_requests, enrollments, persons, ssn_sequences
+from connectors.identifiers import mod11_2_check_char, validate_ssn
+from connectors.records import Permit
+from observability.audit import AuditFilter
+from tests.conftest import AGENCY_REGIONS, HubClient, Simulators
+
+REGISTER = """mutation($i: RegisterEnrollmentInput!) {
+  registerEnrollment(input: $i) {
+    created enrollment { ssn permitNumber region { code } status } } }"""
+AGENCY = "si-agency-wuhan"
+
+# Disjoint slices of the fresh permits, one per test.
+_SLICES = {
+    "happy": (0, 1), "again": (1, 2), "replay": (2, 3), "other_input": (3, 5),
+    "mismatch": (5, 6), "forbidden": (6, 7), "one_key": (7, 8), "parallel": (10, 60),
+    "names": (60, 61),
+}
+
+
+def _fresh_permits(simulators: Simulators, test: str) -> list[Permit]:
+    dataset = simulators.dataset
+    enrolled = {e.permit_number for e in dataset.enrollments.values()}
+    samples = set(dataset.samples.values())
+    fresh = sorted(
+        (
+            p for p in dataset.permits.values()
+            if p.is_valid_on(dataset.today) and p.work_location in AGENCY_REGIONS
+            and p.number not in enrolled and p.number not in samples
+        ),
+        key=lambda p: p.number,
+        reverse=True,  # far from the sorted()[:500] batch other tests read
+    )
+    start, stop = _SLICES[test]
+    return fresh[start:stop]
+
+
+def _input(permit: Permit, key: str | None = None, **changes: Any) -> dict[str, Any]:
+    given = {
+        "permitNumber": permit.number,
+        "region": permit.work_location,
+        "name": permit.holder.name,
+        "nationality": permit.holder.nationality,
+        "idempotencyKey": key or f"test-{uuid.uuid4().hex}",
+    }
+    return {**given, **changes}
+
+
+async def _register(hub: HubClient, given: dict[str, Any]) -> dict[str, Any]:
+    response = await hub.graphql(AGENCY, REGISTER, {"i": given})
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def _audited(hub: HubClient) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """(outcome, error codes, subjects) of each GraphQL request the hub recorded."""
+    page = await hub.hub.audit.search(
+        AuditFilter(), 500, None, subject_view=False, today=dt.date.today()
+    )
+    return [
+        (r.outcome, tuple(r.error_codes), tuple(r.subjects))
+        for r in page.records if r.kind == "graphql"
+    ]
+
+
+def _code(body: dict[str, Any]) -> str:
+    code: str = body["errors"][0]["extensions"]["code"]
+    return code
+
+
+@pytest.fixture
+async def agency_engines(simulators: Simulators) -> AsyncIterator[dict[str, AsyncEngine]]:
+    engines = {r: create_async_engine(url) for r, url in simulators.agency_urls.items()}
+    yield engines
+    for engine in engines.values():
+        await engine.dispose()
+
+
+async def _snapshot(engines: dict[str, AsyncEngine]) -> dict[str, tuple[int, ...]]:
+    """Row counts and the SSN sequence of every agency: equal snapshots, nothing written."""
+    counts = {}
+    for region, engine in engines.items():
+        async with engine.connect() as conn:
+            sizes = [
+                (await conn.execute(select(func.count()).select_from(t))).scalar_one()
+                for t in (enrollments, persons, enrollment_requests)
+            ]
+            sequence = (await conn.execute(select(ssn_sequences.c.next_value))).scalar_one()
+        counts[region] = (*sizes, sequence)
+    return counts
+
+
+async def test_registering_assigns_an_ssn_that_the_permit_then_shows(
+    hub: HubClient, simulators: Simulators
+) -> None:
+    (permit,) = _fresh_permits(simulators, "happy")
+    body = await _register(hub, _input(permit))
+    assert "errors" not in body, body
+    result = body["data"]["registerEnrollment"]
+    enrollment = result["enrollment"]
+    assert result["created"] is True
+    assert validate_ssn(enrollment["ssn"]).startswith(permit.work_location)
+    assert enrollment["permitNumber"] == permit.number
+    assert enrollment["region"] == {"code": permit.work_location}
+    assert enrollment["status"] == "ACTIVE"
+    shown = await hub.graphql(
+        AGENCY, "query($n: ID!) { permit(number: $n) { enrollment { ssn } } }", {"n": permit.number}
+    )
+    assert shown.json()["data"]["permit"]["enrollment"] == {"ssn": enrollment["ssn"]}
+    registered = (await _audited(hub))[-1]  # newest first: the registration is the oldest
+    assert registered[:2] == ("OK", ())
+    assert {permit.number, enrollment["ssn"]} <= set(registered[2])
+
+
+async def test_names_match_whatever_their_case_and_spacing(
+    hub: HubClient, simulators: Simulators
+) -> None:
+    (permit,) = _fresh_permits(simulators, "names")
+    sloppy = "  " + "   ".join(permit.holder.name.upper().split()) + " "
+    body = await _register(hub, _input(permit, name=sloppy))
+    assert body["data"]["registerEnrollment"]["created"] is True, body
+
+
+async def test_a_second_active_enrollment_of_a_permit_is_a_conflict_and_writes_nothing(
+    hub: HubClient, simulators: Simulators, agency_engines: dict[str, AsyncEngine]
+) -> None:
+    (permit,) = _fresh_permits(simulators, "again")
+    assert "errors" not in await _register(hub, _input(permit))
+    before = await _snapshot(agency_engines)
+    body = await _register(hub, _input(permit))
+    assert _code(body) == "CONFLICT" and body["data"] is None
+    assert await _snapshot(agency_engines) == before
+    assert (await _audited(hub))[0][:2] == ("ERROR", ("CONFLICT",))
+
+
+async def test_the_same_key_and_input_give_the_same_ssn_without_a_second_enrollment(
+    hub: HubClient, simulators: Simulators, agency_engines: dict[str, AsyncEngine]
+) -> None:
+    (permit,) = _fresh_permits(simulators, "replay")
+    given = _input(permit)
+    first = (await _register(hub, given))["data"]["registerEnrollment"]
+    before = await _snapshot(agency_engines)
+    again = (await _register(hub, given))["data"]["registerEnrollment"]
+    assert (first["created"], again["created"]) == (True, False)
+    assert again["enrollment"] == first["enrollment"]
+    assert await _snapshot(agency_engines) == before
+
+
+async def test_the_same_key_with_other_input_is_a_conflict(
+    hub: HubClient, simulators: Simulators, agency_engines: dict[str, AsyncEngine]
+) -> None:
+    permit, other = _fresh_permits(simulators, "other_input")
+    key = f"test-{uuid.uuid4().hex}"
+    assert "errors" not in await _register(hub, _input(permit, key))
+    before = await _snapshot(agency_engines)
+    changed = _input(permit, key, employerCreditCode=permit.employer.credit_code)
+    moved = _input(other, key, region=permit.work_location)
+    for given in (changed, moved):
+        body = await _register(hub, given)
+        assert _code(body) == "CONFLICT", body
+    assert await _snapshot(agency_engines) == before
+
+
+def _wrong_check(number: str) -> str:
+    return number[:17] + ("0" if mod11_2_check_char(number[:17]) != "0" else "1")
+
+
+async def test_bad_input_gets_a_typed_error_and_writes_nothing(
+    hub: HubClient, simulators: Simulators, agency_engines: dict[str, AsyncEngine]
+) -> None:
+    (permit,) = _fresh_permits(simulators, "mismatch")
+    samples = simulators.dataset.samples
+    expired = simulators.dataset.permits[samples["expired_permit"]]
+    cancelled = simulators.dataset.permits[samples["cancelled_permit"]]
+    unknown = permit.number[:10] + "9999999"
+    unknown += mod11_2_check_char(unknown)
+    other_employer = next(
+        p.employer.credit_code for p in simulators.dataset.permits.values()
+        if p.employer.credit_code != permit.employer.credit_code
+    )
+    checked_before_execution = [
+        _input(permit, permitNumber=_wrong_check(permit.number)),
+        _input(permit, region="999999"),  # not a GB/T 2260 code the hub knows
+        _input(permit, region="110000"),  # known, but no agency of the hub serves it
+        _input(permit, employerCreditCode="91420100MA4K00000X"),
+        _input(permit, permitNumber="'; DROP TABLE enrollments; --"),
+    ]
+    checked_by_the_workflow = [
+        _input(expired, region=permit.work_location),
+        _input(cancelled, region=permit.work_location),
+        _input(permit, permitNumber=unknown),
+        _input(permit, name=permit.holder.name + " Junior"),
+        _input(permit, nationality="ZZZ"),
+        _input(permit, employerCreditCode=other_employer),
+        _input(permit, idempotencyKey="short"),
+    ]
+    before = await _snapshot(agency_engines)
+    calls = await simulators.upstream_calls()
+    for given in checked_before_execution:
+        response = await hub.graphql(AGENCY, REGISTER, {"i": given})
+        assert response.status_code == 400, (given, response.text)
+        assert _code(response.json()) == "BAD_USER_INPUT"
+    assert await simulators.upstream_calls() == calls
+    for given in checked_by_the_workflow:
+        body = await _register(hub, given)
+        assert _code(body) == "BAD_USER_INPUT", (given, body)
+        assert body["data"] is None
+    assert await _snapshot(agency_engines) == before
+    recorded = [(outcome, codes) for outcome, codes, _ in await _audited(hub)]
+    attempts = len(checked_before_execution) + len(checked_by_the_workflow)
+    assert recorded == [("ERROR", ("BAD_USER_INPUT",))] * attempts
+
+
+async def test_a_client_without_enrollment_write_cannot_register(
+    hub: HubClient, simulators: Simulators, agency_engines: dict[str, AsyncEngine]
+) -> None:
+    (permit,) = _fresh_permits(simulators, "forbidden")
+    before = await _snapshot(agency_engines)
+    calls = await simulators.upstream_calls()
+    response = await hub.graphql("ssc-card-center-hubei", REGISTER, {"i": _input(permit)})
+    assert response.status_code == 403 and _code(response.json()) == "FORBIDDEN"
+    assert await simulators.upstream_calls() == calls
+    assert await _snapshot(agency_engines) == before
+
+
+async def test_mutations_are_not_served_over_get(hub: HubClient) -> None:
+    response = await hub.http.get(
+        "/graphql", params={"query": "mutation { registerEnrollment { created } }"}
+    )
+    assert response.status_code == 405
+
+
+async def test_fifty_parallel_registrations_get_fifty_distinct_ssns(
+    hub: HubClient, simulators: Simulators
+) -> None:
+    permits = _fresh_permits(simulators, "parallel")
+    assert len(permits) == 50
+    bodies = await asyncio.gather(*(_register(hub, _input(p)) for p in permits))
+    assert all("errors" not in b for b in bodies), [b for b in bodies if "errors" in b][:3]
+    ssns = {b["data"]["registerEnrollment"]["enrollment"]["ssn"] for b in bodies}
+    assert len(ssns) == 50
+    assert all(validate_ssn(s)[:6] in AGENCY_REGIONS for s in ssns)
+
+
+async def test_twenty_parallel_calls_with_one_key_give_one_ssn(
+    hub: HubClient, simulators: Simulators, agency_engines: dict[str, AsyncEngine]
+) -> None:
+    (permit,) = _fresh_permits(simulators, "one_key")
+    given = _input(permit)
+    bodies = await asyncio.gather(*(_register(hub, given) for _ in range(20)))
+    assert all("errors" not in b for b in bodies), [b for b in bodies if "errors" in b][:3]
+    results = [b["data"]["registerEnrollment"] for b in bodies]
+    assert len({r["enrollment"]["ssn"] for r in results}) == 1
+    assert sorted(r["created"] for r in results) == [False] * 19 + [True]
+    engine = agency_engines[permit.work_location]
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(func.count()).where(enrollments.c.permit_number == permit.number)
+            )
+        ).scalar_one()
+    assert rows == 1
