@@ -20,7 +20,6 @@ from graphql import (
     GraphQLField,
     GraphQLSchema,
     OperationDefinitionNode,
-    OperationType,
     TypeInfo,
     TypeInfoVisitor,
     Visitor,
@@ -50,12 +49,6 @@ class PreparedDocument:
     document: DocumentNode | None
     errors: tuple[GraphQLError, ...]
     uses: tuple[FieldUse, ...]
-    operations: dict[str | None, OperationType]
-
-    def operation_type(self, name: str | None) -> OperationType | None:
-        if name is None and len(self.operations) == 1:
-            return next(iter(self.operations.values()))
-        return self.operations.get(name)
 
 
 def document_hash(text: str) -> str:
@@ -103,19 +96,14 @@ def _prepare(
     try:
         document = parse_document(text)
     except GraphQLError as exc:
-        return PreparedDocument(digest, None, (exc,), (), {})
+        return PreparedDocument(digest, None, (exc,), ())
     errors = validate(schema, document)
     if errors:
-        return PreparedDocument(digest, document, tuple(errors), (), {})
+        return PreparedDocument(digest, document, tuple(errors), ())
     type_info = TypeInfo(schema)
     collector = _FieldCollector(type_info)
     visit(document, TypeInfoVisitor(type_info, collector))
-    operations = {
-        (d.name.value if d.name else None): d.operation
-        for d in document.definitions
-        if isinstance(d, OperationDefinitionNode)
-    }
-    return PreparedDocument(digest, document, (), tuple(collector.uses), operations)
+    return PreparedDocument(digest, document, (), tuple(collector.uses))
 
 
 class DocumentCache:
