@@ -439,13 +439,8 @@ class QueryLimits:
         """The estimated cost of one request (None: the operation is not in the document)."""
         return self.plan(prepared).cost(operation_name, variables)
 
-    def check_cost(
-        self,
-        prepared: PreparedDocument,
-        operation_name: str | None,
-        variables: Mapping[str, Any] | None,
-    ) -> QueryTooComplex | None:
-        cost = self.cost(prepared, operation_name, variables)
+    def check_cost(self, cost: int | None) -> QueryTooComplex | None:
+        """Refuse a request whose cost (from `cost`, computed once per request) is too high."""
         if cost is not None and cost > self.limits.max_cost:
             return _too_complex("max_cost", cost, self.limits.max_cost)
         return None

@@ -127,7 +127,8 @@ class GraphQLService:
         prepared = self.prepare(request.query)
         if prepared.document is None or prepared.errors:
             return _refusal(list(prepared.errors), 400, trace_id, prepared)
-        too_costly = self.limits.check_cost(prepared, request.operation_name, request.variables)
+        cost = self.limits.cost(prepared, request.operation_name, request.variables)
+        too_costly = self.limits.check_cost(cost)
         if too_costly is not None:
             return _refusal([too_costly], 400, trace_id, prepared)
         decision = self._policy.decide(prepared, scopes)
@@ -157,8 +158,7 @@ class GraphQLService:
         except BadUserInput as exc:
             return _refusal([exc], 400, trace_id, prepared)
         if charge is not None:
-            cost = self.limits.cost(prepared, request.operation_name, request.variables) or 0
-            retry_after = await charge(cost)
+            retry_after = await charge(cost or 0)
             if retry_after is not None:
                 spent = RateLimited(
                     f"the client's query cost budget is spent; retry in {retry_after} s",

@@ -140,8 +140,8 @@ def test_literal_lists_and_first_arguments_size_their_lists() -> None:
 def test_over_the_cost_limit_names_the_value() -> None:
     limits, documents = _limits(max_cost=100)
     prepared = documents.get(BATCH)
-    assert limits.check_cost(prepared, None, {"ns": ["x"] * 3}) is None
-    refused = limits.check_cost(prepared, None, {"ns": ["x"] * 10})
+    assert limits.check_cost(limits.cost(prepared, None, {"ns": ["x"] * 3})) is None
+    refused = limits.check_cost(limits.cost(prepared, None, {"ns": ["x"] * 10}))
     assert refused is not None and refused.message == "max_cost is 235, over the limit of 100"
 
 
