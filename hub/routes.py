@@ -112,7 +112,7 @@ async def graphql_post(request: Request) -> Response:
             exc.status,
             exc.code,
             exc.description,
-            dict(_www_authenticate(exc)),
+            _www_authenticate(exc),
         )
     except BadRequest as exc:
         return await _refuse(request, hub, caller, trace_id, 400, "BAD_USER_INPUT", exc.message)
