@@ -14,11 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from auth import AuthEvent, AuthService
 from connectors._http import new_http_client
 from connectors.agency import SqlEnrollmentSource, create_agency_engines
+from connectors.cache import CachedPermitSource
 from connectors.cards import HttpCardSource
+from connectors.events import EventBus, PermitChange, open_event_bus
 from connectors.kv import KeyValue, open_key_value
 from connectors.wms import HttpPermitSource
 from hub.database import create_engine, migrate
 from hub.settings import Settings
+from hub.webhooks import WebhookWorker
 from observability.audit import AuditEvent, AuditLog
 from observability.metrics import HubMetrics
 from schema import GraphQLService, Sources
@@ -64,12 +67,14 @@ class Hub:
     http: httpx.AsyncClient
     auth: AuthService
     audit: AuditLog
-    permits: HttpPermitSource
+    permits: CachedPermitSource
     enrollments: SqlEnrollmentSource
     cards: HttpCardSource
     graphql: GraphQLService
     metrics: HubMetrics
     cost_budget: CostBudget
+    bus: EventBus
+    webhooks: WebhookWorker
 
     @classmethod
     async def open(cls, settings: Settings) -> Hub:
@@ -95,11 +100,30 @@ class Hub:
         bridge.audit = audit
         await audit.start()
         engines = create_agency_engines(settings.agency_databases, timeout)
-        permits = HttpPermitSource(http, settings.wms_url)
+        permits = CachedPermitSource(
+            HttpPermitSource(http, settings.wms_url), kv, settings.cache_ttl_seconds
+        )
         enrollments = SqlEnrollmentSource(engines, timeout)
         cards = HttpCardSource(http, settings.cards_url)
+        bus = open_event_bus(settings.redis_url, settings.redis_prefix)
+
+        async def drop_cached(change: PermitChange) -> None:
+            # The instance that took the event already did; this covers the others.
+            await permits.invalidate([change.permit_number])
+
+        bus.add_listener(drop_cached)
+        await bus.start()
+        webhooks = WebhookWorker(
+            engine,
+            httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False),
+            auth.sign_jws,
+            issuer=settings.issuer,
+            max_attempts=settings.webhook_max_attempts,
+            backoff_seconds=settings.webhook_backoff_seconds,
+        )
+        webhooks.start()
         graphql = GraphQLService(
-            Sources(permits=permits, enrollments=enrollments, cards=cards),
+            Sources(permits=permits, enrollments=enrollments, cards=cards, events=bus),
             served_regions=frozenset(engines),
             max_batch=settings.max_batch_size,
             audit=audit,
@@ -121,6 +145,8 @@ class Hub:
             graphql,
             metrics,
             budget,
+            bus,
+            webhooks,
         )
 
     async def readiness(self) -> dict[str, bool]:
@@ -141,6 +167,8 @@ class Hub:
         return True
 
     async def close(self) -> None:
+        await self.webhooks.close()
+        await self.bus.close()
         await self.audit.close()
         await self.auth.close()
         await self.http.aclose()

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from starlette.applications import Starlette
+
 from connectors.simulators import (
     build_cards_app,
     build_wms_app,
@@ -21,6 +23,7 @@ from connectors.simulators import (
     qr_samples,
     seed_agency_databases,
 )
+from connectors.simulators.wms import publish_to_hub
 from hub.app import create_app
 from hub.components import Hub
 from hub.demo_clients import DEMO_AGENCIES, seed_demo_clients
@@ -42,7 +45,11 @@ class DemoStateMismatch(Exception):
     """The hub database has the demo agencies but their secrets file is gone."""
 
 
-def _seeder(clients_file: Path) -> Callable[[Hub], Awaitable[None]]:
+def _seeder(
+    clients_file: Path, wms_app: Starlette, hub_url: str
+) -> Callable[[Hub], Awaitable[None]]:
+    """Seed the demo agencies once, then let the simulated WMS push its events to the hub."""
+
     async def seed(hub: Hub) -> None:
         known = {c.client_id for c in await hub.auth.list_clients()}
         if all(a.client_id in known for a in DEMO_AGENCIES):
@@ -51,9 +58,12 @@ def _seeder(clients_file: Path) -> Callable[[Hub], Awaitable[None]]:
                     f"{clients_file} is missing but the demo agencies exist: delete the data "
                     "directory to start the demo afresh"
                 )
-            return
-        _write_json(clients_file, await seed_demo_clients(hub.auth))
-        log.warning("demo secrets written to %s (demo mode only)", clients_file)
+        else:
+            _write_json(clients_file, await seed_demo_clients(hub.auth))
+            log.warning("demo secrets written to %s (demo mode only)", clients_file)
+        clients = json.loads(clients_file.read_text(encoding="utf-8"))  # noqa: ASYNC240
+        wms = next(c for c in clients if c["client_id"] == "wms")
+        publish_to_hub(wms_app, hub_url, wms["client_id"], wms["client_secret"])
 
     return seed
 
@@ -82,11 +92,18 @@ async def run_demo(host: str, port: int, data_dir: Path, seed: int, foreigners: 
         demo=True,
     )
     hub_sock = bind(host, port)
+    loopback = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+    hub_url = f"http://{loopback}:{port_of(hub_sock)}"
     servers = [
         (new_server(wms_app), wms_sock),
         (new_server(build_cards_app(dataset)), cards_sock),
-        (new_server(create_app(settings, _seeder(demo_dir / "clients.json")), log_level="info"),
-         hub_sock),
+        (
+            new_server(
+                create_app(settings, _seeder(demo_dir / "clients.json", wms_app, hub_url)),
+                log_level="info",
+            ),
+            hub_sock,
+        ),
     ]
     print(f"permit-hub demo on http://{host}:{port}/graphql (samples in {demo_dir})")
     await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in servers))

@@ -12,13 +12,15 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from strawberry.http.ides import get_graphql_ide_html
 
 from auth import PURPOSE_HEADER, AuthError, Principal
 from connectors.kv import KeyValueUnavailable
 from hub.components import Hub
+from hub.events import events_post
 from hub.responses import JSONResponse, error_response
+from hub.subscriptions import graphql_ws
 from hub.transport import trace_id_of
 from observability.audit import AuditEvent, AuditUnavailable
 from observability.logs import bind_request
@@ -274,10 +276,12 @@ async def readyz(request: Request) -> Response:
     )
 
 
-def routes() -> list[Route]:
+def routes() -> list[BaseRoute]:
     return [
         Route("/graphql", graphql_post, methods=["POST"]),
         Route("/graphql", graphql_get, methods=["GET"]),
+        WebSocketRoute("/graphql", graphql_ws),
+        Route("/events/permits", events_post, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

@@ -43,7 +43,13 @@ class Settings(BaseSettings):
     agency_databases: dict[str, str] = Field(default_factory=dict)  # region code -> SQLAlchemy URL
     upstream_timeout_seconds: float = 2.0
     upstream_max_connections: int = 100
-    cache_ttl_seconds: float = 30.0
+    cache_ttl_seconds: float = 30.0  # the shared permit cache; 0 turns it off
+
+    # Permit change events (hub.events) and the webhooks they trigger (hub.webhooks).
+    event_max_age_seconds: float = 600.0
+    webhook_max_attempts: int = 8
+    webhook_backoff_seconds: float = 2.0
+    webhook_timeout_seconds: float = 5.0
 
     # Tokens.
     issuer: str = "http://127.0.0.1:8000"

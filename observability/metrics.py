@@ -72,6 +72,24 @@ class HubMetrics:
             registry=self.registry,
         )
 
+        self.events_accepted = Counter(
+            "hub_permit_events_accepted",
+            "Permit change events accepted from the WMS, by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.events_refused = Counter(
+            "hub_permit_events_refused",
+            "Permit change events refused, by error code.",
+            ["code"],
+            registry=self.registry,
+        )
+        self.subscription_events = Counter(
+            "hub_subscription_events_sent",
+            "Permit change events sent to WebSocket subscribers.",
+            registry=self.registry,
+        )
+
     def watch_audit(self, stats: Callable[[], AuditCounters]) -> None:
         self.registry.register(_AuditCollector(stats))
 

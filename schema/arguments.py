@@ -49,6 +49,7 @@ IDENTIFIER_ARGUMENTS: dict[tuple[str, str, str], Validator] = {
     ("Query", "enrollment", "ssn"): validate_ssn,
     ("Query", "cards", "ssn"): validate_ssn,
     ("Query", "subjectAccessLog", "subject"): validate_subject,
+    ("Subscription", "permitStatusChanged", "numbers"): validate_permit_number,
 }
 # (input object type, field) -> validator, for identifiers inside input objects.
 IDENTIFIER_INPUT_FIELDS: dict[tuple[str, str], Validator] = {

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from strawberry.dataloader import DataLoader
 
+from connectors.events import EventBus
 from connectors.records import Card, Enrollment, Permit, PermitEvent
 from connectors.sources import CardSource, EnrollmentSource, PermitSource
 from schema.subjects import Touched
@@ -26,6 +27,7 @@ class Sources:
     permits: PermitSource
     enrollments: EnrollmentSource
     cards: CardSource
+    events: EventBus | None = None  # permit changes, for subscriptions
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,9 @@ Nothing here runs a resolver before every check has passed, and nothing here imp
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from inspect import isawaitable
 from typing import Any, Literal
 
 from graphql import (
@@ -20,6 +21,7 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     execute,
+    subscribe,
 )
 
 from observability.audit import AuditLog
@@ -39,7 +41,7 @@ from schema.loaders import Sources
 from schema.policy import PolicyCache, filtered_schema
 from schema.schema import build_schema
 
-__all__ = ["GraphQLOutcome", "GraphQLRequest", "GraphQLService"]
+__all__ = ["GraphQLOutcome", "GraphQLRequest", "GraphQLService", "Subscription"]
 
 Outcome = Literal["OK", "PARTIAL", "DENIED", "ERROR"]
 
@@ -65,6 +67,17 @@ class GraphQLOutcome:
     subjects: list[str] = field(default_factory=list)
     error_codes: list[str] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Subscription:
+    """An admitted subscription: its results, one per event, until the stream is closed."""
+
+    prepared: PreparedDocument
+    operation_name: str | None
+    context: HubContext
+    results: AsyncIterator[ExecutionResult]
+    fields: list[str]
 
 
 # Charges a request's cost to its client; returns None if allowed, else seconds to wait.
@@ -121,6 +134,70 @@ class GraphQLService:
         today: dt.date,
         charge: CostCharger | None = None,
     ) -> GraphQLOutcome:
+        admitted = await self._admit(request, scopes, trace_id, charge, subscription=False)
+        if isinstance(admitted, GraphQLOutcome):
+            return admitted
+        prepared, operation = admitted
+        context = HubContext.for_request(self._sources, today, self._audit)
+        result = await self._execute(prepared, request, context)
+        outcome = self._outcome(prepared, request, result, context, trace_id)
+        outcome.operation_name = operation.name.value if operation.name else None
+        return outcome
+
+    async def subscribe(
+        self,
+        request: GraphQLRequest,
+        *,
+        scopes: frozenset[str],
+        trace_id: str,
+        today: dt.date,
+        charge: CostCharger | None = None,
+    ) -> Subscription | GraphQLOutcome:
+        """Every check of `run`, then the stream of results; a refusal comes back as `run`'s."""
+        admitted = await self._admit(request, scopes, trace_id, charge, subscription=True)
+        if isinstance(admitted, GraphQLOutcome):
+            return admitted
+        prepared, operation = admitted
+        assert prepared.document is not None
+        context = HubContext.for_request(self._sources, today, self._audit)
+        started = subscribe(
+            self._graphql_schema,
+            prepared.document,
+            context_value=context,
+            variable_values=request.variables,
+            operation_name=request.operation_name,
+        )
+        stream = await started if isawaitable(started) else started
+        if isinstance(stream, ExecutionResult):  # the resolver failed before its first event
+            return self._outcome(prepared, request, stream, context, trace_id)
+        return Subscription(
+            prepared=prepared,
+            operation_name=operation.name.value if operation.name else None,
+            context=context,
+            results=stream,
+            fields=sorted({f"{u.parent}.{u.name}" for u in prepared.uses if u.definition}),
+        )
+
+    def event_outcome(
+        self, subscription: Subscription, result: ExecutionResult, trace_id: str
+    ) -> GraphQLOutcome:
+        """One result of a subscription, as `run` would report it; its subjects only."""
+        outcome = self._outcome(
+            subscription.prepared, GraphQLRequest(""), result, subscription.context, trace_id
+        )
+        outcome.operation_name = subscription.operation_name
+        subscription.context.touched.clear()  # the next event's subjects are its own
+        return outcome
+
+    async def _admit(
+        self,
+        request: GraphQLRequest,
+        scopes: frozenset[str],
+        trace_id: str,
+        charge: CostCharger | None,
+        *,
+        subscription: bool,
+    ) -> tuple[PreparedDocument, OperationDefinitionNode] | GraphQLOutcome:
         too_large = self.limits.check_size(request.query)
         if too_large is not None:
             return _refusal([too_large], 400, trace_id, None)
@@ -141,8 +218,11 @@ class GraphQLService:
             refusal.denied = list(decision.denied)
             return refusal
         if decision.introspection:
+            if subscription:
+                error = BadUserInput("introspection is served over POST /graphql")
+                return _refusal([error], 400, trace_id, prepared)
             return await self._introspect(prepared, request, scopes, trace_id)
-        operation = self._operation(prepared, request.operation_name)
+        operation = self._operation(prepared, request.operation_name, subscription)
         if isinstance(operation, HubError):
             return _refusal([operation], 400, trace_id, prepared)
         try:
@@ -167,11 +247,7 @@ class GraphQLService:
                 refusal = _refusal([spent], 429, trace_id, prepared, outcome="DENIED")
                 refusal.headers["retry-after"] = str(retry_after)
                 return refusal
-        context = HubContext.for_request(self._sources, today, self._audit)
-        result = await self._execute(prepared, request, context)
-        outcome = self._outcome(prepared, request, result, context, trace_id)
-        outcome.operation_name = operation.name.value if operation.name else None
-        return outcome
+        return prepared, operation
 
     async def _introspect(
         self,
@@ -202,7 +278,7 @@ class GraphQLService:
         return self._outcome(prepared, request, result, None, trace_id)
 
     def _operation(
-        self, prepared: PreparedDocument, name: str | None
+        self, prepared: PreparedDocument, name: str | None, subscription: bool
     ) -> OperationDefinitionNode | HubError:
         assert prepared.document is not None
         operations = [
@@ -214,8 +290,10 @@ class GraphQLService:
                 chosen = op
         if chosen is None:
             return BadUserInput("operationName must name one operation of the document")
-        if chosen.operation is OperationType.SUBSCRIPTION:
+        if chosen.operation is OperationType.SUBSCRIPTION and not subscription:
             return BadUserInput("subscriptions are served over WebSocket, not POST /graphql")
+        if subscription and chosen.operation is not OperationType.SUBSCRIPTION:
+            return BadUserInput("only subscriptions are served over WebSocket; use POST /graphql")
         return chosen
 
     async def _execute(

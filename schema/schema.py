@@ -6,9 +6,10 @@ import strawberry
 
 from schema.mutation import Mutation
 from schema.query import Query
+from schema.subscription import Subscription
 
 __all__ = ["build_schema"]
 
 
 def build_schema() -> strawberry.Schema:
-    return strawberry.Schema(query=Query, mutation=Mutation)
+    return strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription)

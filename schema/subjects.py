@@ -14,5 +14,9 @@ class Touched:
     employers: set[str] = field(default_factory=set)
     subjects_read: set[str] = field(default_factory=set)  # named in an access-log filter
 
+    def clear(self) -> None:
+        for touched in (self.permits, self.ssns, self.employers, self.subjects_read):
+            touched.clear()
+
     def subjects(self) -> list[str]:
         return sorted(self.permits | self.ssns | self.employers | self.subjects_read)

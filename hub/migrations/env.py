@@ -9,9 +9,10 @@ from __future__ import annotations
 from alembic import context
 
 from auth.models import auth_metadata
+from hub.webhooks import hub_metadata
 from observability.audit import audit_metadata
 
-target_metadata = [auth_metadata, audit_metadata]
+target_metadata = [auth_metadata, audit_metadata, hub_metadata]
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)

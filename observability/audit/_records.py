@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 Outcome = Literal["OK", "PARTIAL", "DENIED", "ERROR"]
-Kind = Literal["graphql", "token", "admin", "audit_read"]
+Kind = Literal["graphql", "token", "admin", "audit_read", "event", "subscription", "webhook"]
 
 GENESIS_HASH = "0" * 64
 _LIST_FIELDS = ("fields", "subjects", "denied", "error_codes")

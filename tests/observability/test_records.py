@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from typing import get_args
 
 import pytest
 from hypothesis import given
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from observability.audit import AuditEvent, AuditLog
 from observability.audit._records import (
     GENESIS_HASH,
+    Kind,
     chained,
     recomputed_hash,
     record_from_json,
@@ -24,7 +26,7 @@ optional_text = st.none() | st.text(max_size=30)
 events = st.builds(
     AuditEvent,
     time=st.datetimes(timezones=st.just(UTC), min_value=datetime(2000, 1, 1)),
-    kind=st.sampled_from(["graphql", "token", "admin", "audit_read"]),
+    kind=st.sampled_from(get_args(Kind)),
     outcome=st.sampled_from(["OK", "PARTIAL", "DENIED", "ERROR"]),
     client_id=optional_text,
     purpose=optional_text,

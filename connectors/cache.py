@@ -1,0 +1,131 @@
+"""Read-through cache of the Work Management System's permits, in the shared key-value store.
+
+Records are cached whole, as the WMS sent them, keyed by permit number alone. That is safe for
+authorization because the cache sits below GraphQL: what a client may see of a record is decided
+by the field policy before execution, the same for a cached and a fresh record.
+
+Invalidation must win every race, because a cancelled permit served as VALID is the one error
+this hub must never make. Each permit has a generation counter (`permit-gen:<number>`); a cached
+entry records the generation that was current *before* its upstream read began, and is only a
+hit while that is still the current generation. `invalidate` bumps the counter, so an entry
+written by a read that overlapped a change (read VALID, then the cancellation arrived, then the
+write) is dead on arrival. Readers fetch entries and generations in one round trip.
+
+The cache fails open: if the store is unreachable the WMS is asked directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import orjson
+from joserfc.jwk import Key
+
+from connectors.kv import KeyValue, KeyValueUnavailable
+from connectors.records import Permit, PermitEvent
+from connectors.sources import PermitSource
+from connectors.wire import permit_from_wire, permit_to_wire
+
+__all__ = ["CacheStats", "CachedPermitSource"]
+
+log = logging.getLogger("connectors.cache")
+
+
+class CacheStats:
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+        self.errors = 0
+
+
+class CachedPermitSource:
+    """A `PermitSource` that serves permits from the shared store when it can."""
+
+    def __init__(self, inner: PermitSource, kv: KeyValue, ttl_seconds: float) -> None:
+        self._inner = inner
+        self._kv = kv
+        self._ttl = ttl_seconds
+        self.stats = CacheStats()
+        # A counter must outlive every entry written under it, or a reset counter could
+        # match an old entry again.
+        self._generation_ttl = max(86_400.0, 10 * ttl_seconds)
+
+    @staticmethod
+    def _entry(number: str) -> str:
+        return f"permit:v1:{number}"
+
+    @staticmethod
+    def _generation(number: str) -> str:
+        return f"permit-gen:{number}"
+
+    async def permits(self, numbers: Sequence[str]) -> Mapping[str, Permit]:
+        if not numbers or self._ttl <= 0:
+            return await self._inner.permits(numbers)
+        keys = [self._entry(n) for n in numbers] + [self._generation(n) for n in numbers]
+        try:
+            values = await self._kv.get_many(keys)
+        except KeyValueUnavailable:
+            self.stats.errors += 1
+            return await self._inner.permits(numbers)
+        entries, generations = values[: len(numbers)], values[len(numbers) :]
+        found: dict[str, Permit] = {}
+        current: dict[str, int] = {}
+        for number, entry, generation in zip(numbers, entries, generations, strict=True):
+            current[number] = int(generation or b"0")
+            permit = self._hit(entry, current[number])
+            if permit is not None:
+                found[number] = permit
+        missing = [n for n in numbers if n not in found]
+        self.stats.hits += len(found)
+        self.stats.misses += len(missing)
+        if missing:
+            fetched = await self._inner.permits(missing)
+            found.update(fetched)
+            await self._store(fetched, current)
+        return found
+
+    def _hit(self, entry: bytes | None, generation: int) -> Permit | None:
+        if entry is None:
+            return None
+        try:
+            data = orjson.loads(entry)
+            if data.get("gen") != generation:
+                return None
+            return permit_from_wire(data["permit"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None  # an entry from another version of the hub: read through
+
+    async def _store(self, fetched: Mapping[str, Permit], generations: Mapping[str, int]) -> None:
+        items = {
+            self._entry(number): orjson.dumps(
+                {"gen": generations[number], "permit": permit_to_wire(permit)}
+            )
+            for number, permit in fetched.items()
+        }
+        try:
+            await self._kv.set_many(items, self._ttl)
+        except KeyValueUnavailable:
+            self.stats.errors += 1
+
+    async def invalidate(self, numbers: Sequence[str]) -> None:
+        """Every cached copy of these permits is dead from now on, in every hub instance.
+
+        Raises `KeyValueUnavailable`: an event whose invalidation cannot be recorded must be
+        refused, so that the WMS sends it again.
+        """
+        for number in numbers:
+            await self._kv.incr(self._generation(number), 1, ttl_seconds=self._generation_ttl)
+        await self._kv.delete(*(self._entry(n) for n in numbers))
+
+    async def histories(self, numbers: Sequence[str]) -> Mapping[str, tuple[PermitEvent, ...]]:
+        return await self._inner.histories(numbers)
+
+    async def permits_of_holders(self, holder_ids: Sequence[str]) -> Mapping[str, tuple[str, ...]]:
+        return await self._inner.permits_of_holders(holder_ids)
+
+    async def qr_key(self, kid: str) -> Key | None:
+        return await self._inner.qr_key(kid)
+
+    async def ping(self) -> bool:
+        return await self._inner.ping()

@@ -1,0 +1,120 @@
+"""The shared permit cache: read-through, dropped at once by `invalidate`, never stale after it.
+
+Against the real WMS simulator over HTTP and the real store (Redis with HUB_TEST_REDIS_URL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import redis.asyncio as redis_async
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connectors.cache import CachedPermitSource
+from connectors.kv import KeyValue, RedisKeyValue
+from connectors.wms import HttpPermitSource
+from tests.conftest import Simulators
+
+BATCH = "POST /permits:batch"
+
+
+async def _batches(simulators: Simulators) -> int:
+    count: int = (await simulators.stats(simulators.wms_url))["requests"].get(BATCH, 0)
+    return count
+
+
+def _numbers(simulators: Simulators, count: int, offset: int) -> list[str]:
+    return sorted(simulators.dataset.permits)[-offset - count : -offset]
+
+
+async def test_a_second_read_is_served_from_the_cache_until_invalidated(
+    simulators: Simulators, kv: KeyValue
+) -> None:
+    await simulators.reset()
+    numbers = _numbers(simulators, 5, 10)
+    async with httpx.AsyncClient() as client:
+        cache = CachedPermitSource(HttpPermitSource(client, simulators.wms_url), kv, 60)
+        first = await cache.permits(numbers)
+        again = await cache.permits(numbers)
+        assert again == first and set(first) == set(numbers)
+        assert await _batches(simulators) == 1
+
+        await cache.invalidate(numbers[:2])
+        third = await cache.permits(numbers)
+
+    assert third == first
+    assert await _batches(simulators) == 2
+    assert (cache.stats.hits, cache.stats.misses) == (8, 7)
+
+
+async def test_a_read_that_overlaps_an_invalidation_never_leaves_a_stale_entry(
+    simulators: Simulators, kv: KeyValue
+) -> None:
+    """Read starts (old state), the change and its invalidation land, the read then writes."""
+    await simulators.reset()
+    number = _numbers(simulators, 1, 20)[0]
+    async with httpx.AsyncClient() as client:
+        cache = CachedPermitSource(HttpPermitSource(client, simulators.wms_url), kv, 60)
+        await client.post(simulators.wms_url + "/_sim/faults", json={"latency_ms": 400})
+        try:
+            slow_read = asyncio.create_task(cache.permits([number]))
+            await asyncio.sleep(0.1)  # the read has looked at the cache and gone upstream
+            await cache.invalidate([number])
+            await slow_read  # writes what it read under the generation it started with
+        finally:
+            await client.delete(simulators.wms_url + "/_sim/faults")
+        before = await _batches(simulators)
+        await cache.permits([number])
+    assert await _batches(simulators) == before + 1  # the overlapping entry was not a hit
+
+
+async def test_an_unreachable_store_falls_through_to_the_wms(simulators: Simulators) -> None:
+    dead = RedisKeyValue(redis_async.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2))
+    number = _numbers(simulators, 1, 30)[0]
+    async with httpx.AsyncClient() as client:
+        cache = CachedPermitSource(HttpPermitSource(client, simulators.wms_url), dead, 60)
+        found = await cache.permits([number])
+    await dead.close()
+    assert found[number].number == number
+    assert cache.stats.errors == 1  # the failed read; no write is tried after it
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(["read", "invalidate", "cancel"]), st.integers(0, 3)),
+        min_size=1,
+        max_size=12,
+    )
+)
+async def test_the_cache_always_agrees_with_the_wms_after_each_invalidated_change(
+    simulators: Simulators, kv: KeyValue, steps: list[tuple[str, int]]
+) -> None:
+    """Any interleaving of reads, invalidations and (invalidated) changes: reads are current.
+
+    A change is made at the WMS simulator, followed by the invalidation the hub performs when
+    its event arrives; every read after that must see it.
+    """
+    numbers = _numbers(simulators, 4, 40)  # cancelled for good here: nobody else reads them
+    dataset = simulators.dataset
+    async with httpx.AsyncClient() as client:
+        cache = CachedPermitSource(HttpPermitSource(client, simulators.wms_url), kv, 60)
+        for action, index in steps:
+            number = numbers[index]
+            if action == "cancel":
+                response = await client.post(
+                    f"{simulators.wms_url}/admin/permits/{number}/changes",
+                    json={"kind": "CANCELLED"},
+                )
+                assert response.status_code == 200
+                await cache.invalidate([number])
+            elif action == "invalidate":
+                await cache.invalidate([number])
+            found = await cache.permits(numbers)
+            assert {n: p.status for n, p in found.items()} == {
+                n: dataset.permits[n].status for n in numbers
+            }
