@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,6 +30,7 @@ from connectors.errors import (
 )
 from connectors.identifiers import make_ssn, region_of_ssn
 from connectors.records import Enrollment, EnrollmentStatus, NewEnrollment
+from connectors.resilience import Guard, Policy
 
 __all__ = ["SqlEnrollmentSource", "create_agency_engines"]
 
@@ -89,10 +90,23 @@ def _record(row: Any) -> Enrollment:
 
 
 class SqlEnrollmentSource:
-    def __init__(self, engines: Mapping[str, AsyncEngine], timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        engines: Mapping[str, AsyncEngine],
+        timeout_seconds: float,
+        policy_for: Callable[[str], Policy] | None = None,
+    ) -> None:
+        """`policy_for(upstream name)` gives each agency's resilience policy."""
         self._engines = dict(engines)
         self._timeout = timeout_seconds
         self._write_timeout = timeout_seconds * WRITE_TIMEOUT_FACTOR
+        self.guards = {
+            region: Guard(
+                _upstream(region),
+                policy_for(_upstream(region)) if policy_for else Policy(timeout=timeout_seconds),
+            )
+            for region in self._engines
+        }
 
     @property
     def engines(self) -> Mapping[str, AsyncEngine]:
@@ -110,10 +124,13 @@ class SqlEnrollmentSource:
     async def _select(self, region: str, column: Any, keys: Sequence[str]) -> list[Enrollment]:
         engine = self._engine(region)
         query = select(enrollments).where(column.in_(list(keys)))
-        with _map_sql_errors(region):
-            async with asyncio.timeout(self._timeout), engine.connect() as conn:
-                rows = (await conn.execute(query)).all()
-        return [_record(row) for row in rows]
+
+        async def read() -> list[Any]:  # the guard holds the deadline
+            with _map_sql_errors(region):
+                async with engine.connect() as conn:
+                    return list((await conn.execute(query)).all())
+
+        return [_record(row) for row in await self.guards[region].read(read)]
 
     async def by_permits(self, region: str, numbers: Sequence[str]) -> Mapping[str, Enrollment]:
         """Active enrollment (else the newest) of each permit at the region's agency."""
@@ -142,6 +159,11 @@ class SqlEnrollmentSource:
         permit already has an active enrollment in the region.
         """
         engine = self._engine(new.region)
+        return await self.guards[new.region].write(
+            lambda: self._enroll(engine, new), deadline=self._write_timeout
+        )
+
+    async def _enroll(self, engine: AsyncEngine, new: NewEnrollment) -> tuple[Enrollment, bool]:
         for attempt in range(2):
             with _map_sql_errors(new.region):
                 try:

@@ -13,11 +13,13 @@ __all__ = [
     "REGIONS",
     "InvalidIdentifier",
     "credit_code_check_char",
+    "make_card_number",
     "make_credit_code",
     "make_permit_number",
     "make_ssn",
     "mod11_2_check_char",
     "region_of_ssn",
+    "validate_card_number",
     "validate_credit_code",
     "validate_nationality",
     "validate_permit_number",
@@ -44,6 +46,8 @@ _PERMIT_RE = re.compile(r"^[0-9]{6}(19|20)[0-9]{2}[0-9]{7}[0-9X]$")
 _SSN_RE = re.compile(r"^[0-9]{17}[0-9X]$")
 _CREDIT_RE = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$")
 _ALPHA3_RE = re.compile(r"^[A-Z]{3}$")
+# Card numbers carry no check character: the card system issues them, nobody types them in.
+_CARD_RE = re.compile(r"^(?:H[0-9]{8}|EH[0-9]{10})\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,11 @@ def make_permit_number(region: str, year: int, sequence: int) -> str:
 def make_ssn(region: str, sequence: int) -> str:
     body = f"{region}{sequence:011d}"
     return body + mod11_2_check_char(body)
+
+
+def make_card_number(electronic: bool, sequence: int) -> str:
+    """`H` + 8 digits for a physical card, `EH` + 10 digits for an electronic one."""
+    return f"EH{sequence:010d}" if electronic else f"H{sequence:08d}"
 
 
 def make_credit_code(region: str, organisation: str) -> str:
@@ -123,6 +132,13 @@ def validate_credit_code(value: object) -> str:
             "unified social credit code", code, "check character does not match"
         )
     return code
+
+
+def validate_card_number(value: object) -> str:
+    return _check(
+        "card number", value, _CARD_RE,
+        "expected H and 8 digits (physical) or EH and 10 digits (electronic)",
+    )
 
 
 def validate_region(value: object) -> str:

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = [
+    "MAX_CARD_APPLICATIONS",
     "Card",
+    "CardApplication",
+    "CardApplicationResult",
     "CardChannel",
     "CardKind",
     "CardStatus",
@@ -169,3 +172,27 @@ class Card:
     region: str
     channel: CardChannel
     history: tuple[CardStatusChange, ...] = ()
+
+
+MAX_CARD_APPLICATIONS = 1000  # per request to the card system (an employer's batch)
+
+
+@dataclass(frozen=True, slots=True)
+class CardApplication:
+    """One card to issue, under an idempotency key; the hub verified the holder beforehand."""
+
+    ssn: str
+    kind: CardKind
+    channel: CardChannel
+    region: str  # of the holder's enrollment
+    idempotency_key: str
+    request_hash: str  # of the application as the client asked it; a reused key must match it
+
+
+@dataclass(frozen=True, slots=True)
+class CardApplicationResult:
+    """The card system's answer to one application: a card, or why it refused (nothing made)."""
+
+    card: Card | None
+    created: bool  # False: the key was used before for this application; its card is returned
+    conflict: str | None = None

@@ -11,7 +11,16 @@ from typing import Protocol
 
 from joserfc.jwk import Key
 
-from connectors.records import Card, Enrollment, NewEnrollment, Permit, PermitEvent
+from connectors.records import (
+    Card,
+    CardApplication,
+    CardApplicationResult,
+    CardStatus,
+    Enrollment,
+    NewEnrollment,
+    Permit,
+    PermitEvent,
+)
 
 __all__ = ["CardSource", "EnrollmentSource", "PermitSource"]
 
@@ -39,7 +48,19 @@ class EnrollmentSource(Protocol):
 
 
 class CardSource(Protocol):
-    """The card management and service department."""
+    """The card management and service department.
+
+    `apply` sends a whole batch in one call and answers per application, in order; the same
+    `batch_key` with another `batch_hash` is a `WriteConflict`. `change_status` is a
+    compare-and-set: `WriteConflict` if the card is no longer at `from_` or may not go to `to`.
+    """
 
     async def cards(self, ssns: Sequence[str]) -> Mapping[str, tuple[Card, ...]]: ...
+    async def card(self, number: str) -> Card | None: ...
+    async def apply(
+        self, applications: Sequence[CardApplication], batch_key: str, batch_hash: str
+    ) -> list[CardApplicationResult]: ...
+    async def change_status(
+        self, number: str, from_: CardStatus, to: CardStatus, reason: str | None
+    ) -> Card: ...
     async def ping(self) -> bool: ...

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 from connectors.records import (
     Card,
+    CardApplication,
+    CardApplicationResult,
     CardChannel,
     CardKind,
     CardStatus,
@@ -32,6 +34,10 @@ from connectors.records import (
 
 __all__ = [
     "WireFormatError",
+    "application_from_wire",
+    "application_result_from_wire",
+    "application_result_to_wire",
+    "application_to_wire",
     "card_from_wire",
     "card_to_wire",
     "employer_from_wire",
@@ -115,6 +121,25 @@ def card_to_wire(card: Card) -> Wire:
         "region": card.region,
         "channel": card.channel.value,
         "history": [_change_to_wire(change) for change in card.history],
+    }
+
+
+def application_to_wire(application: CardApplication) -> Wire:
+    return {
+        "ssn": application.ssn,
+        "kind": application.kind.value,
+        "channel": application.channel.value,
+        "region": application.region,
+        "idempotencyKey": application.idempotency_key,
+        "requestHash": application.request_hash,
+    }
+
+
+def application_result_to_wire(result: CardApplicationResult) -> Wire:
+    return {
+        "card": card_to_wire(result.card) if result.card is not None else None,
+        "created": result.created,
+        "conflict": result.conflict,
     }
 
 
@@ -246,4 +271,34 @@ def card_from_wire(data: object) -> Card:
             region=_str(d, "region"),
             channel=_enum(d, "channel", CardChannel),
             history=tuple(_change_from_wire(c) for c in _list(d, "history")),
+        )
+
+
+def application_from_wire(data: object) -> CardApplication:
+    with _parsing("card application"):
+        d = _object(data, "card application")
+        return CardApplication(
+            ssn=_str(d, "ssn"),
+            kind=_enum(d, "kind", CardKind),
+            channel=_enum(d, "channel", CardChannel),
+            region=_str(d, "region"),
+            idempotency_key=_str(d, "idempotencyKey"),
+            request_hash=_str(d, "requestHash"),
+        )
+
+
+def application_result_from_wire(data: object) -> CardApplicationResult:
+    with _parsing("card application result"):
+        d = _object(data, "card application result")
+        created = d["created"]
+        if not isinstance(created, bool):
+            raise WireFormatError("created: expected true or false")
+        card = d.get("card")
+        conflict = _optional(d, "conflict", str)
+        if (card is None) == (conflict is None):
+            raise WireFormatError("expected either a card or a conflict")
+        return CardApplicationResult(
+            card=card_from_wire(card) if card is not None else None,
+            created=created,
+            conflict=conflict,
         )

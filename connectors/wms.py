@@ -18,6 +18,7 @@ from joserfc.jwk import Key
 from connectors._http import map_http_errors
 from connectors.jwks import public_signing_keys
 from connectors.records import Permit, PermitEvent
+from connectors.resilience import Guard, Policy
 from connectors.wire import event_from_wire, permit_from_wire
 
 UPSTREAM = "wms"
@@ -32,7 +33,9 @@ class HttpPermitSource:
         *,
         key_cache_seconds: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        guard: Guard | None = None,
     ) -> None:
+        self.guard = guard or Guard(UPSTREAM, Policy())
         self._client = client
         self._base = base_url.rstrip("/")
         self._key_ttl = key_cache_seconds
@@ -42,10 +45,15 @@ class HttpPermitSource:
         self._keys_lock = asyncio.Lock()
 
     async def _post(self, path: str, body: dict[str, Any]) -> Any:
-        with map_http_errors(UPSTREAM):
-            response = await self._client.post(self._base + path, json=body)
-            response.raise_for_status()
-            return response.json()
+        """A batch read (POST only because the keys do not fit a URL): safe to retry."""
+
+        async def post() -> Any:
+            with map_http_errors(UPSTREAM):
+                response = await self._client.post(self._base + path, json=body)
+                response.raise_for_status()
+                return response.json()
+
+        return await self.guard.read(post)
 
     async def permits(self, numbers: Sequence[str]) -> Mapping[str, Permit]:
         if not numbers:
@@ -73,11 +81,14 @@ class HttpPermitSource:
             return {k: tuple(str(n) for n in v) for k, v in payload["permits"].items()}
 
     async def jwks(self) -> dict[str, Any]:
-        with map_http_errors(UPSTREAM):
-            response = await self._client.get(self._base + "/.well-known/jwks.json")
-            response.raise_for_status()
-            keys: dict[str, Any] = response.json()
-            return keys
+        async def get() -> dict[str, Any]:
+            with map_http_errors(UPSTREAM):
+                response = await self._client.get(self._base + "/.well-known/jwks.json")
+                response.raise_for_status()
+                keys: dict[str, Any] = response.json()
+                return keys
+
+        return await self.guard.read(get)
 
     async def qr_key(self, kid: str) -> Key | None:
         """The WMS's public key `kid` for QR codes, or None if the WMS does not serve it."""

@@ -23,6 +23,7 @@ from graphql.execution.values import VariableValues, get_argument_values, get_va
 from connectors.identifiers import (
     InvalidIdentifier,
     region_of_ssn,
+    validate_card_number,
     validate_credit_code,
     validate_permit_number,
     validate_region,
@@ -56,6 +57,11 @@ IDENTIFIER_INPUT_FIELDS: dict[tuple[str, str], Validator] = {
     ("RegisterEnrollmentInput", "permitNumber"): validate_permit_number,
     ("RegisterEnrollmentInput", "region"): validate_region,
     ("RegisterEnrollmentInput", "employerCreditCode"): validate_credit_code,
+    ("CardApplicationInput", "ssn"): validate_ssn,
+    ("BatchCardApplicationInput", "employerCreditCode"): validate_credit_code,
+    ("UpdateCardStatusInput", "cardNumber"): validate_card_number,
+    # Not ("BatchCardApplicationItem", "ssn"): a malformed SSN fails its own item, not the
+    # batch; `workflows.cards` validates it before anything is sent upstream.
 }
 SSN_ARGUMENTS = {key for key, check in IDENTIFIER_ARGUMENTS.items() if check is validate_ssn}
 
@@ -129,6 +135,11 @@ def _check_input(
         if isinstance(item, dict):
             nested = get_named_type(input_type.fields[name].type)
             _check_input(nested, item, f"{where}.{name}", served)
+        elif isinstance(item, list):  # a list of input objects: each element is checked
+            nested = get_named_type(input_type.fields[name].type)
+            for position, element in enumerate(item):
+                if isinstance(element, dict):
+                    _check_input(nested, element, f"{where}.{name}[{position}]", served)
         validator = IDENTIFIER_INPUT_FIELDS.get((input_type.name, name))
         if validator is None or item is None:
             continue
@@ -137,4 +148,6 @@ def _check_input(
         except InvalidIdentifier as exc:
             raise BadUserInput(f"{where}.{name}: {exc}") from None
         if validator is validate_region and item not in served:
+            raise BadUserInput(f"{where}.{name}: no social-security agency serves this region")
+        if validator is validate_ssn and region_of_ssn(item) not in served:
             raise BadUserInput(f"{where}.{name}: no social-security agency serves this region")

@@ -7,7 +7,8 @@
     └── Conflict                CONFLICT
 
 Errors of the layers below are mapped in `_CODES`: a workflow's `WorkflowRejected` is
-BAD_USER_INPUT, a connector's `WriteConflict` is CONFLICT (both: nothing was changed).
+BAD_USER_INPUT, its `WorkflowConflict` and a connector's `WriteConflict` are CONFLICT (all:
+nothing was changed). `code_for` serves per-item errors reported inside data (a batch).
 Anything not listed there is INTERNAL and its message is masked.
 """
 
@@ -19,7 +20,7 @@ from graphql import GraphQLError
 
 from connectors.errors import UpstreamTimeout, UpstreamUnavailable, WriteConflict
 from connectors.identifiers import InvalidIdentifier
-from schema.workflows.enrollment import WorkflowRejected
+from schema.workflows.errors import WorkflowConflict, WorkflowRejected
 
 __all__ = [
     "BadUserInput",
@@ -27,6 +28,7 @@ __all__ = [
     "Forbidden",
     "HubError",
     "QueryTooComplex",
+    "code_for",
     "format_error",
 ]
 
@@ -61,6 +63,7 @@ class Conflict(HubError):
 _CODES: tuple[tuple[type[BaseException], str], ...] = (
     (InvalidIdentifier, "BAD_USER_INPUT"),
     (WorkflowRejected, "BAD_USER_INPUT"),
+    (WorkflowConflict, "CONFLICT"),
     (WriteConflict, "CONFLICT"),
     (UpstreamTimeout, "UPSTREAM_TIMEOUT"),
     (UpstreamUnavailable, "UPSTREAM_UNAVAILABLE"),
@@ -73,17 +76,22 @@ _MESSAGES = {
 }
 
 
+def code_for(exc: BaseException) -> str:
+    """The `extensions.code` of an exception raised below the schema."""
+    if isinstance(exc, HubError):
+        return exc.code
+    for kind, code in _CODES:
+        if isinstance(exc, kind):
+            return code
+    return "INTERNAL"
+
+
 def code_of(error: GraphQLError) -> str:
     original = error.original_error
     if original is None:
         code = (error.extensions or {}).get("code")
         return str(code) if code else "BAD_USER_INPUT"  # graphql-core syntax/validation errors
-    if isinstance(original, HubError):
-        return original.code
-    for kind, code in _CODES:
-        if isinstance(original, kind):
-            return code
-    return "INTERNAL"
+    return code_for(original)
 
 
 def format_error(error: GraphQLError, trace_id: str) -> dict[str, Any]:

@@ -38,6 +38,7 @@ class Loaders:
     enrollment_of_permit: DataLoader[tuple[str, str], Enrollment | None]
     enrollment: DataLoader[str, Enrollment | None]
     cards: DataLoader[str, tuple[Card, ...]]
+    card: DataLoader[str, Card | None]  # by card number
 
     @classmethod
     def for_request(cls, sources: Sources, touched: Touched) -> Loaders:
@@ -89,6 +90,12 @@ class Loaders:
             touched.ssns.update(s for s, cards in found.items() if cards)
             return [found.get(s, ()) for s in ssns]
 
+        async def load_cards_by_number(numbers: list[str]) -> Sequence[Card | None]:
+            # The card system reads one card per call: a card number is looked up alone.
+            found = await asyncio.gather(*(sources.cards.card(n) for n in numbers))
+            touched.ssns.update(c.ssn for c in found if c is not None)
+            return found
+
         return cls(
             permit=DataLoader(load_permits, max_batch_size=500),
             history=DataLoader(load_histories, max_batch_size=500),
@@ -96,4 +103,5 @@ class Loaders:
             enrollment_of_permit=DataLoader(load_enrollments_of_permits, max_batch_size=1000),
             enrollment=DataLoader(load_enrollments, max_batch_size=1000),
             cards=DataLoader(load_cards, max_batch_size=500),
+            card=DataLoader(load_cards_by_number, max_batch_size=50),
         )

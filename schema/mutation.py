@@ -6,6 +6,17 @@ from __future__ import annotations
 
 import strawberry
 
+from schema.card_mutations import (
+    BatchCardApplicationInput,
+    BatchCardApplicationPayload,
+    CardApplicationInput,
+    CardApplicationPayload,
+    UpdateCardStatusInput,
+    UpdateCardStatusPayload,
+    apply_batch,
+    apply_one,
+    change_status,
+)
 from schema.types import Ctx, Enrollment
 from schema.workflows.enrollment import EnrollmentRequest, register_enrollment
 
@@ -63,3 +74,26 @@ class Mutation:
         return RegisterEnrollmentPayload(
             enrollment=Enrollment(_record=result.enrollment), created=result.created
         )
+
+    @strawberry.mutation(
+        description="Verify the holder, then apply for one card. Idempotent per idempotencyKey."
+    )
+    async def apply_for_card(
+        self, info: Ctx, input: CardApplicationInput
+    ) -> CardApplicationPayload:
+        return await apply_one(info, input)
+
+    @strawberry.mutation(
+        description="An employer's batch of physical cards: one result per item, in order; "
+        "the whole batch is idempotent per idempotencyKey."
+    )
+    async def apply_for_cards(
+        self, info: Ctx, input: BatchCardApplicationInput
+    ) -> BatchCardApplicationPayload:
+        return await apply_batch(info, input)
+
+    @strawberry.mutation(description="Move a card along its lifecycle (legal transitions only).")
+    async def update_card_status(
+        self, info: Ctx, input: UpdateCardStatusInput
+    ) -> UpdateCardStatusPayload:
+        return await change_status(info, input)

@@ -323,7 +323,10 @@ class GraphQLService:
         body: dict[str, Any] = {"data": result.data}
         if errors:
             body = {"errors": errors, "data": result.data}
-        outcome: Outcome = "OK" if not errors else ("PARTIAL" if result.data else "ERROR")
+        item_errors = context.touched.item_errors if context else set()
+        outcome: Outcome = (
+            "OK" if not errors and not item_errors else ("PARTIAL" if result.data else "ERROR")
+        )
         return GraphQLOutcome(
             body=body,
             status=200,
@@ -332,5 +335,5 @@ class GraphQLService:
             operation_name=request.operation_name,
             fields=sorted({f"{u.parent}.{u.name}" for u in prepared.uses if u.definition}),
             subjects=context.touched.subjects() if context else [],
-            error_codes=sorted({code_of(e) for e in result.errors or []}),
+            error_codes=sorted({code_of(e) for e in result.errors or []} | item_errors),
         )

@@ -13,9 +13,13 @@ class Touched:
     ssns: set[str] = field(default_factory=set)
     employers: set[str] = field(default_factory=set)
     subjects_read: set[str] = field(default_factory=set)  # named in an access-log filter
+    # Codes of errors answered inside the data (a batch's failed items), not as GraphQL errors.
+    item_errors: set[str] = field(default_factory=set)
 
     def clear(self) -> None:
-        for touched in (self.permits, self.ssns, self.employers, self.subjects_read):
+        for touched in (
+            self.permits, self.ssns, self.employers, self.subjects_read, self.item_errors
+        ):
             touched.clear()
 
     def subjects(self) -> list[str]:

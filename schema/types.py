@@ -1,6 +1,11 @@
 """GraphQL object types over the connectors' records. Resolvers are a few lines: load, wrap.
 
 Type and field names are contract (DESIGN section 4). Every field is listed in `schema.policy`.
+
+A field served by another source system than its parent (a permit's cards, enrollment and
+history, a foreigner's permits and enrollments, `Query.cards`) is nullable: when that system
+fails, the field is null with an UPSTREAM_* error at its path and the rest of the answer stands
+(non-null would null the parent, or the whole `data`, instead).
 """
 
 from __future__ import annotations
@@ -159,7 +164,7 @@ class Enrollment:
         return WorkPermit.maybe(await info.context.loaders.permit.load(self._record.permit_number))
 
     @strawberry.field
-    async def cards(self, info: Ctx) -> list[SocialSecurityCard]:
+    async def cards(self, info: Ctx) -> list[SocialSecurityCard] | None:
         return await _cards_of(info, self._record.ssn)
 
     @classmethod
@@ -198,11 +203,11 @@ class Foreigner:
     @strawberry.field
     async def permits(
         self, info: Ctx
-    ) -> list[Annotated[WorkPermit, strawberry.lazy("schema.types")]]:
+    ) -> list[Annotated[WorkPermit, strawberry.lazy("schema.types")]] | None:
         return [WorkPermit(_record=p) for p in await _permits_of_holder(info, self._record.id)]
 
     @strawberry.field
-    async def enrollments(self, info: Ctx) -> list[Enrollment]:
+    async def enrollments(self, info: Ctx) -> list[Enrollment] | None:
         permits = await _permits_of_holder(info, self._record.id)
         found = await info.context.loaders.enrollment_of_permit.load_many(
             [(p.work_location, p.number) for p in permits]
@@ -275,7 +280,7 @@ class WorkPermit:
         return self._record.notification_letter_number
 
     @strawberry.field
-    async def history(self, info: Ctx) -> list[PermitEvent]:
+    async def history(self, info: Ctx) -> list[PermitEvent] | None:
         return [
             PermitEvent.of(e) for e in await info.context.loaders.history.load(self._record.number)
         ]
@@ -285,7 +290,7 @@ class WorkPermit:
         return Enrollment.maybe(await _enrollment_of(info, self._record))
 
     @strawberry.field(description="The cards under the SSN of the permit's enrollment.")
-    async def cards(self, info: Ctx) -> list[SocialSecurityCard]:
+    async def cards(self, info: Ctx) -> list[SocialSecurityCard] | None:
         enrollment = await _enrollment_of(info, self._record)
         return await _cards_of(info, enrollment.ssn if enrollment else None)
 

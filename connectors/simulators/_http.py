@@ -27,6 +27,7 @@ __all__ = [
     "healthz",
     "not_found",
     "read_id_list",
+    "read_object",
     "simulator_app",
 ]
 
@@ -54,6 +55,17 @@ def not_found() -> JSONBody:
 
 async def healthz(request: Request) -> JSONBody:
     return JSONBody({"status": "ok"})
+
+
+async def read_object(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object."""
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        raise BadRequest("body is not JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("expected a JSON object")
+    return body
 
 
 async def read_id_list(request: Request, key: str) -> list[str]:

@@ -1,7 +1,8 @@
 """Cross-agency workflows: plain async functions over connector protocols, no GraphQL here.
 
 Resolvers translate between GraphQL and these functions; errors the caller can fix are
-`WorkflowRejected`, mapped to BAD_USER_INPUT in `schema.errors`.
+`WorkflowRejected` (BAD_USER_INPUT), contradictions of a source system's state are
+`WorkflowConflict` (CONFLICT), both mapped in `schema.errors`.
 """
 
 from schema.workflows.enrollment import (

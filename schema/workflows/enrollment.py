@@ -19,21 +19,19 @@ from dataclasses import asdict, dataclass
 
 from connectors.records import Enrollment, NewEnrollment, Permit, PermitStatus
 from connectors.sources import EnrollmentSource
+from schema.workflows.errors import WorkflowRejected
 
 __all__ = [
     "EnrollmentRequest",
     "EnrollmentResult",
     "WorkflowRejected",
+    "check_idempotency_key",
     "normalised_name",
     "register_enrollment",
 ]
 
 MIN_KEY_LENGTH = 8
 MAX_KEY_LENGTH = 128
-
-
-class WorkflowRejected(Exception):
-    """The request cannot be carried out as asked; nothing was changed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +61,7 @@ def normalised_name(name: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
 
 
-def _check_key(key: str) -> None:
+def check_idempotency_key(key: str) -> None:
     if not (MIN_KEY_LENGTH <= len(key) <= MAX_KEY_LENGTH and key.isascii() and key.isprintable()):
         raise WorkflowRejected(
             f"idempotencyKey: {MIN_KEY_LENGTH} to {MAX_KEY_LENGTH} printable ASCII characters"
@@ -96,7 +94,7 @@ async def register_enrollment(
     agencies: EnrollmentSource,
     today: dt.date,
 ) -> EnrollmentResult:
-    _check_key(request.idempotency_key)
+    check_idempotency_key(request.idempotency_key)
     if request.region not in agencies.regions():
         raise WorkflowRejected("no social-security agency of the hub serves this region")
     permit = _check_permit(await load_permit(request.permit_number), request, today)

@@ -4,9 +4,11 @@ import pytest
 
 from connectors.identifiers import (
     InvalidIdentifier,
+    make_card_number,
     make_credit_code,
     make_permit_number,
     make_ssn,
+    validate_card_number,
     validate_credit_code,
     validate_permit_number,
     validate_ssn,
@@ -50,3 +52,11 @@ def test_a_single_changed_digit_breaks_the_check_character() -> None:
     tampered = number[:10] + str((int(number[10]) + 1) % 10) + number[11:]
     with pytest.raises(InvalidIdentifier, match="check character"):
         validate_permit_number(tampered)
+
+
+def test_card_numbers_are_h_and_8_digits_or_eh_and_10_digits() -> None:
+    assert validate_card_number(make_card_number(False, 12)) == "H00000012"
+    assert validate_card_number(make_card_number(True, 12)) == "EH0000000012"
+    for bad in ("H1234567", "EH123456789", "E12345678", "H12345678\n", "h12345678", None):
+        with pytest.raises(InvalidIdentifier):
+            validate_card_number(bad)

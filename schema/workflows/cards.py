@@ -1,0 +1,323 @@
+"""Apply for social security cards, alone or as an employer's batch, and move a card's status.
+
+An application is checked by the hub before the card system hears of it:
+
+    SSN well formed -> enrollment at its agency, ACTIVE -> the enrollment's permit VALID today
+    -> name, nationality and passport number match the permit's holder (identity verified)
+    -> [batch] the permit's employer is the batch's employer -> channel allowed for the kind
+
+then every application that passed goes to the card system in ONE call, which answers per
+application (a live card of that kind already there, a reused key: a conflict). Physical cards
+come IN_PERSON or ONLINE alone, EMPLOYER_BATCH in a batch; an electronic card only ONLINE, and
+it is ACTIVE at once because its holder's identity was verified here. The card's region is the
+enrollment's.
+
+Idempotency lives in the card system: a request's key is the batch key, the key of item `i` is
+`<key>#<i>`; the batch hash covers the whole canonical input, an item's hash that item, so the
+same key with other input is refused (CONFLICT) and a retry gives back the first cards. A batch
+whose items all fail here is not sent at all: nothing was made under its key.
+
+A status change reads the card, refuses a move the lifecycle (`connectors.card_lifecycle`)
+forbids without writing anything, then compare-and-sets the card system from the status read.
+No GraphQL import here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from connectors.card_lifecycle import allows
+from connectors.identifiers import InvalidIdentifier, validate_ssn
+from connectors.records import (
+    MAX_CARD_APPLICATIONS,
+    Card,
+    CardApplication,
+    CardApplicationResult,
+    CardChannel,
+    CardKind,
+    CardStatus,
+    Enrollment,
+    EnrollmentStatus,
+    Permit,
+)
+from connectors.sources import CardSource
+from schema.workflows.enrollment import check_idempotency_key, normalised_name
+from schema.workflows.errors import WorkflowConflict, WorkflowError, WorkflowRejected
+
+__all__ = [
+    "MAX_REASON_LENGTH",
+    "BatchCardRequest",
+    "BatchItem",
+    "CardRequest",
+    "CardResult",
+    "Identity",
+    "ItemOutcome",
+    "StatusChange",
+    "apply_for_card",
+    "apply_for_cards",
+    "update_card_status",
+]
+
+MAX_REASON_LENGTH = 200
+CHANNELS: dict[CardKind, frozenset[CardChannel]] = {
+    CardKind.PHYSICAL: frozenset({CardChannel.IN_PERSON, CardChannel.ONLINE}),
+    CardKind.ELECTRONIC: frozenset({CardChannel.ONLINE}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who the applicant says the holder is; compared with the permit's holder."""
+
+    name: str
+    nationality: str
+    passport_number: str
+
+    def canonical(self) -> dict[str, str]:
+        """Case and spacing do not make another person (or another request)."""
+        return {
+            "name": normalised_name(self.name),
+            "nationality": self.nationality.strip().upper(),
+            "passportNumber": "".join(self.passport_number.split()).upper(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CardRequest:
+    ssn: str
+    kind: CardKind
+    channel: CardChannel
+    identity: Identity
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    ssn: str
+    identity: Identity
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCardRequest:
+    """An employer's batch: physical cards for its employees, EMPLOYER_BATCH channel."""
+
+    employer_credit_code: str
+    idempotency_key: str
+    items: tuple[BatchItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CardResult:
+    card: Card
+    created: bool  # False: an earlier call with the key made it; it is given back
+
+
+@dataclass(frozen=True, slots=True)
+class ItemOutcome:
+    """One item of a batch: a card, or the error that stopped it (nothing made for it)."""
+
+    index: int
+    ssn: str
+    card: Card | None
+    created: bool
+    error: WorkflowError | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    card_number: str
+    to: CardStatus
+    reason: str | None = None
+    expected: CardStatus | None = None  # if given, the card must still be at this status
+
+
+@dataclass(frozen=True, slots=True)
+class _Wanted:
+    """One card to apply for, whatever the mutation that asked for it."""
+
+    ssn: str
+    identity: Identity
+    kind: CardKind
+    channel: CardChannel
+    employer_credit_code: str | None  # a batch's employer, which must be the permit's
+
+    def canonical(self) -> dict[str, object]:
+        return {
+            "ssn": self.ssn, "kind": self.kind.value, "channel": self.channel.value,
+            "employer": self.employer_credit_code, **self.identity.canonical(),
+        }
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+# Connectors reached through the caller's DataLoaders (batched, and noted for the audit log).
+EnrollmentLoader = Callable[[list[str]], Awaitable[Sequence[Enrollment | None]]]
+PermitLoader = Callable[[list[str]], Awaitable[Sequence[Permit | None]]]
+CardLoader = Callable[[str], Awaitable[Card | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Lookups:
+    enrollments: dict[str, Enrollment]
+    permits: dict[str, Permit]
+
+
+async def _look_up(
+    ssns: list[str], load_enrollments: EnrollmentLoader, load_permits: PermitLoader
+) -> _Lookups:
+    """Enrollments of the SSNs, then their permits: one batched load each."""
+    found = await load_enrollments(ssns)
+    enrollments = {e.ssn: e for e in found if e is not None}
+    numbers = sorted({e.permit_number for e in enrollments.values()})
+    permits = await load_permits(numbers) if numbers else []
+    return _Lookups(enrollments, {p.number: p for p in permits if p is not None})
+
+
+def _verify(wanted: _Wanted, lookups: _Lookups, today: dt.date) -> Enrollment:
+    """The enrollment to issue the card under; WorkflowRejected if the holder may not have it."""
+    enrollment = lookups.enrollments.get(wanted.ssn)
+    if enrollment is None:
+        raise WorkflowRejected("no enrollment under this SSN at an agency of the hub")
+    if enrollment.status is not EnrollmentStatus.ACTIVE:
+        raise WorkflowRejected(f"the enrollment is {enrollment.status.value}, not ACTIVE")
+    permit = lookups.permits.get(enrollment.permit_number)
+    if permit is None or not permit.is_valid_on(today):
+        raise WorkflowRejected("the enrollment's work permit is not VALID today")
+    holder = Identity(permit.holder.name, permit.holder.nationality, permit.holder.passport_number)
+    if holder.canonical() != wanted.identity.canonical():
+        raise WorkflowRejected(
+            "name, nationality and passport number do not match the permit's holder"
+        )
+    if wanted.employer_credit_code not in (None, permit.employer.credit_code):
+        raise WorkflowRejected("the permit's employer is not the batch's employer")
+    return enrollment
+
+
+async def _apply(
+    wanted: Sequence[_Wanted],
+    key: str,
+    batch_hash: str,
+    *,
+    load_enrollments: EnrollmentLoader,
+    load_permits: PermitLoader,
+    cards: CardSource,
+    today: dt.date,
+) -> list[ItemOutcome]:
+    """Check every item, then send the ones that passed to the card system in one call."""
+    errors = _malformed(wanted)
+    well_formed = sorted({w.ssn for i, w in enumerate(wanted) if i not in errors})
+    lookups = await _look_up(well_formed, load_enrollments, load_permits)
+    applications: dict[int, CardApplication] = {}
+    for index, item in enumerate(wanted):
+        if index in errors:
+            continue
+        try:
+            enrollment = _verify(item, lookups, today)
+        except WorkflowRejected as exc:
+            errors[index] = exc
+            continue
+        applications[index] = CardApplication(
+            ssn=item.ssn, kind=item.kind, channel=item.channel, region=enrollment.region,
+            idempotency_key=f"{key}#{index}", request_hash=_digest(item.canonical()),
+        )
+    answers = await cards.apply(list(applications.values()), key, batch_hash)
+    answered = dict(zip(applications, answers, strict=True))
+    return [_outcome(i, w, answered.get(i), errors.get(i)) for i, w in enumerate(wanted)]
+
+
+def _malformed(wanted: Sequence[_Wanted]) -> dict[int, WorkflowError]:
+    """The items whose SSN fails its format or check character, by index."""
+    errors: dict[int, WorkflowError] = {}
+    for index, item in enumerate(wanted):
+        try:
+            validate_ssn(item.ssn)
+        except InvalidIdentifier as exc:
+            errors[index] = WorkflowRejected(str(exc))
+    return errors
+
+
+def _outcome(
+    index: int, item: _Wanted, answer: CardApplicationResult | None, error: WorkflowError | None
+) -> ItemOutcome:
+    if answer is None:  # refused here, never sent
+        return ItemOutcome(index, item.ssn, None, False, error)
+    if answer.conflict is not None:
+        return ItemOutcome(index, item.ssn, None, False, WorkflowConflict(answer.conflict))
+    return ItemOutcome(index, item.ssn, answer.card, answer.created, None)
+
+
+async def apply_for_card(
+    request: CardRequest,
+    *,
+    load_enrollments: EnrollmentLoader,
+    load_permits: PermitLoader,
+    cards: CardSource,
+    today: dt.date,
+) -> CardResult:
+    """One card for one holder (IN_PERSON or ONLINE; an electronic card only ONLINE)."""
+    check_idempotency_key(request.idempotency_key)
+    if request.channel not in CHANNELS[request.kind]:
+        raise WorkflowRejected(
+            f"{request.kind.value} cards are not applied for {request.channel.value}"
+        )
+    wanted = _Wanted(request.ssn, request.identity, request.kind, request.channel, None)
+    (outcome,) = await _apply(
+        [wanted], request.idempotency_key, _digest(wanted.canonical()),
+        load_enrollments=load_enrollments, load_permits=load_permits, cards=cards, today=today,
+    )
+    if outcome.error is not None:
+        raise outcome.error
+    assert outcome.card is not None
+    return CardResult(outcome.card, outcome.created)
+
+
+async def apply_for_cards(
+    request: BatchCardRequest,
+    *,
+    load_enrollments: EnrollmentLoader,
+    load_permits: PermitLoader,
+    cards: CardSource,
+    today: dt.date,
+) -> list[ItemOutcome]:
+    """An employer's batch: one outcome per item, in order; failed items are never sent."""
+    check_idempotency_key(request.idempotency_key)
+    if not 0 < len(request.items) <= MAX_CARD_APPLICATIONS:
+        raise WorkflowRejected(f"items: 1 to {MAX_CARD_APPLICATIONS} per batch")
+    wanted = [
+        _Wanted(
+            item.ssn, item.identity, CardKind.PHYSICAL, CardChannel.EMPLOYER_BATCH,
+            request.employer_credit_code,
+        )
+        for item in request.items
+    ]
+    batch_hash = _digest([w.canonical() for w in wanted])
+    return await _apply(
+        wanted, request.idempotency_key, batch_hash,
+        load_enrollments=load_enrollments, load_permits=load_permits, cards=cards, today=today,
+    )
+
+
+async def update_card_status(
+    change: StatusChange, *, load_card: CardLoader, cards: CardSource
+) -> Card:
+    """Move a card along its lifecycle; an illegal move is a WorkflowConflict, nothing written."""
+    if change.reason is not None and not (
+        len(change.reason) <= MAX_REASON_LENGTH and change.reason.isprintable()
+    ):
+        raise WorkflowRejected(f"reason: at most {MAX_REASON_LENGTH} printable characters")
+    card = await load_card(change.card_number)
+    if card is None:
+        raise WorkflowRejected("the card system has no such card")
+    if change.expected is not None and card.status is not change.expected:
+        raise WorkflowConflict(f"the card is {card.status.value}, not {change.expected.value}")
+    if not allows(card.kind, card.status, change.to):
+        raise WorkflowConflict(
+            f"a {card.kind.value} card cannot go from {card.status.value} to {change.to.value}"
+        )
+    return await cards.change_status(card.card_number, card.status, change.to, change.reason)
