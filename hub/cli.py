@@ -224,6 +224,49 @@ async def _token(hub: AdminServices, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _documents_add(hub: AdminServices, args: argparse.Namespace) -> int:
+    from hub.documents import TrustedDocuments
+
+    await hub.auth.get_client(args.client)  # an unknown client is an error, not a new list
+    store = TrustedDocuments(hub.engine, "allow")
+    for path in args.files:
+        raw = _read_bytes(path, "FILE")
+        try:
+            document_id = await store.add(args.client, raw.decode("utf-8"), Path(path).name)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise BadInput(f"{path}: {exc}") from None
+        await _record_admin(hub, "documents add", args.client, document_id)
+        print(f"sha256:{document_id}  {path}")
+    return 0
+
+
+async def _documents_list(hub: AdminServices, args: argparse.Namespace) -> int:
+    from hub.documents import TrustedDocuments
+
+    for stored in await TrustedDocuments(hub.engine, "allow").list(args.client):
+        print(f"sha256:{stored.document_id}  {stored.name or '-'}  {stored.created_at:%Y-%m-%d}")
+    return 0
+
+
+async def _documents_remove(hub: AdminServices, args: argparse.Namespace) -> int:
+    from hub.documents import TrustedDocuments
+
+    document_id = args.document_id.removeprefix("sha256:")
+    if not await TrustedDocuments(hub.engine, "allow").remove(args.client, document_id):
+        raise BadInput(f"{args.client} has no trusted document {args.document_id}")
+    await _record_admin(hub, "documents remove", args.client, document_id)
+    print(f"removed sha256:{document_id}")
+    return 0
+
+
+async def _record_admin(hub: AdminServices, operation: str, client_id: str, detail: str) -> None:
+    from observability.audit import AuditEvent
+
+    now = dt.datetime.now(dt.UTC)
+    await hub.audit.append(AuditEvent(time=now, kind="admin", outcome="OK", client_id=client_id,
+                                      operation=operation, fields=(f"sha256:{detail}",)))
+
+
 async def _keys_rotate(hub: AdminServices, args: argparse.Namespace) -> int:
     print(await hub.auth.rotate_keys())
     return 0
@@ -348,6 +391,7 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--scope", help='space-separated, e.g. "permit:validity card:status"')
     token.set_defaults(run=_admin(_token))
     _keys_parser(commands)
+    _documents_parser(commands)
     _audit_parser(commands)
     return parser
 
@@ -382,6 +426,22 @@ def _clients_parser(commands: _Commands) -> None:
     purposes.add_argument("client_id")
     purposes.add_argument("purposes")
     purposes.set_defaults(run=_admin(_clients_set_purposes))
+
+
+def _documents_parser(commands: _Commands) -> None:
+    documents = commands.add_parser("documents", help="trusted documents, per client")
+    sub = documents.add_subparsers(dest="documents_command", required=True)
+    add = sub.add_parser("add", help="register GraphQL documents; prints each one's id")
+    add.add_argument("--client", required=True)
+    add.add_argument("files", nargs="+", metavar="FILE.graphql")
+    add.set_defaults(run=_admin(_documents_add))
+    listing = sub.add_parser("list", help="a client's trusted documents")
+    listing.add_argument("--client", required=True)
+    listing.set_defaults(run=_admin(_documents_list))
+    remove = sub.add_parser("remove", help="take a document off a client's list")
+    remove.add_argument("--client", required=True)
+    remove.add_argument("document_id", metavar="sha256:HEX")
+    remove.set_defaults(run=_admin(_documents_remove))
 
 
 def _keys_parser(commands: _Commands) -> None:

@@ -18,8 +18,10 @@ from connectors.cache import CachedPermitSource
 from connectors.cards import HttpCardSource
 from connectors.events import EventBus, PermitChange, open_event_bus
 from connectors.kv import KeyValue, open_key_value
+from connectors.resilience import Guard
 from connectors.wms import HttpPermitSource
 from hub.database import create_engine, migrate
+from hub.documents import TrustedDocuments
 from hub.settings import Settings
 from hub.webhooks import WebhookWorker
 from observability.audit import AuditEvent, AuditLog
@@ -75,6 +77,8 @@ class Hub:
     cost_budget: CostBudget
     bus: EventBus
     webhooks: WebhookWorker
+    documents: TrustedDocuments
+    rate_limit: CostBudget
 
     @classmethod
     async def open(cls, settings: Settings) -> Hub:
@@ -85,7 +89,9 @@ class Hub:
         engine = create_engine(settings.database_url)
         await migrate(engine)
         timeout = settings.upstream_timeout_seconds
-        http = new_http_client(timeout, settings.upstream_max_connections)
+        # Each source system's guard holds its own deadline; the pool must not cut it shorter.
+        http_timeout = max([timeout, *settings.upstream_timeouts.values()])
+        http = new_http_client(http_timeout, settings.upstream_max_connections)
         kv = open_key_value(settings.redis_url, settings.redis_prefix)
         bridge = _AuthAuditBridge()
         auth = AuthService(engine, kv, settings.auth_config(), http=http, on_event=bridge)
@@ -100,11 +106,11 @@ class Hub:
         bridge.audit = audit
         await audit.start()
         engines = create_agency_engines(settings.agency_databases, timeout)
-        permits = CachedPermitSource(
-            HttpPermitSource(http, settings.wms_url), kv, settings.cache_ttl_seconds
-        )
-        enrollments = SqlEnrollmentSource(engines, timeout)
-        cards = HttpCardSource(http, settings.cards_url)
+        policy = settings.upstream_policy
+        wms = HttpPermitSource(http, settings.wms_url, guard=Guard("wms", policy("wms")))
+        permits = CachedPermitSource(wms, kv, settings.cache_ttl_seconds)
+        enrollments = SqlEnrollmentSource(engines, timeout, policy_for=policy)
+        cards = HttpCardSource(http, settings.cards_url, guard=Guard("cards", policy("cards")))
         bus = open_event_bus(settings.redis_url, settings.redis_prefix)
 
         async def drop_cached(change: PermitChange) -> None:
@@ -147,6 +153,8 @@ class Hub:
             budget,
             bus,
             webhooks,
+            TrustedDocuments(engine, settings.trusted_documents),
+            CostBudget(kv, settings.rate_limit_per_minute, name="rate"),
         )
 
     async def readiness(self) -> dict[str, bool]:

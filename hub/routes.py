@@ -18,6 +18,7 @@ from strawberry.http.ides import get_graphql_ide_html
 from auth import PURPOSE_HEADER, AuthError, Principal
 from connectors.kv import KeyValueUnavailable
 from hub.components import Hub
+from hub.documents import DocumentRefused
 from hub.events import events_post
 from hub.responses import JSONResponse, error_response
 from hub.subscriptions import graphql_ws
@@ -44,7 +45,7 @@ def _hub(request: Request) -> Hub:
     return hub
 
 
-async def _read_graphql_request(request: Request) -> GraphQLRequest:
+async def _read_payload(request: Request) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise BadRequest("POST /graphql takes Content-Type: application/json")
@@ -52,17 +53,14 @@ async def _read_graphql_request(request: Request) -> GraphQLRequest:
         payload: Any = orjson.loads(await request.body())
     except orjson.JSONDecodeError:
         raise BadRequest("the body is not valid JSON") from None
-    return _graphql_request_of(payload)
-
-
-def _graphql_request_of(payload: Any) -> GraphQLRequest:
     if not isinstance(payload, dict):
         raise BadRequest("the body must be one JSON object (batched requests are not accepted)")
-    query, variables, operation = (
-        payload.get("query"),
-        payload.get("variables"),
-        payload.get("operationName"),
-    )
+    return payload
+
+
+def _graphql_request_of(payload: dict[str, Any], query: str | None) -> GraphQLRequest:
+    """`query` is the document to run: sent, or resolved from a trusted document id."""
+    variables, operation = payload.get("variables"), payload.get("operationName")
     if not isinstance(query, str) or not query.strip():
         raise BadRequest("`query` must be a non-empty string")
     if variables is not None and not isinstance(variables, dict):
@@ -104,7 +102,18 @@ async def graphql_post(request: Request) -> Response:
         caller.purpose = hub.auth.purpose_of_use(
             caller.principal, request.headers.get(PURPOSE_HEADER)
         )
-        graphql_request = await _read_graphql_request(request)
+        retry_after = await _rate_limited(hub, caller.principal.client_id)
+        if retry_after is not None:
+            message = f"too many requests from this client; retry in {retry_after} s"
+            return await _refuse(
+                request, hub, caller, trace_id, 429, "RATE_LIMITED", message,
+                {"retry-after": str(retry_after)},
+            )
+        payload = await _read_payload(request)
+        query = await hub.documents.resolve(caller.principal.client_id, payload)
+        graphql_request = _graphql_request_of(payload, query)
+    except DocumentRefused as exc:
+        return await _refuse(request, hub, caller, trace_id, exc.status, exc.code, exc.message)
     except AuthError as exc:
         return await _refuse(
             request,
@@ -126,6 +135,16 @@ async def graphql_post(request: Request) -> Response:
         charge=_cost_charger(hub, caller.principal.client_id),
     )
     return await _release(request, hub, caller, trace_id, outcome)
+
+
+async def _rate_limited(hub: Hub, client_id: str) -> int | None:
+    """Seconds to wait if the client is over its request rate; fails open like the budget."""
+    try:
+        decision = await hub.rate_limit.charge(client_id, 1)
+    except KeyValueUnavailable:
+        log.warning("rate limit unavailable; request allowed")
+        return None
+    return None if decision.allowed else decision.retry_after
 
 
 def _cost_charger(hub: Hub, client_id: str) -> CostCharger:

@@ -6,11 +6,13 @@ Nothing else in the hub reads `os.environ`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from auth import AuthConfig, TrustedIssuer
+from connectors.resilience import Policy
 from schema.limits import Limits
 
 __all__ = ["Settings", "TrustedIssuerSettings"]
@@ -42,7 +44,13 @@ class Settings(BaseSettings):
     cards_url: str | None = None
     agency_databases: dict[str, str] = Field(default_factory=dict)  # region code -> SQLAlchemy URL
     upstream_timeout_seconds: float = 2.0
-    upstream_max_connections: int = 100
+    upstream_timeouts: dict[str, float] = Field(default_factory=dict)  # "wms", "agency-420100"…
+    upstream_max_connections: int = 100  # the HTTP pool, shared by the HTTP source systems
+    # Resilience (connectors.resilience), per source system.
+    upstream_retries: int = 2  # extra attempts for safe reads, within the same deadline
+    upstream_max_concurrency: int = 50
+    breaker_failure_threshold: int = 5
+    breaker_open_seconds: float = 10.0
     cache_ttl_seconds: float = 30.0  # the shared permit cache; 0 turns it off
 
     # Permit change events (hub.events) and the webhooks they trigger (hub.webhooks).
@@ -77,8 +85,21 @@ class Settings(BaseSettings):
     max_fields: int = 200
     max_cost: int = 20_000
     cost_budget_per_minute: int = 200_000  # per client, shared through Redis (schema.limits)
+    rate_limit_per_minute: int = 1200  # GraphQL requests per client, shared through Redis
+
+    # Trusted documents (hub.documents): "enforce" runs only each client's registered ones.
+    trusted_documents: Literal["allow", "enforce"] = "allow"
 
     demo: bool = False
+
+    def upstream_policy(self, upstream: str) -> Policy:
+        return Policy(
+            timeout=self.upstream_timeouts.get(upstream, self.upstream_timeout_seconds),
+            retries=self.upstream_retries,
+            max_concurrency=self.upstream_max_concurrency,
+            failure_threshold=self.breaker_failure_threshold,
+            open_seconds=self.breaker_open_seconds,
+        )
 
     def query_limits(self) -> Limits:
         return Limits(

@@ -27,56 +27,24 @@ from dataclasses import dataclass
 
 import httpx
 import orjson
-from sqlalchemy import (
-    Column,
-    DateTime,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    and_,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from connectors.events import PermitChange
+from hub.tables import webhook_deliveries
 
 __all__ = [
     "EVENT_URI",
     "Recipient",
     "WebhookWorker",
     "enqueue_deliveries",
-    "hub_metadata",
-    "webhook_deliveries",
 ]
 
 log = logging.getLogger("hub.webhooks")
 
 EVENT_URI = "urn:permit-hub:event:permit-changed"
 SET_MEDIA_TYPE = "application/secevent+jwt"
-
-hub_metadata = MetaData()
-
-webhook_deliveries = Table(
-    "hub_webhook_deliveries",
-    hub_metadata,
-    Column("id", String(36), primary_key=True),
-    Column("event_id", String(128), nullable=False, index=True),
-    Column("client_id", String(128), nullable=False, index=True),
-    Column("url", String(2048), nullable=False),
-    Column("payload", Text, nullable=False),  # the change, as JSON; signed at each send
-    Column("state", String(16), nullable=False, index=True),  # PENDING | DELIVERED | FAILED
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", DateTime(timezone=True), nullable=False, index=True),
-    Column("last_status", String(64), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("delivered_at", DateTime(timezone=True), nullable=True),
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Recipient:

@@ -459,17 +459,21 @@ class BudgetDecision:
 class CostBudget:
     """A fixed one-minute window of query cost per client, counted in the shared key-value store.
 
-    A refused request is still counted: a client hammering over budget stays refused.
+    A refused request is still counted: a client hammering over budget stays refused. The same
+    class is the per-client request-rate limit, each request costing 1 (`name="rate"`). A fixed
+    window lets a client send up to twice its limit across a window boundary; that bound is
+    accepted for one atomic INCR per request, shared by every instance.
     """
 
-    def __init__(self, kv: KeyValue, per_minute: int) -> None:
+    def __init__(self, kv: KeyValue, per_minute: int, name: str = "cost") -> None:
         self._kv = kv
         self._per_minute = per_minute
+        self._name = name  # "cost" for the cost budget, "rate" for the request-rate limit
 
     async def charge(self, client_id: str, cost: int, now: float | None = None) -> BudgetDecision:
         now = time.time() if now is None else now
         window = int(now // 60)
-        spent = await self._kv.incr(f"cost:{client_id}:{window}", cost, ttl_seconds=60)
+        spent = await self._kv.incr(f"{self._name}:{client_id}:{window}", cost, ttl_seconds=60)
         if spent <= self._per_minute:
             return BudgetDecision(True, spent, 0)
         return BudgetDecision(False, spent, max(1, 60 * (window + 1) - math.floor(now)))

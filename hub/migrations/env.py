@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import context
 
 from auth.models import auth_metadata
-from hub.webhooks import hub_metadata
+from hub.tables import hub_metadata
 from observability.audit import audit_metadata
 
 target_metadata = [auth_metadata, audit_metadata, hub_metadata]

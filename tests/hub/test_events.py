@@ -36,7 +36,8 @@ from hub.app import create_app
 from hub.components import Hub
 from hub.demo_clients import DEMO_AGENCIES, seed_demo_clients
 from hub.settings import Settings
-from hub.webhooks import EVENT_URI, webhook_deliveries
+from hub.tables import webhook_deliveries
+from hub.webhooks import EVENT_URI
 from observability.audit import AuditFilter
 from tests.conftest import Simulators, _drop_prefix, hub_settings
 from tests.services import REDIS_URL
