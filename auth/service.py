@@ -173,6 +173,10 @@ class AuthService:
         await self._ring.refresh()
         return self._ring.sign_jws(payload, typ)
 
+    def signing_key_age(self) -> float:
+        """Seconds since the key that signs now was created (readiness reports it)."""
+        return max(0.0, self._clock() - self._ring.signing_key().created_at)
+
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
         """Public keys of every published key: signing, about to sign, and retired-but-kept."""
         return self._ring.jwks()

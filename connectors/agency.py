@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from opentelemetry.trace import Tracer
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -95,6 +96,7 @@ class SqlEnrollmentSource:
         engines: Mapping[str, AsyncEngine],
         timeout_seconds: float,
         policy_for: Callable[[str], Policy] | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         """`policy_for(upstream name)` gives each agency's resilience policy."""
         self._engines = dict(engines)
@@ -104,6 +106,7 @@ class SqlEnrollmentSource:
             region: Guard(
                 _upstream(region),
                 policy_for(_upstream(region)) if policy_for else Policy(timeout=timeout_seconds),
+                tracer=tracer,
             )
             for region in self._engines
         }

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 
 import orjson
 from joserfc.jwk import Key
+from opentelemetry.trace import NoOpTracer, Tracer
 
 from connectors.kv import KeyValue, KeyValueUnavailable
 from connectors.records import Permit, PermitEvent
@@ -42,8 +43,11 @@ class CacheStats:
 class CachedPermitSource:
     """A `PermitSource` that serves permits from the shared store when it can."""
 
-    def __init__(self, inner: PermitSource, kv: KeyValue, ttl_seconds: float) -> None:
+    def __init__(
+        self, inner: PermitSource, kv: KeyValue, ttl_seconds: float, tracer: Tracer | None = None
+    ) -> None:
         self._inner = inner
+        self._tracer = tracer or NoOpTracer()
         self._kv = kv
         self._ttl = ttl_seconds
         self.stats = CacheStats()
@@ -62,6 +66,15 @@ class CachedPermitSource:
     async def permits(self, numbers: Sequence[str]) -> Mapping[str, Permit]:
         if not numbers or self._ttl <= 0:
             return await self._inner.permits(numbers)
+        with self._tracer.start_as_current_span("cache.permits") as span:
+            hits, misses = self.stats.hits, self.stats.misses
+            try:
+                return await self._read_through(numbers)
+            finally:
+                span.set_attribute("hub.cache.hits", self.stats.hits - hits)
+                span.set_attribute("hub.cache.misses", self.stats.misses - misses)
+
+    async def _read_through(self, numbers: Sequence[str]) -> Mapping[str, Permit]:
         keys = [self._entry(n) for n in numbers] + [self._generation(n) for n in numbers]
         try:
             values = await self._kv.get_many(keys)

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
+from opentelemetry.trace import NoOpTracer, Status, StatusCode, Tracer
+
 from connectors.errors import RegionNotServed, UpstreamTimeout, UpstreamUnavailable, WriteConflict
 
 __all__ = ["BreakerState", "CircuitBreaker", "Guard", "GuardStats", "Policy"]
@@ -107,14 +109,27 @@ class GuardStats:
 
 class Guard:
     def __init__(
-        self, upstream: str, policy: Policy, clock: Callable[[], float] = time.monotonic
+        self,
+        upstream: str,
+        policy: Policy,
+        clock: Callable[[], float] = time.monotonic,
+        tracer: Tracer | None = None,
     ) -> None:
         self.upstream = upstream
         self.policy = policy
+        self.tracer = tracer or NoOpTracer()
         self.breaker = CircuitBreaker(policy.failure_threshold, policy.open_seconds, clock)
         self._slots = asyncio.Semaphore(policy.max_concurrency)
         self.stats = GuardStats()
         self.observers: list[Callable[[str, str, float], None]] = []  # (upstream, result, s)
+
+    @property
+    def breaker_open(self) -> bool:
+        return self.breaker.state is BreakerState.OPEN
+
+    @property
+    def in_flight(self) -> int:
+        return self.stats.in_flight
 
     async def read(self, call: Callable[[], Awaitable[T]]) -> T:
         """A safe read: retried with jitter on UpstreamUnavailable while the deadline allows."""
@@ -125,6 +140,21 @@ class Guard:
         return await self._run(call, 0, deadline or self.policy.timeout)
 
     async def _run(self, call: Callable[[], Awaitable[T]], retries: int, deadline: float) -> T:
+        with self.tracer.start_as_current_span(f"upstream {self.upstream}") as span:
+            span.set_attribute("hub.upstream", self.upstream)
+            before = self.stats.retries
+            try:
+                return await self._guarded(call, retries, deadline)
+            except BaseException as exc:
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                raise
+            finally:
+                span.set_attribute("hub.retries", self.stats.retries - before)
+                span.set_attribute("hub.breaker", self.breaker.state.value)
+
+    async def _guarded(
+        self, call: Callable[[], Awaitable[T]], retries: int, deadline: float
+    ) -> T:
         if not self.breaker.allow():
             self.stats.rejected += 1
             self._observe("rejected", 0.0)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from opentelemetry.sdk.trace.export import SpanExporter
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
@@ -12,18 +14,25 @@ from hub.components import Hub
 from hub.routes import internal_error, routes
 from hub.settings import Settings
 from hub.transport import BodyLimit
+from observability.tracing import tracer_provider
 
 __all__ = ["create_app"]
 
 
 def create_app(
-    settings: Settings, on_ready: Callable[[Hub], Awaitable[None]] | None = None
+    settings: Settings,
+    on_ready: Callable[[Hub], Awaitable[None]] | None = None,
+    span_exporter: SpanExporter | None = None,
 ) -> Starlette:
-    """The hub as an ASGI app; `on_ready` runs once its components are open (the demo seeds)."""
+    """The hub as an ASGI app; `on_ready` runs once its components are open (the demo seeds).
+
+    `span_exporter` replaces the configured exporter (tests give an in-memory one).
+    """
+    provider = tracer_provider(settings.tracing_config(), span_exporter)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        hub = await Hub.open(settings)
+        hub = await Hub.open(settings, provider)
         app.state.hub = hub
         # The OAuth routes are bound to this process's AuthService, which exists only from here.
         app.router.routes[:0] = hub.auth.routes()
@@ -36,7 +45,15 @@ def create_app(
 
     return Starlette(
         routes=routes(),
-        middleware=[Middleware(BodyLimit, max_bytes=settings.max_body_bytes)],
+        middleware=[
+            Middleware(
+                OpenTelemetryMiddleware,
+                tracer_provider=provider,
+                excluded_urls="healthz,readyz,metrics",
+                exclude_spans=["receive", "send"],
+            ),
+            Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+        ],
         lifespan=lifespan,
         exception_handlers={Exception: internal_error},
     )

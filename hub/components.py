@@ -7,6 +7,9 @@ import logging
 from dataclasses import dataclass
 
 import httpx
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Tracer
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,6 +29,7 @@ from hub.settings import Settings
 from hub.webhooks import WebhookWorker
 from observability.audit import AuditEvent, AuditLog
 from observability.metrics import HubMetrics
+from observability.tracing import tracer_provider
 from schema import GraphQLService, Sources
 from schema.limits import CostBudget
 
@@ -79,9 +83,11 @@ class Hub:
     webhooks: WebhookWorker
     documents: TrustedDocuments
     rate_limit: CostBudget
+    tracer_provider: TracerProvider
+    tracer: Tracer
 
     @classmethod
-    async def open(cls, settings: Settings) -> Hub:
+    async def open(cls, settings: Settings, provider: TracerProvider | None = None) -> Hub:
         if not settings.wms_url or not settings.cards_url:
             raise NotConfigured("HUB_WMS_URL and HUB_CARDS_URL must be set (or run `hub demo`)")
         if settings.database_url.startswith("sqlite"):
@@ -92,6 +98,10 @@ class Hub:
         # Each source system's guard holds its own deadline; the pool must not cut it shorter.
         http_timeout = max([timeout, *settings.upstream_timeouts.values()])
         http = new_http_client(http_timeout, settings.upstream_max_connections)
+        provider = provider or tracer_provider(settings.tracing_config())
+        tracer = provider.get_tracer("permit-hub")
+        # Client spans for every call to a source system, and `traceparent` sent on to it.
+        HTTPXClientInstrumentor.instrument_client(http, tracer_provider=provider)
         kv = open_key_value(settings.redis_url, settings.redis_prefix)
         bridge = _AuthAuditBridge()
         auth = AuthService(engine, kv, settings.auth_config(), http=http, on_event=bridge)
@@ -107,10 +117,14 @@ class Hub:
         await audit.start()
         engines = create_agency_engines(settings.agency_databases, timeout)
         policy = settings.upstream_policy
-        wms = HttpPermitSource(http, settings.wms_url, guard=Guard("wms", policy("wms")))
-        permits = CachedPermitSource(wms, kv, settings.cache_ttl_seconds)
-        enrollments = SqlEnrollmentSource(engines, timeout, policy_for=policy)
-        cards = HttpCardSource(http, settings.cards_url, guard=Guard("cards", policy("cards")))
+        wms = HttpPermitSource(
+            http, settings.wms_url, guard=Guard("wms", policy("wms"), tracer=tracer)
+        )
+        permits = CachedPermitSource(wms, kv, settings.cache_ttl_seconds, tracer=tracer)
+        enrollments = SqlEnrollmentSource(engines, timeout, policy_for=policy, tracer=tracer)
+        cards = HttpCardSource(
+            http, settings.cards_url, guard=Guard("cards", policy("cards"), tracer=tracer)
+        )
         bus = open_event_bus(settings.redis_url, settings.redis_prefix)
 
         async def drop_cached(change: PermitChange) -> None:
@@ -137,6 +151,12 @@ class Hub:
         )
         metrics = HubMetrics()
         metrics.watch_audit(lambda: audit.stats)
+        audit.on_commit = metrics.observe_audit_commit
+        metrics.watch_cache("permits", lambda: permits.stats)
+        guards = [wms.guard, cards.guard, *enrollments.guards.values()]
+        for guard in guards:
+            guard.observers.append(metrics.observe_upstream)
+            metrics.watch_upstream(lambda g=guard: g)  # type: ignore[misc]
         budget = CostBudget(kv, settings.cost_budget_per_minute)
         return cls(
             settings,
@@ -155,11 +175,15 @@ class Hub:
             webhooks,
             TrustedDocuments(engine, settings.trusted_documents),
             CostBudget(kv, settings.rate_limit_per_minute, name="rate"),
+            provider,
+            tracer,
         )
 
     async def readiness(self) -> dict[str, bool]:
         checks = {"database": await self._database_ok(), "redis": await self.kv.ping()}
         checks["audit"] = await self.audit.writable()
+        # A key older than the rotation period means `hub keys rotate` is not being run.
+        checks["signing_key"] = self.auth.signing_key_age() < self.settings.signing_key_max_age_seconds
         checks["wms"] = await self.permits.ping()
         checks["cards"] = await self.cards.ping()
         for region, ok in (await self.enrollments.ping()).items():
@@ -175,6 +199,7 @@ class Hub:
         return True
 
     async def close(self) -> None:
+        self.tracer_provider.shutdown()  # flushes the spans still queued
         await self.webhooks.close()
         await self.bus.close()
         await self.audit.close()

@@ -127,13 +127,22 @@ async def graphql_post(request: Request) -> Response:
         )
     except BadRequest as exc:
         return await _refuse(request, hub, caller, trace_id, 400, "BAD_USER_INPUT", exc.message)
-    outcome = await hub.graphql.run(
-        graphql_request,
-        scopes=caller.principal.scopes,
-        trace_id=trace_id,
-        today=dt.date.today(),
-        charge=_cost_charger(hub, caller.principal.client_id),
-    )
+    with hub.tracer.start_as_current_span("graphql") as span:
+        outcome = await hub.graphql.run(
+            graphql_request,
+            scopes=caller.principal.scopes,
+            trace_id=trace_id,
+            today=dt.date.today(),
+            charge=_cost_charger(hub, caller.principal.client_id),
+        )
+        # Never the variables: they carry identity numbers.
+        span.update_name(f"graphql {outcome.operation_name or 'anonymous'}")
+        span.set_attribute("graphql.operation.name", outcome.operation_name or "")
+        span.set_attribute("graphql.document.hash", outcome.document_hash or "")
+        span.set_attribute("hub.client_id", caller.principal.client_id)
+        span.set_attribute("hub.outcome", outcome.outcome)
+        if outcome.error_codes:
+            span.set_attribute("hub.error_codes", outcome.error_codes)
     return await _release(request, hub, caller, trace_id, outcome)
 
 
@@ -219,7 +228,8 @@ async def _release(
         error_codes=tuple(outcome.error_codes),
     )
     try:
-        record = await hub.audit.append(event)
+        with hub.tracer.start_as_current_span("audit.append"):
+            record = await hub.audit.append(event)
         evidence = await hub.audit.make_evidence(record, body)
     except AuditUnavailable:
         log.error("audit store unavailable; response withheld (trace %s)", trace_id)
@@ -287,10 +297,15 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    checks = await _hub(request).readiness()
+    hub = _hub(request)
+    checks = await hub.readiness()
     ready = all(checks.values())
     return JSONResponse(
-        {"status": "ready" if ready else "unready", "checks": checks},
+        {
+            "status": "ready" if ready else "unready",
+            "checks": checks,
+            "signing_key_age_seconds": round(hub.auth.signing_key_age()),
+        },
         status_code=200 if ready else 503,
     )
 

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from auth import AuthConfig, TrustedIssuer
 from connectors.resilience import Policy
+from observability.tracing import Exporter, TracingConfig
 from schema.limits import Limits
 
 __all__ = ["Settings", "TrustedIssuerSettings"]
@@ -66,6 +67,7 @@ class Settings(BaseSettings):
     accept_scp_claim: bool = False
     accept_scope_array: bool = False
     trusted_issuers: list[TrustedIssuerSettings] = Field(default_factory=list)
+    signing_key_max_age_seconds: float = 90 * 86400  # older: /readyz reports it unready
 
     # Audit log.
     audit_checkpoint_every: int = 1000
@@ -90,7 +92,19 @@ class Settings(BaseSettings):
     # Trusted documents (hub.documents): "enforce" runs only each client's registered ones.
     trusted_documents: Literal["allow", "enforce"] = "allow"
 
+    # Tracing (observability.tracing). Off: spans are not recorded, trace ids still flow.
+    tracing: Literal["on", "off"] = "off"
+    tracing_exporter: Exporter = "none"
+    tracing_endpoint: str | None = None
+    tracing_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+
     demo: bool = False
+
+    def tracing_config(self) -> TracingConfig:
+        return TracingConfig(
+            enabled=self.tracing == "on", exporter=self.tracing_exporter,
+            endpoint=self.tracing_endpoint, sample_ratio=self.tracing_sample_ratio,
+        )
 
     def upstream_policy(self, upstream: str) -> Policy:
         return Policy(

@@ -10,17 +10,23 @@ import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from observability.tracing import current_trace_id
+
 __all__ = ["BodyLimit", "BodyTooLarge", "trace_id_of"]
 
 _TRACEPARENT = re.compile(rb"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 
 
 def trace_id_of(scope: Scope) -> str:
-    """The trace id of an incoming `traceparent` header, or a new one; stored on the scope."""
+    """The request's trace id, stored on the scope: the current span's (the tracing middleware
+    took it from the client's `traceparent`, or began a trace), else the header's, else new."""
     state = scope.setdefault("state", {})
     if "trace_id" in state:
         return str(state["trace_id"])
-    trace_id = None
+    trace_id = current_trace_id()
+    if trace_id is not None:
+        state["trace_id"] = trace_id
+        return trace_id
     for name, value in scope.get("headers", ()):
         if name == b"traceparent":
             match = _TRACEPARENT.match(value.strip())

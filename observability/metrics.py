@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["CONTENT_TYPE", "AuditCounters", "HubMetrics"]
+__all__ = ["CONTENT_TYPE", "AuditCounters", "CacheCounters", "HubMetrics", "UpstreamState"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -30,6 +30,60 @@ class AuditCounters(Protocol):
     def failed_commits(self) -> int: ...
     @property
     def checkpoints(self) -> int: ...
+
+
+class CacheCounters(Protocol):
+    hits: int
+    misses: int
+    errors: int
+
+
+class UpstreamState(Protocol):
+    """What a connector's guard tells at scrape time."""
+
+    upstream: str
+
+    @property
+    def breaker_open(self) -> bool: ...
+    @property
+    def in_flight(self) -> int: ...
+
+
+class _StateCollector(Collector):
+    """Cache and upstream state read at scrape time."""
+
+    def __init__(self) -> None:
+        self.caches: dict[str, Callable[[], CacheCounters]] = {}
+        self.upstreams: list[Callable[[], UpstreamState]] = []
+
+    def collect(self) -> Iterator[Metric]:
+        lookups = CounterMetricFamily(
+            "hub_cache_lookups", "Connector cache lookups by cache and result.",
+            labels=["cache", "result"],
+        )
+        ratio = GaugeMetricFamily(
+            "hub_cache_hit_ratio", "Hits over hits and misses since start.", labels=["cache"]
+        )
+        for name, read_cache in self.caches.items():
+            stats = read_cache()
+            for result, value in (("hit", stats.hits), ("miss", stats.misses),
+                                  ("error", stats.errors)):
+                lookups.add_metric([name, result], value)
+            total = stats.hits + stats.misses
+            ratio.add_metric([name], stats.hits / total if total else 0.0)
+        breaker = GaugeMetricFamily(
+            "hub_upstream_breaker_open", "1 while the circuit breaker fails calls fast.",
+            labels=["upstream"],
+        )
+        in_flight = GaugeMetricFamily(
+            "hub_upstream_in_flight", "Calls to the source system under way.",
+            labels=["upstream"],
+        )
+        for read_upstream in self.upstreams:
+            state = read_upstream()
+            breaker.add_metric([state.upstream], 1.0 if state.breaker_open else 0.0)
+            in_flight.add_metric([state.upstream], state.in_flight)
+        yield from (lookups, ratio, breaker, in_flight)
 
 
 class _AuditCollector(Collector):
@@ -89,6 +143,42 @@ class HubMetrics:
             "Permit change events sent to WebSocket subscribers.",
             registry=self.registry,
         )
+
+        self.upstream_calls = Histogram(
+            "hub_upstream_call_seconds",
+            "Guarded calls to a source system (retries included), by result: "
+            "ok, error, timeout, rejected (breaker open).",
+            ["upstream", "result"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.audit_commit = Histogram(
+            "hub_audit_commit_seconds",
+            "Audit group commits: time to commit one batch.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.audit_batch = Histogram(
+            "hub_audit_commit_batch_size",
+            "Audit group commits: records per commit.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=self.registry,
+        )
+        self._state = _StateCollector()
+        self.registry.register(self._state)
+
+    def watch_cache(self, name: str, stats: Callable[[], CacheCounters]) -> None:
+        self._state.caches[name] = stats
+
+    def watch_upstream(self, state: Callable[[], UpstreamState]) -> None:
+        self._state.upstreams.append(state)
+
+    def observe_upstream(self, upstream: str, result: str, seconds: float) -> None:
+        self.upstream_calls.labels(upstream, result).observe(seconds)
+
+    def observe_audit_commit(self, records: int, seconds: float) -> None:
+        self.audit_commit.observe(seconds)
+        self.audit_batch.observe(records)
 
     def watch_audit(self, stats: Callable[[], AuditCounters]) -> None:
         self.registry.register(_AuditCollector(stats))

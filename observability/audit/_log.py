@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, TextIO
@@ -88,6 +89,8 @@ class AuditLog:
         )
         self._records = self._commits = self._failed = self._checkpoints = 0
         self._background: set[asyncio.Task[None]] = set()
+        # Called after each commit with (records in it, seconds it took): metrics hook.
+        self.on_commit: Callable[[int, float], None] | None = None
 
     async def start(self, *, create_tables: bool = False) -> None:
         """Create the head row (and the tables, for tests and the embedded demo)."""
@@ -122,6 +125,7 @@ class AuditLog:
         return record
 
     async def _commit(self, events: Sequence[AuditEvent]) -> Sequence[AuditRecord]:
+        started = time.perf_counter()
         try:
             async with translated("append"), asyncio.timeout(self._commit_timeout):
                 batch = await append_batch(self._engine, events, self._policy)
@@ -130,6 +134,8 @@ class AuditLog:
             raise
         self._commits += 1
         self._records += len(batch.records)
+        if self.on_commit is not None:
+            self.on_commit(len(batch.records), time.perf_counter() - started)
         if batch.checkpoint_due:
             last = batch.records[-1]
             self._spawn_checkpoint(last.seq, last.hash)

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
+
+import httpx
+from asgi_lifespan import LifespanManager
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import HubClient, Simulators
+from hub.app import create_app
+from hub.settings import Settings
+from tests.conftest import HubClient, Simulators, _drop_prefix, hub_settings
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -39,3 +46,43 @@ async def test_metrics_count_requests_refusals_and_audit_commits(
     assert samples[("hub_audit_records_total", ())] >= 5
     assert 0 < samples[("hub_audit_commits_total", ())] <= samples[("hub_audit_records_total", ())]
     assert "Query.permit" in response.text and number not in response.text
+
+
+async def test_metrics_show_upstreams_cache_breakers_and_audit_batches(
+    hub: HubClient, simulators: Simulators
+) -> None:
+    number = simulators.dataset.samples["enrolled_permit"]
+    query = "query($n: ID!) { permit(number: $n) { status cards { status } } }"
+    for _ in range(3):  # the first reads the WMS, the next two are cache hits
+        assert (await hub.graphql("exit-entry-wuhan", query, {"n": number})).status_code == 200
+    samples = _samples((await hub.http.get("/metrics")).text)
+
+    ok = lambda upstream: (("result", "ok"), ("upstream", upstream))  # noqa: E731
+    assert samples[("hub_upstream_call_seconds_count", ok("wms"))] == 1
+    assert samples[("hub_upstream_call_seconds_count", ok("cards"))] == 3
+    assert samples[("hub_cache_lookups_total", (("cache", "permits"), ("result", "hit")))] == 2
+    assert samples[("hub_cache_lookups_total", (("cache", "permits"), ("result", "miss")))] == 1
+    assert samples[("hub_cache_hit_ratio", (("cache", "permits"),))] == 2 / 3
+    for upstream in ("wms", "cards", "agency-420100", "agency-420500"):
+        assert samples[("hub_upstream_breaker_open", (("upstream", upstream),))] == 0
+    commits = samples[("hub_audit_commit_seconds_count", ())]
+    assert commits >= 1
+    assert samples[("hub_audit_commit_batch_size_sum", ())] >= 3  # records in those commits
+
+
+async def test_readyz_goes_unready_when_the_signing_key_is_past_its_age(
+    simulators: Simulators, database_url: str, tmp_path: Path
+) -> None:
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    base = hub_settings(simulators, database_url, tmp_path, prefix).model_dump()
+    app = create_app(Settings(**(base | {"signing_key_max_age_seconds": 0})))
+    try:
+        async with LifespanManager(app) as manager, httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://127.0.0.1:8000"
+        ) as http:
+            response = await http.get("/readyz")
+    finally:
+        await _drop_prefix(prefix)
+    assert response.status_code == 503
+    assert response.json()["checks"]["signing_key"] is False
+    assert response.json()["status"] == "unready"

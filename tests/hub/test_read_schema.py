@@ -133,4 +133,6 @@ async def test_readyz_reports_every_dependency(hub: HubClient) -> None:
         "cards": True,
         "agency-420100": True,
         "agency-420500": True,
+        "signing_key": True,
     }
+    assert 0 <= response.json()["signing_key_age_seconds"] < 600  # created with this hub

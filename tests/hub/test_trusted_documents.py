@@ -138,7 +138,8 @@ async def test_in_allow_mode_ids_resolve_and_other_documents_still_run(
 
 
 async def test_the_command_line_registers_lists_and_removes_documents(
-    cli: Cli, tmp_path: Path
+    cli: Cli,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
 ) -> None:
     from hub.admin import admin_services
 

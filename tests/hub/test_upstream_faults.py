@@ -8,6 +8,7 @@ code. The breaker then stops calling the broken system, and lets it back once it
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 import uuid
@@ -140,7 +141,7 @@ async def test_the_breaker_stops_calling_a_dead_system_and_lets_it_back(
     assert refused.json()["data"]["permit"]["status"] == "VALID"
 
     await simulators.reset()  # the card system heals
-    time.sleep(0.5)  # the breaker's open period (settings above)
+    await asyncio.sleep(0.5)  # the breaker's open period (settings above)
     healed = await guarded.graphql(CLIENT, QUERY, _variables(simulators))
     assert "errors" not in healed.json()
     assert healed.json()["data"]["cards"]

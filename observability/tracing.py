@@ -1,0 +1,94 @@
+"""OpenTelemetry tracing: one tracer provider per hub, its exporter and sampling from settings.
+
+    HTTP request (asgi instrumentation, `traceparent` from the client honoured)
+    ├── graphql <operation>          name, document hash, client; never the variables
+    │   ├── cache.permits            hits, misses
+    │   ├── upstream wms|cards|agency-<region>   one per guarded call: retries, result
+    │   │   └── HTTP POST …          (httpx instrumentation, `traceparent` sent on)
+    └── audit.append                 until the record is durably committed
+
+The provider is the hub's own rather than the process-global one, so that several hubs in one
+process (tests, the two-instance checks) each keep their exporter. The ASGI and httpx
+instrumentations take a provider per app and per client; the SQLAlchemy one is a process-wide
+switch, so SQL calls to the agencies are spanned by their guard ("upstream agency-<region>"). With tracing off every span
+is a non-recording one: nothing is exported, but the trace id still flows from the client's
+`traceparent` into the audit record, the error `extensions` and the calls to source systems.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.trace import Span, get_current_span
+
+__all__ = ["Exporter", "TracingConfig", "current_trace_id", "tracer_provider"]
+
+Exporter = Literal["none", "console", "otlp-http", "otlp-grpc"]
+
+
+@dataclass(frozen=True, slots=True)
+class TracingConfig:
+    enabled: bool = False
+    exporter: Exporter = "none"
+    endpoint: str | None = None  # OTLP endpoint; the exporter's default if None
+    sample_ratio: float = 1.0
+    service_name: str = "permit-hub"
+
+
+def _sampler(config: TracingConfig) -> Sampler:
+    if not config.enabled:
+        return ALWAYS_OFF
+    # A caller's sampling decision (its traceparent flags) is kept; new traces are sampled
+    # at `sample_ratio`.
+    return ParentBased(TraceIdRatioBased(config.sample_ratio))
+
+
+def _exporter(config: TracingConfig) -> SpanExporter | None:
+    if config.exporter == "console":
+        return ConsoleSpanExporter()
+    if config.exporter == "otlp-http":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter as HttpExporter,
+        )
+
+        return HttpExporter(endpoint=config.endpoint) if config.endpoint else HttpExporter()
+    if config.exporter == "otlp-grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcExporter,
+        )
+
+        return GrpcExporter(endpoint=config.endpoint) if config.endpoint else GrpcExporter()
+    return None
+
+
+def tracer_provider(
+    config: TracingConfig, exporter: SpanExporter | None = None
+) -> TracerProvider:
+    """The hub's provider. `exporter` (tests: an in-memory one) is exported to synchronously."""
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": config.service_name}),
+        sampler=_sampler(config),
+    )
+    if exporter is not None:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    elif config.enabled:
+        configured = _exporter(config)
+        if configured is not None:
+            provider.add_span_processor(BatchSpanProcessor(configured))
+    return provider
+
+
+def current_trace_id(span: Span | None = None) -> str | None:
+    """The 32-hex trace id of `span` (default: the current one), if it has a valid context."""
+    context = (span or get_current_span()).get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
