@@ -1,8 +1,8 @@
 """Issue 6, item 7: generated GraphQL-ish documents and JSON bodies; zero 500s, zero leaks.
 
 Hypothesis draws a bounded, derandomized corpus (generation only: the hub is async and shared,
-so examples are collected first and then sent). schemathesis is not installed, so its GraphQL
-mode is not run here.
+so examples are collected first and then sent). schemathesis's GraphQL mode, which generates
+operations from the schema itself, is in test_schemathesis.py.
 """
 
 from __future__ import annotations
