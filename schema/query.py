@@ -43,7 +43,7 @@ class Query:
         return Enrollment.maybe(await info.context.loaders.enrollment.load(str(ssn)))
 
     @strawberry.field(description="The cards issued under an SSN.")
-    async def cards(self, info: Ctx, ssn: strawberry.ID) -> list[SocialSecurityCard] | None:
+    async def cards(self, info: Ctx, ssn: strawberry.ID) -> list[SocialSecurityCard]:
         found = await info.context.loaders.cards.load(str(ssn))
         return [SocialSecurityCard(_record=c) for c in found]
 

@@ -3,9 +3,11 @@
 Type and field names are contract (DESIGN section 4). Every field is listed in `schema.policy`.
 
 A field served by another source system than its parent (a permit's cards, enrollment and
-history, a foreigner's permits and enrollments, `Query.cards`) is nullable: when that system
-fails, the field is null with an UPSTREAM_* error at its path and the rest of the answer stands
-(non-null would null the parent, or the whole `data`, instead).
+history, a foreigner's permits and enrollments) is nullable: when that system fails, the field
+is null with an UPSTREAM_* error at its path and the rest of the answer stands (non-null would
+null the parent instead). Root fields keep the contract's types (DESIGN section 4): a failing
+`Query.cards` is the one root field whose failure empties `data`, so ask for cards through
+`permit { cards }` to keep the rest of an answer when the card system is down.
 """
 
 from __future__ import annotations
