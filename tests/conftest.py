@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import httpx
 import pytest
 import redis.asyncio as redis_async
 from asgi_lifespan import LifespanManager
+from opentelemetry.sdk.trace.export import SpanExporter
 from sqlalchemy import event
 
 from connectors.kv import KeyValue
@@ -152,16 +153,23 @@ async def _drop_prefix(prefix: str) -> None:
     await client.aclose()
 
 
-@pytest.fixture
-async def hub(
-    simulators: Simulators, database_url: str, tmp_path: Path
+@asynccontextmanager
+async def open_hub(
+    simulators: Simulators,
+    database_url: str,
+    tmp_path: Path,
+    span_exporter: SpanExporter | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[HubClient]:
-    """A fresh hub (own database, own Redis prefix) with the demo agencies registered."""
+    """A fresh hub (own database, own Redis prefix, settings `overrides`), demo agencies in."""
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    app = create_app(hub_settings(simulators, database_url, tmp_path, prefix))
+    settings = hub_settings(simulators, database_url, tmp_path, prefix)
+    if overrides:
+        settings = Settings(**(settings.model_dump() | overrides))
+    app = create_app(settings, span_exporter=span_exporter)
     await simulators.reset()
     try:
-        async with LifespanManager(app) as manager, httpx.AsyncClient(
+        async with LifespanManager(app, startup_timeout=30) as manager, httpx.AsyncClient(
             transport=httpx.ASGITransport(app=manager.app), base_url="http://127.0.0.1:8000"
         ) as http:
             hub: Hub = app.state.hub
@@ -170,6 +178,15 @@ async def hub(
             yield HubClient(http, hub, secrets)
     finally:
         await _drop_prefix(prefix)
+
+
+@pytest.fixture
+async def hub(
+    simulators: Simulators, database_url: str, tmp_path: Path
+) -> AsyncIterator[HubClient]:
+    """A fresh hub (own database, own Redis prefix) with the demo agencies registered."""
+    async with open_hub(simulators, database_url, tmp_path) as client:
+        yield client
 
 
 class SqlCounter:

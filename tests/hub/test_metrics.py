@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
-import httpx
-from asgi_lifespan import LifespanManager
 from prometheus_client.parser import text_string_to_metric_families
 
-from hub.app import create_app
-from hub.settings import Settings
-from tests.conftest import HubClient, Simulators, _drop_prefix, hub_settings
+from tests.conftest import HubClient, Simulators, open_hub
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -73,16 +68,10 @@ async def test_metrics_show_upstreams_cache_breakers_and_audit_batches(
 async def test_readyz_goes_unready_when_the_signing_key_is_past_its_age(
     simulators: Simulators, database_url: str, tmp_path: Path
 ) -> None:
-    prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    base = hub_settings(simulators, database_url, tmp_path, prefix).model_dump()
-    app = create_app(Settings(**(base | {"signing_key_max_age_seconds": 0})))
-    try:
-        async with LifespanManager(app) as manager, httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://127.0.0.1:8000"
-        ) as http:
-            response = await http.get("/readyz")
-    finally:
-        await _drop_prefix(prefix)
+    async with open_hub(
+        simulators, database_url, tmp_path, signing_key_max_age_seconds=0
+    ) as client:
+        response = await client.http.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["signing_key"] is False
     assert response.json()["status"] == "unready"

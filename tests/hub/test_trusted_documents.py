@@ -8,22 +8,17 @@ parsing, audited, and reaches no source system.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from hub.app import create_app
-from hub.components import Hub
-from hub.demo_clients import DEMO_AGENCIES, seed_demo_clients
+from hub.demo_clients import DEMO_AGENCIES
 from hub.documents import document_id_of
-from hub.settings import Settings
 from observability.audit import AuditFilter
-from tests.conftest import HubClient, Simulators, _drop_prefix, hub_settings
+from tests.conftest import HubClient, Simulators, open_hub
 from tests.hub.test_cli import Cli, cli  # noqa: F401 (the fixture)
 
 STATUS = "query Status($n: ID!) { permit(number: $n) { number status } }"
@@ -35,22 +30,12 @@ CLIENT = "exit-entry-wuhan"
 async def strict(
     simulators: Simulators, database_url: str, tmp_path: Path
 ) -> AsyncIterator[HubClient]:
-    """A hub enforcing trusted documents, with a low request rate for the rate-limit test."""
-    prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    base = hub_settings(simulators, database_url, tmp_path, prefix).model_dump()
-    app = create_app(Settings(**(base | {"trusted_documents": "enforce"})))
-    await simulators.reset()
-    try:
-        async with LifespanManager(app) as manager, httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://127.0.0.1:8000"
-        ) as http:
-            hub: Hub = app.state.hub
-            seeded = await seed_demo_clients(hub.auth)
-            secrets = {str(c["client_id"]): str(c["client_secret"]) for c in seeded}
-            await hub.documents.add(CLIENT, STATUS, "status.graphql")
-            yield HubClient(http, hub, secrets)
-    finally:
-        await _drop_prefix(prefix)
+    """A hub enforcing trusted documents, with one document registered for CLIENT."""
+    async with open_hub(
+        simulators, database_url, tmp_path, trusted_documents="enforce"
+    ) as client:
+        await client.hub.documents.add(CLIENT, STATUS, "status.graphql")
+        yield client
 
 
 async def _post(hub: HubClient, body: dict[str, Any], client_id: str = CLIENT) -> httpx.Response:
@@ -173,23 +158,11 @@ async def test_the_command_line_registers_lists_and_removes_documents(
 async def test_a_client_over_its_request_rate_gets_429_with_retry_after(
     simulators: Simulators, database_url: str, tmp_path: Path
 ) -> None:
-    prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    base = hub_settings(simulators, database_url, tmp_path, prefix).model_dump()
-    app = create_app(Settings(**(base | {"rate_limit_per_minute": 5})))
-    try:
-        async with LifespanManager(app) as manager, httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://127.0.0.1:8000"
-        ) as http:
-            hub: Hub = app.state.hub
-            seeded = await seed_demo_clients(hub.auth)
-            client = HubClient(http, hub, {str(c["client_id"]): str(c["client_secret"])
-                                           for c in seeded})
-            body = {"query": STATUS, "variables": {"n": _number(simulators)}}
-            # 12 requests span at most two one-minute windows: at most 10 can pass.
-            responses = [await _post(client, body) for _ in range(12)]
-            other = await client.graphql("si-agency-wuhan", STATUS, body["variables"])
-    finally:
-        await _drop_prefix(prefix)
+    async with open_hub(simulators, database_url, tmp_path, rate_limit_per_minute=5) as client:
+        body = {"query": STATUS, "variables": {"n": _number(simulators)}}
+        # 12 requests span at most two one-minute windows: at most 10 can pass.
+        responses = [await _post(client, body) for _ in range(12)]
+        other = await client.graphql("si-agency-wuhan", STATUS, body["variables"])
     codes = [r.status_code for r in responses]
     assert set(codes) == {200, 429} and codes.count(200) <= 10
     refused = next(r for r in responses if r.status_code == 429)

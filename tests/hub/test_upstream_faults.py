@@ -11,21 +11,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from hub.app import create_app
-from hub.components import Hub
-from hub.demo_clients import seed_demo_clients
-from hub.settings import Settings
 from observability.audit import AuditFilter
-from tests.conftest import HubClient, Simulators, _drop_prefix, hub_settings
+from tests.conftest import HubClient, Simulators, open_hub
 
 QUERY = """query($n: ID!, $s: ID!) {
   permit(number: $n) { number status cards { status } }
@@ -39,32 +33,15 @@ TIMEOUT = 0.5
 async def guarded(
     simulators: Simulators, database_url: str, tmp_path: Path
 ) -> AsyncIterator[HubClient]:
-    prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    base = hub_settings(simulators, database_url, tmp_path, prefix).model_dump()
-    settings = Settings(
-        **(
-            base
-            | {
-                "upstream_timeout_seconds": TIMEOUT,
-                "upstream_retries": 2,
-                "breaker_failure_threshold": 3,
-                "breaker_open_seconds": 0.5,
-            }
-        )
-    )
-    app = create_app(settings)
-    await simulators.reset()
-    try:
-        async with LifespanManager(app) as manager, httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://127.0.0.1:8000"
-        ) as http:
-            hub: Hub = app.state.hub
-            seeded = await seed_demo_clients(hub.auth)
-            yield HubClient(http, hub, {str(c["client_id"]): str(c["client_secret"])
-                                        for c in seeded})
-    finally:
-        await simulators.reset()
-        await _drop_prefix(prefix)
+    async with open_hub(
+        simulators, database_url, tmp_path,
+        upstream_timeout_seconds=TIMEOUT, upstream_retries=2,
+        breaker_failure_threshold=3, breaker_open_seconds=0.5,
+    ) as client:
+        try:
+            yield client
+        finally:
+            await simulators.reset()
 
 
 async def _fault(simulators: Simulators, **fault: Any) -> None:

@@ -10,22 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from hub.app import create_app
-from hub.components import Hub
-from hub.demo_clients import seed_demo_clients
-from hub.settings import Settings
 from observability.audit import AuditFilter
-from tests.conftest import HubClient, Simulators, _drop_prefix, hub_settings
+from tests.conftest import HubClient, Simulators, open_hub
 
 QUERY = """query Batch($n: [ID!]!) {
   permits(numbers: $n) { number status enrollment { ssn } cards { status } } }"""
@@ -36,24 +29,13 @@ CLIENT = "ssc-card-center-hubei"
 async def traced(
     simulators: Simulators, database_url: str, tmp_path: Path
 ) -> AsyncIterator[tuple[HubClient, InMemorySpanExporter]]:
-    prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    base = hub_settings(simulators, database_url, tmp_path, prefix).model_dump()
     exporter = InMemorySpanExporter()
-    app = create_app(Settings(**(base | {"tracing": "on"})), span_exporter=exporter)
-    await simulators.reset()
-    try:
-        async with LifespanManager(app) as manager, httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://127.0.0.1:8000"
-        ) as http:
-            hub: Hub = app.state.hub
-            seeded = await seed_demo_clients(hub.auth)
-            client = HubClient(http, hub, {str(c["client_id"]): str(c["client_secret"])
-                                           for c in seeded})
-            await client.token(CLIENT)
-            exporter.clear()  # the token request's spans are another trace
-            yield client, exporter
-    finally:
-        await _drop_prefix(prefix)
+    async with open_hub(
+        simulators, database_url, tmp_path, span_exporter=exporter, tracing="on"
+    ) as client:
+        await client.token(CLIENT)
+        exporter.clear()  # the token request's spans are another trace
+        yield client, exporter
 
 
 def _by_name(spans: tuple[ReadableSpan, ...], name: str) -> list[ReadableSpan]:
