@@ -24,8 +24,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# BENCH_ARGS, e.g. "--only validity,peers --quick" (python -m bench --help lists them).
 bench: $(STAMP)
-	$(BIN)/python -m bench --database-url $(BENCH_DATABASE_URL)
+	@test -x $(BIN)/granian -a -x $(BIN)/py-spy || $(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench --database-url $(BENCH_DATABASE_URL) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

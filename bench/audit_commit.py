@@ -93,6 +93,24 @@ async def compare(
     print(f"{label:10} ratio              {figures[True] / figures[False]:9.1f}x\n")
 
 
+async def collect(database_url: str | None, seconds: float) -> list[tuple[str, float, float]]:
+    """(label, group commit appends/s, commit-per-append appends/s) for SQLite and PostgreSQL."""
+    figures = []
+    with tempfile.TemporaryDirectory() as directory:
+        backends: list[tuple[str, Callable[[], AbstractAsyncContextManager[str]]]] = [
+            ("sqlite", lambda: fresh_sqlite(Path(directory)))
+        ]
+        if database_url:
+            backends.append(("postgresql", lambda: fresh_postgres(database_url)))
+        for label, fresh in backends:
+            rates = []
+            for group_commit in (True, False):
+                async with fresh() as url:
+                    rates.append((await measure(url, group_commit, seconds))[0])
+            figures.append((label, rates[0], rates[1]))
+    return figures
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description="audit log appends/s, group commit or not")
     parser.add_argument("--database-url", help="a PostgreSQL URL (postgresql+asyncpg://...)")

@@ -1,0 +1,118 @@
+"""The final table: every measured row, then the ratios and targets of issues 6, 7 and 8."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+from bench._driver import Figures
+from bench._profile import summarise
+from bench._scenarios import Results
+
+_WIDTH = 50
+
+
+def _row(name: str, figures: Figures | None, value: str, note: str) -> str:
+    if figures is not None:
+        cells = (f"{figures.rps:9.0f} {figures.p50_ms:9.2f} {figures.p99_ms:9.2f}"
+                 f" {figures.errors:>7}/{figures.requests:<7}")
+    else:
+        cells = f"{value:44}"
+    if figures is not None and figures.other_cpu >= 0.05:
+        note += f"  [other load {figures.other_cpu:.0%} of a core]"
+    return f"{name:{_WIDTH}} {cells}  {note}"
+
+
+def _ratio(results: Results, top: str, bottom: str) -> float | None:
+    a, b = results.figures.get(top), results.figures.get(bottom)
+    if a is None or b is None or not b.rps:
+        return None
+    return a.rps / b.rps
+
+
+def _mark(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def targets(results: Results) -> list[str]:
+    lines: list[str] = []
+    f = results.figures
+    hub = f.get("validity")
+    if hub is not None:
+        for peer, label in (("apollo", "Apollo Server 5, same workers"),
+                            ("apollo-1", "Apollo Server 5, 1 process"),
+                            ("starlette", "raw Starlette, same workers")):
+            ratio = _ratio(results, "validity", peer)
+            if ratio is not None:
+                target = f"  (target >= 0.5: {_mark(ratio >= 0.5)})" if peer == "apollo" else ""
+                lines.append(f"hub validity / {label:30} {ratio:6.2f} x{target}")
+        best = max((k for k in ("validity", "uvicorn-quiet", "granian") if k in f),
+                   key=lambda k: f[k].rps)
+        if best != "validity" and "apollo" in f:
+            lines.append(f"best server ({best}) / Apollo Server 5, same workers"
+                         f"   {f[best].rps / f['apollo'].rps:6.2f} x")
+        if "ceiling" in f:
+            lines.append(f"generator ceiling / hub validity             "
+                         f"{f['ceiling'].rps / hub.rps:6.1f} x   (generator used"
+                         f" {hub.generator_cpu:.0%} of a core while driving the hub)")
+    if "half" in f:
+        p99 = f["half"].p99_ms
+        lines.append(f"validity p99 at half peak                    {p99:6.1f} ms"
+                     f" (target < 25 ms: {_mark(p99 < 25)})")
+    if "batch" in f:
+        p50 = f["batch"].p50_ms
+        lines.append(f"batch of 500 p50                             {p50:6.1f} ms"
+                     f" (target < 150 ms: {_mark(p50 < 150)})")
+    growth = results.extra.get("growth")
+    if growth and len(growth) >= 2:
+        sizes = sorted(growth)
+        flat = all(growth[b] <= growth[a] * 1.10 for a, b in pairwise(sizes))
+        per = " -> ".join(f"{growth[s] * 1e6:.0f}" for s in sizes)
+        lines.append(f"cost growth, µs per permit at {'/'.join(f'{s:,}' for s in sizes)}:"
+                     f" {per}  (flat or falling: {_mark(flat)})")
+    faults = results.extra.get("faults")
+    if faults:
+        up, hung = faults["up"].p50_ms, faults["hung"].p50_ms
+        lines.append(f"issue 6: validity p50, card system hung / up  {hung / up:6.2f} x"
+                     f"  ({hung:.2f} ms / {up:.2f} ms)")
+    if "tracing-on" in f and "tracing-off" in f:
+        ratio = _ratio(results, "tracing-on", "tracing-off") or 0.0
+        sink = results.extra.get("sink", {})
+        lines.append(f"issue 7: validity throughput, tracing on / off {ratio:6.2f} x"
+                     f"  (aim >= 0.90: {_mark(ratio >= 0.9)}; sink received"
+                     f" {sink.get('posts', '?')} exports, {sink.get('bytes', 0) / 1e6:.1f} MB)")
+    if "granian" in f:
+        for other, label in (("validity", "uvicorn as hub serve"),
+                             ("uvicorn-quiet", "uvicorn, no access log")):
+            ratio = _ratio(results, "granian", other)
+            if ratio is not None:
+                lines.append(f"granian / {label:34} {ratio:6.2f} x")
+    if "uvicorn-quiet" in f:
+        ratio = _ratio(results, "uvicorn-quiet", "validity") or 0.0
+        lines.append(f"uvicorn without / with its access log        {ratio:6.2f} x")
+    audit = results.extra.get("audit")
+    if audit:
+        for label, group, plain in audit:
+            lines.append(f"audit appends/s ({label:10}) group commit {group:8.0f}"
+                         f"  per append {plain:8.0f}  ratio {group / plain:5.1f} x")
+    return lines
+
+
+def render(results: Results, header: str) -> str:
+    out = ["", "=" * 118, header, "=" * 118]
+    out.append(f"{'scenario':{_WIDTH}} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9}"
+               f" {'errors/requests':>15}  notes")
+    out.append("-" * 118)
+    out += [_row(r.scenario, r.figures, r.value, r.note) for r in results.rows]
+    lines = targets(results)
+    if lines:
+        out += ["-" * 118, "ratios and targets:"]
+        out += ["  " + line for line in lines]
+    if results.notes:
+        out += ["-" * 118, "notes:"]
+        out += ["  " + note for note in results.notes]
+    profile = results.extra.get("profile")
+    if profile is not None:
+        out += ["-" * 118, f"profile of validity (raw stacks: {profile}):"]
+        out += summarise(profile)
+    out.append("=" * 118)
+    return "\n".join(out)

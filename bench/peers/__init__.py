@@ -1,0 +1,1 @@
+"""The peers the hub is measured against: the same `validity` answer, served from memory."""
