@@ -183,7 +183,8 @@ class Hub:
         checks = {"database": await self._database_ok(), "redis": await self.kv.ping()}
         checks["audit"] = await self.audit.writable()
         # A key older than the rotation period means `hub keys rotate` is not being run.
-        checks["signing_key"] = self.auth.signing_key_age() < self.settings.signing_key_max_age_seconds
+        max_age = self.settings.signing_key_max_age_seconds
+        checks["signing_key"] = self.auth.signing_key_age() < max_age
         checks["wms"] = await self.permits.ping()
         checks["cards"] = await self.cards.ping()
         for region, ok in (await self.enrollments.ping()).items():

@@ -10,9 +10,10 @@
 The provider is the hub's own rather than the process-global one, so that several hubs in one
 process (tests, the two-instance checks) each keep their exporter. The ASGI and httpx
 instrumentations take a provider per app and per client; the SQLAlchemy one is a process-wide
-switch, so SQL calls to the agencies are spanned by their guard ("upstream agency-<region>"). With tracing off every span
-is a non-recording one: nothing is exported, but the trace id still flows from the client's
-`traceparent` into the audit record, the error `extensions` and the calls to source systems.
+switch, so SQL calls to the agencies are spanned by their guard ("upstream agency-<region>").
+With tracing off every span is a non-recording one: nothing is exported, but the trace id
+still flows from the client's `traceparent` into the audit record, the error `extensions` and
+the calls to source systems.
 """
 
 from __future__ import annotations
