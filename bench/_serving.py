@@ -8,8 +8,11 @@ ready by creating a file, so that the harness knows *every* worker is up, not ju
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
@@ -38,3 +41,24 @@ def serve_uvicorn(
         app, log_level=log_level, access_log=access_log, log_config=None, lifespan="on"
     )
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def run_protocol_server(protocol: Callable[[], asyncio.Protocol]) -> None:
+    """`main` of a raw asyncio server (the no-op server, the OTLP sink): --host, --port,
+    --ready-dir; SO_REUSEPORT so several processes can share the port."""
+    import uvloop
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--ready-dir")
+    args = parser.parse_args()
+
+    async def serve() -> None:
+        sock = reuseport_socket(args.host, args.port)
+        server = await asyncio.get_running_loop().create_server(protocol, sock=sock, backlog=1024)
+        mark_ready(args.ready_dir)
+        async with server:
+            await server.serve_forever()
+
+    uvloop.run(serve())

@@ -9,14 +9,12 @@ the spans), so it stays cheap next to the hub on the same cores.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 
 import httptools
-import uvloop
 
-from bench._serving import mark_ready, reuseport_socket
+from bench._serving import run_protocol_server
 
 _OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n"
 _counts = {"posts": 0, "bytes": 0}
@@ -58,22 +56,8 @@ class _Sink(asyncio.Protocol):
         )
 
 
-async def _serve(host: str, port: int, ready_dir: str | None) -> None:
-    server = await asyncio.get_running_loop().create_server(
-        _Sink, sock=reuseport_socket(host, port)
-    )
-    mark_ready(ready_dir)
-    async with server:
-        await server.serve_forever()
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--ready-dir")
-    args = parser.parse_args()
-    uvloop.run(_serve(args.host, args.port, args.ready_dir))
+    run_protocol_server(_Sink)
 
 
 if __name__ == "__main__":

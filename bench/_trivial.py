@@ -8,13 +8,11 @@ generator reaches here is the most it can send, so any figure well below it is t
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 
 import httptools
-import uvloop
 
-from bench._serving import mark_ready, reuseport_socket
+from bench._serving import run_protocol_server
 
 _BODY = (
     b'{"data":{"permit":{"number":"420100202600050124","status":"VALID",'
@@ -46,21 +44,8 @@ class _Trivial(asyncio.Protocol):
             self._transport.write(_RESPONSE)
 
 
-async def _serve(host: str, port: int, ready_dir: str | None) -> None:
-    sock = reuseport_socket(host, port)
-    server = await asyncio.get_running_loop().create_server(_Trivial, sock=sock, backlog=1024)
-    mark_ready(ready_dir)
-    async with server:
-        await server.serve_forever()
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--ready-dir")
-    args = parser.parse_args()
-    uvloop.run(_serve(args.host, args.port, args.ready_dir))
+    run_protocol_server(_Trivial)
 
 
 if __name__ == "__main__":
