@@ -33,31 +33,48 @@ def snapshot() -> Snapshot:
     return taken
 
 
+def _tree(taken: Snapshot, roots: set[int]) -> set[int]:
+    """`roots` and their descendants, however deep."""
+    tree = set(roots)
+    changed = True
+    while changed:
+        changed = False
+        for pid, (parent, _, _) in taken.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                changed = True
+    return tree
+
+
+def _used(before: Snapshot, after: Snapshot, pid: int) -> int:
+    parent, name, used = after[pid]
+    return used - before.get(pid, (parent, name, 0))[2]
+
+
 def other_cpu_seconds(before: Snapshot, after: Snapshot, root: int | None = None) -> float:
     """CPU seconds used between the snapshots by processes neither ours nor a shared service."""
-    root = root or os.getpid()
-    ours: set[int] = {root}
-    changed = True
-    while changed:  # the descendants of `root`, however deep
-        changed = False
-        for pid, (parent, _, _) in after.items():
-            if parent in ours and pid not in ours:
-                ours.add(pid)
-                changed = True
-    ticks = 0
-    for pid, (_, name, used) in after.items():
-        if pid in ours or name in _SERVICES:
-            continue
-        ticks += used - before.get(pid, (0, name, 0))[2]
+    ours = _tree(after, {root or os.getpid()})
+    ticks = sum(
+        _used(before, after, pid)
+        for pid, (_, name, _) in after.items()
+        if pid not in ours and name not in _SERVICES
+    )
     return ticks / _TICK
+
+
+def server_cpu_seconds(before: Snapshot, after: Snapshot, servers: set[int]) -> float:
+    """CPU seconds used by the `servers` process trees (a hub's workers) between the snapshots."""
+    return sum(_used(before, after, pid) for pid in _tree(after, servers) if pid in after) / _TICK
 
 
 class OtherLoad:
     """Measures other processes' CPU from `warmup` seconds after start until `stop()`."""
 
-    def __init__(self, warmup: float) -> None:
+    def __init__(self, warmup: float, servers: set[int] | None = None) -> None:
         self._before: Snapshot | None = None
         self._started = 0.0
+        self._servers = servers or set()
+        self.server_seconds = 0.0  # CPU of the `servers` trees over the window, once stopped
         self._task = asyncio.ensure_future(self._begin(warmup))
 
     async def _begin(self, warmup: float) -> None:
@@ -71,4 +88,6 @@ class OtherLoad:
         if self._before is None:
             return 0.0
         elapsed = max(time.monotonic() - self._started, 1e-3)
-        return other_cpu_seconds(self._before, snapshot()) / elapsed
+        after = snapshot()
+        self.server_seconds = server_cpu_seconds(self._before, after, self._servers)
+        return other_cpu_seconds(self._before, after) / elapsed

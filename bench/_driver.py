@@ -29,6 +29,7 @@ class Figures:
     error_sample: str | None
     generator_cpu: float  # the generator's CPU time over the window, as a share of one core
     other_cpu: float = 0.0  # other processes' (not ours, not PostgreSQL/Redis), same unit
+    server_cpu_ms: float | None = None  # the measured server's CPU per request, when known
 
     @property
     def rps(self) -> float:
@@ -40,6 +41,8 @@ class Figures:
             f"  errors {self.errors}/{self.requests}"
             f"  (generator {self.generator_cpu:.0%} of a core)"
         )
+        if self.server_cpu_ms is not None:
+            text += f"  server CPU {self.server_cpu_ms:.2f} ms/request"
         if self.other_cpu >= 0.05:
             text += f"  [other load on the machine: {self.other_cpu:.0%} of a core]"
         if self.errors and self.error_sample:

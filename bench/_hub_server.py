@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from bench._serving import mark_ready, serve_uvicorn
 from hub.app import create_app
 from hub.components import Hub
+from hub.runtime import settle_heap
 from hub.settings import Settings
 from observability.logs import configure_logging
 
@@ -29,6 +30,8 @@ def _app(ready_dir: str | None) -> Starlette:
     configure_logging()
 
     async def on_ready(hub: Hub) -> None:
+        if os.environ.get("BENCH_NO_SETTLE") != "1":  # A/B of hub.runtime.settle_heap
+            settle_heap()
         mark_ready(ready_dir)
 
     return create_app(settings, on_ready=on_ready)

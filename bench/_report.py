@@ -19,6 +19,8 @@ def _row(name: str, figures: Figures | None, value: str, note: str) -> str:
         cells = f"{value:44}"
     if figures is not None and figures.other_cpu >= 0.05:
         note += f"  [other load {figures.other_cpu:.0%} of a core]"
+    if figures is not None and figures.server_cpu_ms is not None:
+        note += f"; hub CPU {figures.server_cpu_ms:.2f} ms/request"
     return f"{name:{_WIDTH}} {cells}  {note}"
 
 

@@ -162,7 +162,9 @@ async def load(
     connections: int | None = None, rate: float | None = None, once: bool = False,
     duration: float | None = None, warmup: float | None = None,
     marker: str | None = '"errors"',
+    servers: list[int] | None = None,
 ) -> Figures:
+    """One load run; with `servers` (a server's worker pids), also its CPU time per request."""
     host, port = url.removeprefix("http://").split(":")
     spec = Spec(
         host=host, port=int(port), bodies=bodies, headers=headers,
@@ -171,12 +173,14 @@ async def load(
         warmup=cfg.warmup if warmup is None else warmup,
         rate=rate, once=once, error_marker=marker,
     )
-    others = OtherLoad(spec.warmup)
+    others = OtherLoad(spec.warmup, set(servers or ()))
     try:
         figures = await drive(spec, cfg.generator_processes)
     finally:
         figures_other = others.stop()
     figures.other_cpu = figures_other
+    if servers and figures.requests:
+        figures.server_cpu_ms = 1000 * others.server_seconds / figures.requests
     return figures
 
 
@@ -305,7 +309,7 @@ async def _validity_run(
     await expect_validity(stack.hub.url, stack.dataset, headers, f"the hub ({label})")
     bodies = validity_bodies(stack.dataset)
     await _prime(cfg, stack, bodies, headers)
-    figures = await load(cfg, stack.hub.url, bodies, headers)
+    figures = await load(cfg, stack.hub.url, bodies, headers, servers=stack.hub.worker_pids)
     calls = await _wms_calls(stack)
     note = f"{note}; {calls} WMS calls" if note else f"{calls} WMS calls"
     return results.add(key, label, figures, note)

@@ -42,12 +42,19 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from hub.app import create_app
+    from hub.components import Hub
+    from hub.runtime import settle_heap
     from observability.logs import configure_logging
 
     settings = Settings()
     configure_logging()
+
+    async def on_ready(hub: Hub) -> None:
+        settle_heap()
+
     uvicorn.run(
-        create_app(settings), host=args.host, port=args.port, log_level="info", log_config=None
+        create_app(settings, on_ready=on_ready),
+        host=args.host, port=args.port, log_level="info", log_config=None,
     )
     return 0
 
