@@ -138,13 +138,31 @@ class AuthService:
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The resource-server check; raises `Unauthenticated` (401) on any failure."""
+        principal = await self.identify(authorization)
+        await self._denylist.check(principal.issuer, principal.token_id, principal.client_id)
+        return principal
+
+    async def identify(self, authorization: str | None) -> Principal:
+        """`authenticate` without the shared denylist: token and registry checks only.
+
+        The caller MUST then read `revocation_keys` and pass the values to `judge_revocation`
+        before acting for the principal (the GraphQL route reads them in the same round trip
+        as its rate and cost counters).
+        """
         token = _bearer_token(authorization, self.config.max_token_bytes)
         await self._ring.refresh()
         verified = await self._verifier.verify(token)
         client = await self._clients.get(verified.client_id)
-        principal = _principal(verified, client, self.config.issuer)
-        await self._denylist.check(verified.issuer, verified.token_id, verified.client_id)
-        return principal
+        return _principal(verified, client, self.config.issuer)
+
+    @staticmethod
+    def revocation_keys(principal: Principal) -> list[str]:
+        return Denylist.keys(principal.issuer, principal.token_id, principal.client_id)
+
+    @staticmethod
+    def judge_revocation(values: list[bytes | None]) -> None:
+        """Raises `Unauthenticated` if the values read for `revocation_keys` deny the token."""
+        Denylist.judge(values)
 
     def purpose_of_use(self, principal: Principal, header_value: str | None) -> str:
         return purpose_of_use(principal, header_value)

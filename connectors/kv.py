@@ -9,17 +9,34 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import redis.asyncio as redis_async
 from redis.exceptions import RedisError
 
-__all__ = ["KeyValue", "KeyValueUnavailable", "MemoryKeyValue", "RedisKeyValue", "open_key_value"]
+__all__ = [
+    "Count",
+    "KeyValue",
+    "KeyValueUnavailable",
+    "MemoryKeyValue",
+    "RedisKeyValue",
+    "open_key_value",
+]
 
 
 class KeyValueUnavailable(Exception):
     """The store could not be reached; callers decide whether to fail open or closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """Add `amount` to the counter `key`; a counter created by it expires after `ttl_seconds`."""
+
+    key: str
+    amount: int
+    ttl_seconds: float
 
 
 class KeyValue(Protocol):
@@ -29,6 +46,9 @@ class KeyValue(Protocol):
     async def set_many(self, items: Mapping[str, bytes], ttl_seconds: float) -> None: ...
     async def delete(self, *keys: str) -> None: ...
     async def incr(self, key: str, amount: int = 1, ttl_seconds: float | None = None) -> int: ...
+    async def read_and_count(
+        self, reads: Sequence[str], counts: Sequence[Count]
+    ) -> tuple[list[bytes | None], list[int]]: ...
     async def ping(self) -> bool: ...
     async def close(self) -> None: ...
 
@@ -78,11 +98,36 @@ class MemoryKeyValue:
         self._data[key] = (str(value).encode(), expires)
         return value
 
+    async def read_and_count(
+        self, reads: Sequence[str], counts: Sequence[Count]
+    ) -> tuple[list[bytes | None], list[int]]:
+        values = [self._live(k) for k in reads]
+        return values, [await self.incr(c.key, c.amount, c.ttl_seconds) for c in counts]
+
     async def ping(self) -> bool:
         return True
 
     async def close(self) -> None:
         self._data.clear()
+
+
+# KEYS: the keys read, then the counters; ARGV: how many keys are read, then an amount and a
+# TTL in ms per counter. Returns the values read followed by the counters' new values. One
+# script, so one round trip and one reply for the request path's shared checks; and atomic, so
+# a counter never exists without its expiry.
+_READ_AND_COUNT = """
+local reads = tonumber(ARGV[1])
+local out = {}
+if reads > 0 then out = redis.call('MGET', unpack(KEYS, 1, reads)) end
+for i = reads + 1, #KEYS do
+  local arg = 2 * (i - reads)
+  local amount = tonumber(ARGV[arg])
+  local value = redis.call('INCRBY', KEYS[i], amount)
+  if value == amount then redis.call('PEXPIRE', KEYS[i], ARGV[arg + 1]) end
+  out[#out + 1] = value
+end
+return out
+"""
 
 
 class RedisKeyValue:
@@ -91,6 +136,7 @@ class RedisKeyValue:
     def __init__(self, client: redis_async.Redis, prefix: str = "hub:") -> None:
         self._redis = client
         self._prefix = prefix
+        self._read_and_count = client.register_script(_READ_AND_COUNT)
 
     @property
     def client(self) -> redis_async.Redis:
@@ -157,6 +203,23 @@ class RedisKeyValue:
         except (RedisError, OSError) as exc:
             raise KeyValueUnavailable(str(exc)) from None
         return int(result[0])
+
+    async def read_and_count(
+        self, reads: Sequence[str], counts: Sequence[Count]
+    ) -> tuple[list[bytes | None], list[int]]:
+        """MGET of `reads` and INCRBY of each count, in one round trip (a cached Lua script)."""
+        if not reads and not counts:
+            return [], []
+        keys = [self._prefix + k for k in reads] + [self._prefix + c.key for c in counts]
+        args: list[int] = [len(reads)]
+        for count in counts:
+            args += [count.amount, max(1, int(count.ttl_seconds * 1000))]
+        try:
+            out: list[bytes | int | None] = await self._read_and_count(keys=keys, args=args)
+        except (RedisError, OSError) as exc:
+            raise KeyValueUnavailable(str(exc)) from None
+        values = [v if isinstance(v, bytes) else None for v in out[: len(reads)]]
+        return values, [int(v or 0) for v in out[len(reads) :]]
 
     async def ping(self) -> bool:
         try:

@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from strawberry.http.ides import get_graphql_ide_html
 
 from auth import PURPOSE_HEADER, AuthError, Principal
+from auth.errors import Unauthenticated
 from connectors.kv import KeyValueUnavailable
 from hub.components import Hub
 from hub.documents import DocumentRefused
@@ -27,7 +28,7 @@ from observability.audit import AuditEvent, AuditUnavailable
 from observability.logs import bind_request
 from observability.metrics import CONTENT_TYPE
 from schema import GraphQLOutcome, GraphQLRequest
-from schema.pipeline import CostCharger
+from schema.pipeline import Admission
 
 __all__ = ["EVIDENCE_HEADER", "RECORD_HEADER", "internal_error", "routes"]
 
@@ -91,88 +92,154 @@ class _Caller:
 
 
 async def graphql_post(request: Request) -> Response:
-    """DESIGN section 2, in order. Every outcome, refusals included, is audited before release."""
+    """DESIGN section 2, in order. Every outcome, refusals included, is audited before release.
+
+    The checks shared with every instance through Redis (revocation, request rate, cost budget)
+    are read and counted in one round trip, once the local checks have run; refusals are still
+    reported in the order of the request path: revoked, purpose, rate, input, policy, cost.
+    Nothing reaches a source system before all of them have passed.
+    """
     trace_id = trace_id_of(request.scope)
     bind_request(trace_id)
     hub = _hub(request)
     caller = _Caller()
     try:
-        caller.principal = await hub.auth.authenticate(request.headers.get("authorization"))
-        bind_request(trace_id, caller.principal.client_id)
-        caller.purpose = hub.auth.purpose_of_use(
-            caller.principal, request.headers.get(PURPOSE_HEADER)
-        )
-        retry_after = await _rate_limited(hub, caller.principal.client_id)
-        if retry_after is not None:
-            message = f"too many requests from this client; retry in {retry_after} s"
-            return await _refuse(
-                request, hub, caller, trace_id, 429, "RATE_LIMITED", message,
-                {"retry-after": str(retry_after)},
-            )
-        payload = await _read_payload(request)
-        query = await hub.documents.resolve(caller.principal.client_id, payload)
-        graphql_request = _graphql_request_of(payload, query)
-    except DocumentRefused as exc:
-        return await _refuse(request, hub, caller, trace_id, exc.status, exc.code, exc.message)
+        principal = await hub.auth.identify(request.headers.get("authorization"))
     except AuthError as exc:
-        return await _refuse(
-            request,
-            hub,
-            caller,
-            trace_id,
-            exc.status,
-            exc.code,
-            exc.description,
-            _www_authenticate(exc),
-        )
-    except BadRequest as exc:
-        return await _refuse(request, hub, caller, trace_id, 400, "BAD_USER_INPUT", exc.message)
+        return await _refuse_auth(request, hub, caller, trace_id, exc)
+    caller.principal = principal
+    bind_request(trace_id, principal.client_id)
+    purpose_refused: AuthError | None = None
+    try:
+        caller.purpose = hub.auth.purpose_of_use(principal, request.headers.get(PURPOSE_HEADER))
+    except AuthError as exc:
+        purpose_refused = exc
+    input_refused: tuple[int, str, str] | None = None
+    graphql_request: GraphQLRequest | None = None
+    if purpose_refused is None:
+        try:
+            payload = await _read_payload(request)
+            query = await hub.documents.resolve(principal.client_id, payload)
+            graphql_request = _graphql_request_of(payload, query)
+        except DocumentRefused as exc:
+            input_refused = (exc.status, exc.code, exc.message)
+        except BadRequest as exc:
+            input_refused = (400, "BAD_USER_INPUT", exc.message)
+    if graphql_request is None:
+        shared = await _shared_checks(hub, principal, rate=purpose_refused is None, cost=None)
+        early = await _refuse_early(request, hub, caller, trace_id, shared, purpose_refused)
+        if early is not None:
+            return early
+        assert input_refused is not None
+        status, code, message = input_refused
+        return await _refuse(request, hub, caller, trace_id, status, code, message)
     with hub.tracer.start_as_current_span("graphql") as span:
-        outcome = await hub.graphql.run(
-            graphql_request,
-            scopes=caller.principal.scopes,
-            trace_id=trace_id,
-            today=dt.date.today(),
-            charge=_cost_charger(hub, caller.principal.client_id),
+        admitted = await hub.graphql.admit(
+            graphql_request, scopes=principal.scopes, trace_id=trace_id
         )
+        shared = await _shared_checks(
+            hub,
+            principal,
+            rate=True,
+            cost=admitted.cost if isinstance(admitted, Admission) else None,
+        )
+        early = await _refuse_early(request, hub, caller, trace_id, shared, None)
+        if early is not None:
+            return early
+        if isinstance(admitted, GraphQLOutcome):
+            outcome = admitted
+        elif shared.cost_retry_after is not None:
+            outcome = hub.graphql.over_budget(admitted, shared.cost_retry_after, trace_id)
+        else:
+            outcome = await hub.graphql.execute(
+                admitted, graphql_request, trace_id=trace_id, today=dt.date.today()
+            )
         # Never the variables: they carry identity numbers.
         span.update_name(f"graphql {outcome.operation_name or 'anonymous'}")
         span.set_attribute("graphql.operation.name", outcome.operation_name or "")
         span.set_attribute("graphql.document.hash", outcome.document_hash or "")
-        span.set_attribute("hub.client_id", caller.principal.client_id)
+        span.set_attribute("hub.client_id", principal.client_id)
         span.set_attribute("hub.outcome", outcome.outcome)
         if outcome.error_codes:
             span.set_attribute("hub.error_codes", outcome.error_codes)
     return await _release(request, hub, caller, trace_id, outcome)
 
 
-async def _rate_limited(hub: Hub, client_id: str) -> int | None:
-    """Seconds to wait if the client is over its request rate; fails open like the budget."""
-    try:
-        decision = await hub.rate_limit.charge(client_id, 1)
-    except KeyValueUnavailable:
-        log.warning("rate limit unavailable; request allowed")
-        return None
-    return None if decision.allowed else decision.retry_after
+@dataclass(frozen=True, slots=True)
+class _Shared:
+    """What the shared store said: a revocation refusal, else seconds to wait (None: allowed)."""
+
+    revoked: AuthError | None = None
+    rate_retry_after: int | None = None
+    cost_retry_after: int | None = None
 
 
-def _cost_charger(hub: Hub, client_id: str) -> CostCharger:
-    """The per-client cost budget, shared by every instance through Redis.
+async def _shared_checks(
+    hub: Hub, principal: Principal, *, rate: bool, cost: int | None
+) -> _Shared:
+    """Revocation, the request rate (if `rate`) and the cost budget (if a cost), one round trip.
 
-    Fails open when Redis is down: the static limits still hold, and refusing every request
-    for want of a counter would turn a cache outage into a hub outage (revocation, unlike
-    this, fails closed).
+    Revocation fails CLOSED when Redis is down. The rate and the budget would fail open (the
+    static limits still hold, and refusing every request for want of a counter would turn a
+    cache outage into a hub outage), but they are read together, so a request never gets that
+    far without its revocation status.
     """
+    now = time.time()
+    counts = [hub.rate_limit.count(principal.client_id, 1, now)] if rate else []
+    if cost is not None:
+        counts.append(hub.cost_budget.count(principal.client_id, cost, now))
+    try:
+        values, spent = await hub.kv.read_and_count(hub.auth.revocation_keys(principal), counts)
+    except KeyValueUnavailable:
+        log.warning("shared store unavailable; revocation status unknown, request refused")
+        return _Shared(revoked=Unauthenticated("revocation status unavailable"))
+    try:
+        hub.auth.judge_revocation(values)
+    except AuthError as exc:
+        return _Shared(revoked=exc)
+    totals = iter(spent)
+    rate_decision = hub.rate_limit.decide(next(totals), now) if rate else None
+    cost_decision = hub.cost_budget.decide(next(totals), now) if cost is not None else None
+    return _Shared(
+        rate_retry_after=(
+            rate_decision.retry_after if rate_decision and not rate_decision.allowed else None
+        ),
+        cost_retry_after=(
+            cost_decision.retry_after if cost_decision and not cost_decision.allowed else None
+        ),
+    )
 
-    async def charge(cost: int) -> int | None:
-        try:
-            decision = await hub.cost_budget.charge(client_id, cost)
-        except KeyValueUnavailable:
-            log.warning("cost budget unavailable; request allowed on static limits")
-            return None
-        return None if decision.allowed else decision.retry_after
 
-    return charge
+async def _refuse_early(
+    request: Request,
+    hub: Hub,
+    caller: _Caller,
+    trace_id: str,
+    shared: _Shared,
+    purpose_refused: AuthError | None,
+) -> Response | None:
+    """The refusals that come before the request's input is looked at, in their order."""
+    if shared.revoked is not None:
+        return await _refuse_auth(request, hub, caller, trace_id, shared.revoked)
+    if purpose_refused is not None:
+        return await _refuse_auth(request, hub, caller, trace_id, purpose_refused)
+    if shared.rate_retry_after is not None:
+        retry_after = shared.rate_retry_after
+        message = f"too many requests from this client; retry in {retry_after} s"
+        return await _refuse(
+            request, hub, caller, trace_id, 429, "RATE_LIMITED", message,
+            {"retry-after": str(retry_after)},
+        )
+    return None
+
+
+async def _refuse_auth(
+    request: Request, hub: Hub, caller: _Caller, trace_id: str, exc: AuthError
+) -> Response:
+    return await _refuse(
+        request, hub, caller, trace_id, exc.status, exc.code, exc.description,
+        _www_authenticate(exc),
+    )
 
 
 def _www_authenticate(exc: AuthError) -> dict[str, str]:

@@ -52,7 +52,7 @@ from graphql import (
     value_from_ast_untyped,
 )
 
-from connectors.kv import KeyValue
+from connectors.kv import Count, KeyValue
 from schema.document import PreparedDocument
 from schema.errors import QueryTooComplex
 
@@ -472,8 +472,16 @@ class CostBudget:
 
     async def charge(self, client_id: str, cost: int, now: float | None = None) -> BudgetDecision:
         now = time.time() if now is None else now
-        window = int(now // 60)
-        spent = await self._kv.incr(f"{self._name}:{client_id}:{window}", cost, ttl_seconds=60)
+        count = self.count(client_id, cost, now)
+        spent = await self._kv.incr(count.key, count.amount, count.ttl_seconds)
+        return self.decide(spent, now)
+
+    def count(self, client_id: str, cost: int, now: float) -> Count:
+        """The counter `charge` adds to, for a caller that counts it with other keys at once."""
+        return Count(f"{self._name}:{client_id}:{int(now // 60)}", cost, 60)
+
+    def decide(self, spent: int, now: float) -> BudgetDecision:
+        """The decision on a request that brought the window's total to `spent`."""
         if spent <= self._per_minute:
             return BudgetDecision(True, spent, 0)
-        return BudgetDecision(False, spent, max(1, 60 * (window + 1) - math.floor(now)))
+        return BudgetDecision(False, spent, max(1, 60 * (int(now // 60) + 1) - math.floor(now)))

@@ -41,7 +41,7 @@ from schema.loaders import Sources
 from schema.policy import PolicyCache, filtered_schema
 from schema.schema import build_schema
 
-__all__ = ["GraphQLOutcome", "GraphQLRequest", "GraphQLService", "Subscription"]
+__all__ = ["Admission", "GraphQLOutcome", "GraphQLRequest", "GraphQLService", "Subscription"]
 
 Outcome = Literal["OK", "PARTIAL", "DENIED", "ERROR"]
 
@@ -78,6 +78,15 @@ class Subscription:
     context: HubContext
     results: AsyncIterator[ExecutionResult]
     fields: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A request that passed every check but its cost budget: what `execute` runs."""
+
+    prepared: PreparedDocument
+    operation: OperationDefinitionNode
+    cost: int
 
 
 # Charges a request's cost to its client; returns None if allowed, else seconds to wait.
@@ -137,10 +146,35 @@ class GraphQLService:
         admitted = await self._admit(request, scopes, trace_id, charge, subscription=False)
         if isinstance(admitted, GraphQLOutcome):
             return admitted
-        prepared, operation = admitted
+        return await self.execute(admitted, request, trace_id=trace_id, today=today)
+
+    async def admit(
+        self, request: GraphQLRequest, *, scopes: frozenset[str], trace_id: str
+    ) -> Admission | GraphQLOutcome:
+        """Every check of `run` but the cost budget, which the caller charges `cost` to (the
+        HTTP route does it in the same round trip as revocation and rate). An outcome is a
+        refusal, or the answer to an introspection query (which costs nothing)."""
+        return await self._admit_locally(request, scopes, trace_id, subscription=False)
+
+    @staticmethod
+    def over_budget(admission: Admission, retry_after: int, trace_id: str) -> GraphQLOutcome:
+        """The refusal of an admitted request whose cost the client's budget cannot cover."""
+        spent = RateLimited(
+            f"the client's query cost budget is spent; retry in {retry_after} s",
+            retryAfter=retry_after,
+        )
+        refusal = _refusal([spent], 429, trace_id, admission.prepared, outcome="DENIED")
+        refusal.headers["retry-after"] = str(retry_after)
+        return refusal
+
+    async def execute(
+        self, admission: Admission, request: GraphQLRequest, *, trace_id: str, today: dt.date
+    ) -> GraphQLOutcome:
+        """Run an admitted request (and charged: see `admit`)."""
         context = HubContext.for_request(self._sources, today, self._audit)
-        result = await self._execute(prepared, request, context)
-        outcome = self._outcome(prepared, request, result, context, trace_id)
+        result = await self._execute(admission.prepared, request, context)
+        outcome = self._outcome(admission.prepared, request, result, context, trace_id)
+        operation = admission.operation
         outcome.operation_name = operation.name.value if operation.name else None
         return outcome
 
@@ -157,7 +191,7 @@ class GraphQLService:
         admitted = await self._admit(request, scopes, trace_id, charge, subscription=True)
         if isinstance(admitted, GraphQLOutcome):
             return admitted
-        prepared, operation = admitted
+        prepared, operation = admitted.prepared, admitted.operation
         assert prepared.document is not None
         context = HubContext.for_request(self._sources, today, self._audit)
         started = subscribe(
@@ -197,7 +231,23 @@ class GraphQLService:
         charge: CostCharger | None,
         *,
         subscription: bool,
-    ) -> tuple[PreparedDocument, OperationDefinitionNode] | GraphQLOutcome:
+    ) -> Admission | GraphQLOutcome:
+        admitted = await self._admit_locally(request, scopes, trace_id, subscription=subscription)
+        if isinstance(admitted, GraphQLOutcome) or charge is None:
+            return admitted
+        retry_after = await charge(admitted.cost)
+        if retry_after is not None:
+            return self.over_budget(admitted, retry_after, trace_id)
+        return admitted
+
+    async def _admit_locally(
+        self,
+        request: GraphQLRequest,
+        scopes: frozenset[str],
+        trace_id: str,
+        *,
+        subscription: bool,
+    ) -> Admission | GraphQLOutcome:
         too_large = self.limits.check_size(request.query)
         if too_large is not None:
             return _refusal([too_large], 400, trace_id, None)
@@ -237,17 +287,7 @@ class GraphQLService:
             )
         except BadUserInput as exc:
             return _refusal([exc], 400, trace_id, prepared)
-        if charge is not None:
-            retry_after = await charge(cost or 0)
-            if retry_after is not None:
-                spent = RateLimited(
-                    f"the client's query cost budget is spent; retry in {retry_after} s",
-                    retryAfter=retry_after,
-                )
-                refusal = _refusal([spent], 429, trace_id, prepared, outcome="DENIED")
-                refusal.headers["retry-after"] = str(retry_after)
-                return refusal
-        return prepared, operation
+        return Admission(prepared, operation, cost or 0)
 
     async def _introspect(
         self,

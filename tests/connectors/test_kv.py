@@ -24,3 +24,15 @@ async def test_get_many_keeps_order_and_reports_misses(kv: KeyValue) -> None:
     assert await kv.get_many(["x", "y", "z"]) == [b"1", None, b"3"]
     await kv.delete("x", "z")
     assert await kv.get_many(["x", "z"]) == [None, None]
+
+
+async def test_read_and_count_reads_and_counts_in_one_call(kv: KeyValue) -> None:
+    from connectors.kv import Count
+
+    await kv.set("seen", b"yes")
+    counts = [Count("rate", 1, 0.05), Count("cost", 7, 0.05)]
+    assert await kv.read_and_count(["seen", "unseen"], counts) == ([b"yes", None], [1, 7])
+    assert await kv.read_and_count([], counts) == ([], [2, 14])
+    assert await kv.read_and_count(["seen"], []) == ([b"yes"], [])
+    await asyncio.sleep(0.08)  # the counters expire with the TTL their first count gave them
+    assert await kv.read_and_count([], counts[:1]) == ([], [1])

@@ -1,0 +1,73 @@
+"""The order of refusals on POST /graphql (DESIGN section 2).
+
+The hub reads revocation and counts the request rate and cost budget in one Redis round trip,
+after the local checks have run. A client must not be able to tell: a revoked token is refused
+as revoked whatever else is wrong with the request, a client over its rate is told so before
+anything about its input, and a refused request reaches no source system.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from observability.audit import AuditFilter
+from tests.conftest import HubClient, Simulators, open_hub
+
+CLIENT = "exit-entry-wuhan"
+STATUS = "query Status($n: ID!) { permit(number: $n) { number status } }"
+HOLDER = "query Holder($n: ID!) { permit(number: $n) { holder { name } } }"  # not its scope
+
+
+async def _revoke(client: HubClient) -> str:
+    token = await client.token(CLIENT)
+    response = await client.http.post(
+        "/oauth/revoke", data={"token": token}, auth=(CLIENT, client.secrets[CLIENT])
+    )
+    assert response.status_code == 200
+    return token
+
+
+async def test_a_revoked_token_is_refused_as_revoked_whatever_else_is_wrong(
+    hub: HubClient, simulators: Simulators
+) -> None:
+    number = sorted(simulators.dataset.permits)[0]
+    assert (await hub.graphql(CLIENT, STATUS, {"n": number})).status_code == 200
+    await _revoke(hub)
+    before = await simulators.upstream_calls()
+    refused = [
+        await hub.graphql(CLIENT, STATUS, {"n": number}),  # nothing else wrong
+        await hub.graphql(CLIENT, HOLDER, {"n": number}),  # outside its scopes
+        await hub.graphql(CLIENT, "{ permit(", None),  # not GraphQL
+        await hub.graphql(CLIENT, STATUS, {"n": number}, purpose="no-such-purpose"),
+    ]
+    for response in refused:
+        assert response.status_code == 401, response.text
+        assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        assert "revoked" in response.json()["errors"][0]["message"]
+    assert await simulators.upstream_calls() == before
+    page = await hub.hub.audit.search(
+        AuditFilter(client_id=CLIENT), subject_view=False, today=dt.date.today()
+    )
+    assert [r.outcome for r in page.records[: len(refused)]] == ["DENIED"] * len(refused)
+
+
+async def test_a_client_over_its_rate_hears_so_before_anything_about_its_input(
+    simulators: Simulators, database_url: str, tmp_path: Path
+) -> None:
+    number = sorted(simulators.dataset.permits)[0]
+    async with open_hub(simulators, database_url, tmp_path, rate_limit_per_minute=2) as client:
+        # 6 requests span at most two one-minute windows: at most 4 are within the rate.
+        answers = [await client.graphql(CLIENT, STATUS, {"n": number}) for _ in range(6)]
+        assert answers[-1].status_code == 429
+        before = await simulators.upstream_calls()
+        bad_input = await client.graphql(CLIENT, "{ permit(", None)
+        forbidden = await client.graphql(CLIENT, HOLDER, {"n": number})
+        other = await client.graphql("si-agency-wuhan", "{ permit(", None)
+        assert await simulators.upstream_calls() == before
+    for response in (bad_input, forbidden):
+        assert response.status_code == 429, response.text
+        assert response.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    # another client, within its rate, is told what is wrong with its input
+    assert other.status_code == 400
+    assert other.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
