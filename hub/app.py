@@ -16,7 +16,7 @@ from hub.settings import Settings
 from hub.transport import BodyLimit
 from observability.tracing import tracer_provider
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "serving_app"]
 
 
 def create_app(
@@ -57,3 +57,17 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={Exception: internal_error},
     )
+
+
+def serving_app() -> Starlette:
+    """What each `hub serve` worker runs: settings from the environment, JSON logs, and the
+    start-up heap frozen once the hub is open (`hub.runtime.settle_heap`)."""
+    from hub.runtime import settle_heap
+    from observability.logs import configure_logging
+
+    configure_logging()
+
+    async def on_ready(hub: Hub) -> None:
+        settle_heap()
+
+    return create_app(Settings(), on_ready=on_ready)

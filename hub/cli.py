@@ -41,22 +41,28 @@ def _demo(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from hub.app import create_app
-    from hub.components import Hub
-    from hub.runtime import settle_heap
-    from observability.logs import configure_logging
-
-    settings = Settings()
-    configure_logging()
-
-    async def on_ready(hub: Hub) -> None:
-        settle_heap()
-
+    settings = Settings()  # a configuration error shows here, once, not in every worker
+    if args.workers > 1:
+        # Migrations and the first signing key, once, before the workers race to make them.
+        asyncio.run(_prepare_database(settings))
     uvicorn.run(
-        create_app(settings, on_ready=on_ready),
-        host=args.host, port=args.port, log_level="info", log_config=None,
+        "hub.app:serving_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=not args.no_access_log,
+        log_level="info",
+        log_config=None,
     )
     return 0
+
+
+async def _prepare_database(settings: Settings) -> None:
+    from hub.components import Hub
+
+    hub = await Hub.open(settings)
+    await hub.close()
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -376,6 +382,14 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="the hub alone, configured by HUB_* variables")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers", type=int, default=1,
+        help="worker processes on the port (one per core serves the most requests)",
+    )
+    serve.add_argument(
+        "--no-access-log", action="store_true",
+        help="no per-request access log line (every request is still audited and counted)",
+    )
     serve.set_defaults(run=_serve)
 
     simulate = commands.add_parser("simulate", help="run one simulated source system")
