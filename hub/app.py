@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -13,7 +14,7 @@ from starlette.middleware import Middleware
 from hub.components import Hub
 from hub.routes import internal_error, routes
 from hub.settings import Settings
-from hub.transport import BodyLimit
+from hub.transport import BodyLimit, RequestTraceContext
 from observability.tracing import tracer_provider
 
 __all__ = ["create_app", "serving_app"]
@@ -46,16 +47,23 @@ def create_app(
     return Starlette(
         routes=routes(),
         middleware=[
-            Middleware(
-                OpenTelemetryMiddleware,
-                tracer_provider=provider,
-                excluded_urls="healthz,readyz,metrics",
-                exclude_spans=["receive", "send"],
-            ),
+            _trace_middleware(provider, traced=settings.tracing_config().enabled),
             Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
         ],
         lifespan=lifespan,
         exception_handlers={Exception: internal_error},
+    )
+
+
+def _trace_middleware(provider: TracerProvider, *, traced: bool) -> Middleware:
+    """OpenTelemetry's ASGI instrumentation when spans are recorded; else only the context."""
+    if not traced:
+        return Middleware(RequestTraceContext)
+    return Middleware(
+        OpenTelemetryMiddleware,
+        tracer_provider=provider,
+        excluded_urls="healthz,readyz,metrics",
+        exclude_spans=["receive", "send"],
     )
 
 

@@ -129,3 +129,17 @@ async def test_with_tracing_off_nothing_is_recorded_but_the_trace_id_still_flows
     assert page.records[0].trace_id == trace_id
     received = (await simulators.stats(simulators.wms_url))["traceparents"]
     assert any(tp.split("-")[1] == trace_id for tp in received)
+
+
+async def test_with_tracing_off_a_request_without_traceparent_has_one_id_throughout(
+    simulators: Simulators, hub: HubClient
+) -> None:
+    numbers = sorted(simulators.dataset.permits)[-3:]  # not read by the other tests here
+    response = await hub.graphql(CLIENT, QUERY, {"n": numbers})
+    assert response.status_code == 200
+    page = await hub.hub.audit.search(
+        AuditFilter(client_id=CLIENT), 1, None, subject_view=False, today=dt.date.today()
+    )
+    trace_id = page.records[0].trace_id
+    received = (await simulators.stats(simulators.wms_url))["traceparents"]
+    assert any(tp.split("-")[1] == trace_id for tp in received)
