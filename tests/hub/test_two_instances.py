@@ -121,3 +121,44 @@ async def test_two_hub_processes_write_one_verifiable_chain(
         assert ids <= {r.id for r in page.records}
         result = await admin.audit.verify()
         assert result.ok, result.reason
+
+
+async def test_hub_serve_with_two_workers_starts_on_a_fresh_database(
+    simulators: Simulators, database_url: str, tmp_path: Path
+) -> None:
+    """The workers of `hub serve --workers 2` must not race to migrate one database."""
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    settings = hub_settings(simulators, database_url, tmp_path, prefix)
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": database_url,
+        "HUB_WMS_URL": simulators.wms_url,
+        "HUB_CARDS_URL": simulators.cards_url,
+        "HUB_AGENCY_DATABASES": json.dumps(simulators.agency_urls),
+        "HUB_REDIS_PREFIX": prefix,
+        "HUB_ISSUER": settings.issuer,
+        "HUB_DATA_DIR": str(tmp_path),
+    }
+    if settings.redis_url:
+        env["HUB_REDIS_URL"] = settings.redis_url
+    port = _free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hub", "serve", "--port", str(port), "--workers", "2",
+        "--no-access-log", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await _wait_healthy(url, process)
+        async with httpx.AsyncClient(timeout=30) as client:
+            # Many connections, so both workers answer; each has the one migrated schema.
+            answers = await asyncio.gather(
+                *(client.get(url + "/.well-known/jwks.json") for _ in range(40))
+            )
+        assert {r.status_code for r in answers} == {200}
+        assert len({json.dumps(r.json(), sort_keys=True) for r in answers}) == 1
+        await asyncio.sleep(1)
+        assert process.returncode is None  # no worker failed to start
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), timeout=20)
+        await _drop_prefix(prefix)
