@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import httpx
+import orjson
 
 from connectors._http import map_http_errors
 from connectors.errors import WriteConflict
@@ -47,7 +48,7 @@ class HttpCardSource:
                 self._base + "/cards:batch", json={"ssns": list(ssns)}
             )
             response.raise_for_status()
-            by_ssn = response.json()["cards"]
+            by_ssn = orjson.loads(response.content)["cards"]  # a page of cards: orjson is faster
             return {ssn: tuple(card_from_wire(c) for c in cards) for ssn, cards in by_ssn.items()}
 
     async def card(self, number: str) -> Card | None:

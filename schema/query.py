@@ -5,6 +5,8 @@ from __future__ import annotations
 import strawberry
 
 from schema.access_log import AccessEventConnection, AccessLogFilter, access_page
+from schema.batching import load_all
+from schema.links import prefetch
 from schema.qr import QrVerification, check_qr
 from schema.types import Ctx, Enrollment, Foreigner, SocialSecurityCard, WorkPermit
 
@@ -17,7 +19,8 @@ class Query:
 
     @strawberry.field(description="Up to 500 permits, in the order asked, null for unknown ones.")
     async def permits(self, info: Ctx, numbers: list[strawberry.ID]) -> list[WorkPermit | None]:
-        found = await info.context.loaders.permit.load_many([str(n) for n in numbers])
+        found = await load_all(info.context.loaders.permit, [str(n) for n in numbers])
+        await prefetch(info, [p for p in found if p is not None])
         return [WorkPermit.maybe(p) for p in found]
 
     @strawberry.field(description="Check a scanned QR code: signature, expiry, permit status.")
