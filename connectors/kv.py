@@ -231,9 +231,20 @@ class RedisKeyValue:
         await self._redis.aclose()
 
 
+REDIS_CONNECTIONS = 16  # per process: one connection carries thousands of commands a second
+
+
 def open_key_value(url: str | None, prefix: str = "hub:") -> KeyValue:
     """`None` gives the in-process store; a `redis://` URL gives the shared one."""
     if not url:
         return MemoryKeyValue()
-    client = redis_async.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
-    return RedisKeyValue(client, prefix)
+    # A bounded pool, waited on when busy: a burst of requests reuses a few open connections
+    # instead of opening one each at once (a connect storm timed out under load).
+    pool = redis_async.BlockingConnectionPool.from_url(
+        url,
+        max_connections=REDIS_CONNECTIONS,
+        timeout=2.0,
+        socket_timeout=1.0,
+        socket_connect_timeout=2.0,
+    )
+    return RedisKeyValue(redis_async.Redis.from_pool(pool), prefix)

@@ -190,8 +190,8 @@ async def _shared_checks(
         counts.append(hub.cost_budget.count(principal.client_id, cost, now))
     try:
         values, spent = await hub.kv.read_and_count(hub.auth.revocation_keys(principal), counts)
-    except KeyValueUnavailable:
-        log.warning("shared store unavailable; revocation status unknown, request refused")
+    except KeyValueUnavailable as exc:
+        log.warning("shared store unavailable (%s); revocation unknown, request refused", exc)
         return _Shared(revoked=Unauthenticated("revocation status unavailable"))
     try:
         hub.auth.judge_revocation(values)
