@@ -29,7 +29,7 @@ def map_http_errors(upstream: str) -> Iterator[None]:
         raise UpstreamUnavailable(upstream, f"answered HTTP {exc.response.status_code}") from None
     except (httpx.TransportError, httpx.DecodingError):
         raise UpstreamUnavailable(upstream, "connection failed") from None
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):  # a body of the wrong shape
         raise UpstreamUnavailable(upstream, "answered a malformed body") from None
 
 
