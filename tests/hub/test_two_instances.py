@@ -16,6 +16,7 @@ import httpx
 
 from hub.admin import admin_services
 from hub.demo_clients import seed_demo_clients
+from hub.settings import Settings
 from observability.audit import AuditFilter
 from tests.conftest import Simulators, _drop_prefix, hub_settings
 
@@ -24,6 +25,25 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _serve_env(
+    simulators: Simulators, database_url: str, tmp_path: Path, settings: Settings, prefix: str
+) -> dict[str, str]:
+    """The environment of a `hub serve` process on this test's database and Redis prefix."""
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": database_url,
+        "HUB_WMS_URL": simulators.wms_url,
+        "HUB_CARDS_URL": simulators.cards_url,
+        "HUB_AGENCY_DATABASES": json.dumps(simulators.agency_urls),
+        "HUB_REDIS_PREFIX": prefix,
+        "HUB_ISSUER": settings.issuer,
+        "HUB_DATA_DIR": str(tmp_path),
+    }
+    if settings.redis_url:
+        env["HUB_REDIS_URL"] = settings.redis_url
+    return env
 
 
 async def _wait_healthy(url: str, process: asyncio.subprocess.Process) -> None:
@@ -49,18 +69,7 @@ async def test_two_hub_processes_write_one_verifiable_chain(
             str(c["client_id"]): str(c["client_secret"])
             for c in await seed_demo_clients(admin.auth)
         }
-    env = {
-        **os.environ,
-        "HUB_DATABASE_URL": database_url,
-        "HUB_WMS_URL": simulators.wms_url,
-        "HUB_CARDS_URL": simulators.cards_url,
-        "HUB_AGENCY_DATABASES": json.dumps(simulators.agency_urls),
-        "HUB_REDIS_PREFIX": prefix,
-        "HUB_ISSUER": settings.issuer,
-        "HUB_DATA_DIR": str(tmp_path),
-    }
-    if settings.redis_url:
-        env["HUB_REDIS_URL"] = settings.redis_url
+    env = _serve_env(simulators, database_url, tmp_path, settings, prefix)
     ports = [_free_port(), _free_port()]
     processes = [
         await asyncio.create_subprocess_exec(
@@ -129,18 +138,7 @@ async def test_hub_serve_with_two_workers_starts_on_a_fresh_database(
     """The workers of `hub serve --workers 2` must not race to migrate one database."""
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     settings = hub_settings(simulators, database_url, tmp_path, prefix)
-    env = {
-        **os.environ,
-        "HUB_DATABASE_URL": database_url,
-        "HUB_WMS_URL": simulators.wms_url,
-        "HUB_CARDS_URL": simulators.cards_url,
-        "HUB_AGENCY_DATABASES": json.dumps(simulators.agency_urls),
-        "HUB_REDIS_PREFIX": prefix,
-        "HUB_ISSUER": settings.issuer,
-        "HUB_DATA_DIR": str(tmp_path),
-    }
-    if settings.redis_url:
-        env["HUB_REDIS_URL"] = settings.redis_url
+    env = _serve_env(simulators, database_url, tmp_path, settings, prefix)
     port = _free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "hub", "serve", "--port", str(port), "--workers", "2",
