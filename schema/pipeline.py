@@ -9,7 +9,7 @@ Nothing here runs a resolver before every check has passed, and nothing here imp
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from inspect import isawaitable
 from typing import Any, Literal
@@ -89,10 +89,6 @@ class Admission:
     cost: int
 
 
-# Charges a request's cost to its client; returns None if allowed, else seconds to wait.
-CostCharger = Callable[[int], Awaitable[int | None]]
-
-
 def _refusal(
     errors: list[GraphQLError],
     status: int,
@@ -134,27 +130,13 @@ class GraphQLService:
     def prepare(self, text: str) -> PreparedDocument:
         return self._documents.get(text)
 
-    async def run(
-        self,
-        request: GraphQLRequest,
-        *,
-        scopes: frozenset[str],
-        trace_id: str,
-        today: dt.date,
-        charge: CostCharger | None = None,
-    ) -> GraphQLOutcome:
-        admitted = await self._admit(request, scopes, trace_id, charge, subscription=False)
-        if isinstance(admitted, GraphQLOutcome):
-            return admitted
-        return await self.execute(admitted, request, trace_id=trace_id, today=today)
-
     async def admit(
         self, request: GraphQLRequest, *, scopes: frozenset[str], trace_id: str
     ) -> Admission | GraphQLOutcome:
-        """Every check of `run` but the cost budget, which the caller charges `cost` to (the
-        HTTP route does it in the same round trip as revocation and rate). An outcome is a
-        refusal, or the answer to an introspection query (which costs nothing)."""
-        return await self._admit_locally(request, scopes, trace_id, subscription=False)
+        """Every check but the cost budget, which the caller charges `cost` to (the HTTP route
+        does it in the same round trip as revocation and rate). An outcome is a refusal, or the
+        answer to an introspection query (which costs nothing)."""
+        return await self._admit(request, scopes, trace_id, subscription=False)
 
     @staticmethod
     def over_budget(admission: Admission, retry_after: int, trace_id: str) -> GraphQLOutcome:
@@ -170,7 +152,7 @@ class GraphQLService:
     async def execute(
         self, admission: Admission, request: GraphQLRequest, *, trace_id: str, today: dt.date
     ) -> GraphQLOutcome:
-        """Run an admitted request (and charged: see `admit`)."""
+        """Run an admitted request (once its cost is charged: see `admit`)."""
         context = HubContext.for_request(self._sources, today, self._audit)
         result = await self._execute(admission.prepared, request, context)
         outcome = self._outcome(admission.prepared, request, result, context, trace_id)
@@ -185,10 +167,10 @@ class GraphQLService:
         scopes: frozenset[str],
         trace_id: str,
         today: dt.date,
-        charge: CostCharger | None = None,
     ) -> Subscription | GraphQLOutcome:
-        """Every check of `run`, then the stream of results; a refusal comes back as `run`'s."""
-        admitted = await self._admit(request, scopes, trace_id, charge, subscription=True)
+        """Every check of `admit`, then the stream of results; a refusal comes back as an
+        outcome, as `admit`'s do."""
+        admitted = await self._admit(request, scopes, trace_id, subscription=True)
         if isinstance(admitted, GraphQLOutcome):
             return admitted
         prepared, operation = admitted.prepared, admitted.operation
@@ -215,7 +197,7 @@ class GraphQLService:
     def event_outcome(
         self, subscription: Subscription, result: ExecutionResult, trace_id: str
     ) -> GraphQLOutcome:
-        """One result of a subscription, as `run` would report it; its subjects only."""
+        """One result of a subscription, as `execute` would report it; its subjects only."""
         outcome = self._outcome(
             subscription.prepared, GraphQLRequest(""), result, subscription.context, trace_id
         )
@@ -224,23 +206,6 @@ class GraphQLService:
         return outcome
 
     async def _admit(
-        self,
-        request: GraphQLRequest,
-        scopes: frozenset[str],
-        trace_id: str,
-        charge: CostCharger | None,
-        *,
-        subscription: bool,
-    ) -> Admission | GraphQLOutcome:
-        admitted = await self._admit_locally(request, scopes, trace_id, subscription=subscription)
-        if isinstance(admitted, GraphQLOutcome) or charge is None:
-            return admitted
-        retry_after = await charge(admitted.cost)
-        if retry_after is not None:
-            return self.over_budget(admitted, retry_after, trace_id)
-        return admitted
-
-    async def _admit_locally(
         self,
         request: GraphQLRequest,
         scopes: frozenset[str],
