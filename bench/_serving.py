@@ -15,6 +15,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+import httptools
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -41,6 +42,26 @@ def serve_uvicorn(
         app, log_level=log_level, access_log=access_log, log_config=None, lifespan="on"
     )
     uvicorn.Server(config).run(sockets=[sock])
+
+
+class HttpProtocol(asyncio.Protocol):
+    """An HTTP/1.1 server protocol on httptools: the parser calls the subclass's `on_*`
+    callbacks (`on_url`, `on_body`, `on_message_complete`); a request it cannot parse closes
+    the connection."""
+
+    def __init__(self) -> None:
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError:
+            if self._transport is not None:
+                self._transport.close()
 
 
 def run_protocol_server(protocol: Callable[[], asyncio.Protocol]) -> None:

@@ -9,32 +9,18 @@ the spans), so it stays cheap next to the hub on the same cores.
 
 from __future__ import annotations
 
-import asyncio
 import json
 
-import httptools
-
-from bench._serving import run_protocol_server
+from bench._serving import HttpProtocol, run_protocol_server
 
 _OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n"
 _counts = {"posts": 0, "bytes": 0}
 
 
-class _Sink(asyncio.Protocol):
+class _Sink(HttpProtocol):
     def __init__(self) -> None:
-        self._parser = httptools.HttpRequestParser(self)
-        self._transport: asyncio.Transport | None = None
+        super().__init__()
         self._url = b""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError:
-            if self._transport is not None:
-                self._transport.close()
 
     def on_url(self, url: bytes) -> None:
         self._url = url

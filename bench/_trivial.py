@@ -8,11 +8,7 @@ generator reaches here is the most it can send, so any figure well below it is t
 
 from __future__ import annotations
 
-import asyncio
-
-import httptools
-
-from bench._serving import run_protocol_server
+from bench._serving import HttpProtocol, run_protocol_server
 
 _BODY = (
     b'{"data":{"permit":{"number":"420100202600050124","status":"VALID",'
@@ -24,21 +20,7 @@ _RESPONSE = (
 )
 
 
-class _Trivial(asyncio.Protocol):
-    def __init__(self) -> None:
-        self._parser = httptools.HttpRequestParser(self)
-        self._transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError:
-            if self._transport is not None:
-                self._transport.close()
-
+class _Trivial(HttpProtocol):
     def on_message_complete(self) -> None:
         if self._transport is not None:
             self._transport.write(_RESPONSE)
