@@ -72,6 +72,24 @@ async def fresh_key_value() -> AsyncIterator[KeyValue]:
         await client.aclose()
 
 
+async def _terminate(admin: asyncpg.Connection, database: str | None) -> int:
+    killed = await admin.fetch(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = $1 AND pid <> pg_backend_pid()",
+        database,
+    )
+    return len(killed)
+
+
+async def terminate_sessions(database_url: str) -> int:
+    """Kill every open session of a PostgreSQL database, as a restart would; how many."""
+    admin = await asyncpg.connect(_asyncpg_dsn(database_url, "postgres"))
+    try:
+        return await _terminate(admin, make_url(database_url).database)
+    finally:
+        await admin.close()
+
+
 @asynccontextmanager
 async def database_outage(database_url: str) -> AsyncIterator[None]:
     """Make the audit store really unavailable, then bring it back.
@@ -93,9 +111,7 @@ async def database_outage(database_url: str) -> AsyncIterator[None]:
     admin = await asyncpg.connect(_asyncpg_dsn(database_url, "postgres"))
     try:
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
-        )
+        await _terminate(admin, name)
         yield
     finally:
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')

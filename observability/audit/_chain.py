@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -44,8 +45,11 @@ __all__ = [
     "ChainHead",
     "CheckpointPolicy",
     "append_batch",
+    "append_in",
     "claim_checkpoint",
     "ensure_head",
+    "extended",
+    "moved_head",
     "translated",
     "write_checkpoint",
 ]
@@ -92,16 +96,18 @@ async def translated(what: str) -> AsyncIterator[None]:
 async def chain_locked(engine: AsyncEngine) -> AsyncIterator[tuple[AsyncConnection, ChainHead]]:
     """A transaction holding the chain's write lock, with the head as it is now."""
     async with engine.connect() as conn, conn.begin():
-        if conn.dialect.name == "sqlite":
-            # pysqlite would begin a deferred transaction, whose read lock could deadlock
-            # against another process's writer; IMMEDIATE waits for the write lock instead.
-            await conn.exec_driver_sql("BEGIN IMMEDIATE")
-        query = select(chain_head).where(chain_head.c.id == HEAD_ID).with_for_update()
-        row = (await conn.execute(query)).mappings().one()
-        yield (
-            conn,
-            ChainHead(row["seq"], row["hash"], row["checkpoint_seq"], aware(row["checkpoint_at"])),
-        )
+        yield conn, await _locked_head(conn)
+
+
+async def _locked_head(conn: AsyncConnection) -> ChainHead:
+    """Take the chain's write lock in `conn`'s open transaction; the head as it is now."""
+    if conn.dialect.name == "sqlite":
+        # pysqlite would begin a deferred transaction, whose read lock could deadlock
+        # against another process's writer; IMMEDIATE waits for the write lock instead.
+        await conn.exec_driver_sql("BEGIN IMMEDIATE")
+    query = select(chain_head).where(chain_head.c.id == HEAD_ID).with_for_update()
+    row = (await conn.execute(query)).mappings().one()
+    return ChainHead(row["seq"], row["hash"], row["checkpoint_seq"], aware(row["checkpoint_at"]))
 
 
 async def ensure_head(engine: AsyncEngine) -> None:
@@ -122,23 +128,50 @@ async def ensure_head(engine: AsyncEngine) -> None:
         pass
 
 
+async def _write(
+    conn: AsyncConnection, batch: Sequence[AuditRecord], moved: dict[str, object]
+) -> None:
+    await conn.execute(insert(records), [record_to_row(r) for r in batch])
+    index = [{"subject": s, "seq": r.seq} for r in batch for s in r.subjects]
+    if index:
+        await conn.execute(insert(subjects), index)
+    await conn.execute(update(chain_head).where(chain_head.c.id == HEAD_ID).values(moved))
+
+
+def extended(head: ChainHead, events: Sequence[AuditEvent], policy: CheckpointPolicy) -> Batch:
+    """`events` numbered and hashed onto `head`, and whether they bring a checkpoint due."""
+    batch = _numbered(events, head)
+    return Batch(tuple(batch), policy.due(head, batch[-1].seq, datetime.now(UTC)))
+
+
+def moved_head(head: ChainHead, batch: Batch) -> dict[str, Any]:
+    """The head row's new values once `batch` is stored (a checkpoint claimed if it is due)."""
+    last = batch.records[-1]
+    return {
+        "seq": last.seq,
+        "hash": last.hash,
+        "checkpoint_seq": last.seq if batch.checkpoint_due else head.checkpoint_seq,
+        "checkpoint_at": datetime.now(UTC) if batch.checkpoint_due else head.checkpoint_at,
+    }
+
+
+async def append_in(
+    conn: AsyncConnection, events: Sequence[AuditEvent], policy: CheckpointPolicy
+) -> Batch:
+    """In `conn`, with no transaction open: lock, number, hash, write and commit one batch."""
+    async with conn.begin():
+        head = await _locked_head(conn)
+        batch = extended(head, events, policy)
+        await _write(conn, batch.records, moved_head(head, batch))
+    return batch
+
+
 async def append_batch(
     engine: AsyncEngine, events: Sequence[AuditEvent], policy: CheckpointPolicy
 ) -> Batch:
     """Store `events` as the next records of the chain, all in one committed transaction."""
-    async with chain_locked(engine) as (conn, head):
-        batch = _numbered(events, head)
-        now = datetime.now(UTC)
-        due = policy.due(head, batch[-1].seq, now)
-        await conn.execute(insert(records), [record_to_row(r) for r in batch])
-        index = [{"subject": s, "seq": r.seq} for r in batch for s in r.subjects]
-        if index:
-            await conn.execute(insert(subjects), index)
-        moved = {"seq": batch[-1].seq, "hash": batch[-1].hash}
-        if due:
-            moved |= {"checkpoint_seq": batch[-1].seq, "checkpoint_at": now}
-        await conn.execute(update(chain_head).where(chain_head.c.id == HEAD_ID).values(moved))
-    return Batch(tuple(batch), due)
+    async with engine.connect() as conn:
+        return await append_in(conn, events, policy)
 
 
 def _numbered(events: Sequence[AuditEvent], head: ChainHead) -> list[AuditRecord]:

@@ -43,6 +43,7 @@ from observability.audit._search import AuditFilter, AuditPage, search_records
 from observability.audit._signing import EVIDENCE_TYP, Signer
 from observability.audit._tables import audit_metadata, checkpoints, records
 from observability.audit._verify import VerifyResult, verify_chain
+from observability.audit._writer import ChainWriter
 
 __all__ = ["AuditLog", "AuditStats"]
 
@@ -77,6 +78,8 @@ class AuditLog:
         self._signer = signer
         self._policy = CheckpointPolicy(checkpoint_every, checkpoint_seconds)
         self._commit_timeout = commit_timeout
+        # The group committer is the one writer of this process: it keeps its connection.
+        self._writer = ChainWriter(engine) if group_commit else None
         self._group = (
             GroupCommitter(
                 self._commit,
@@ -106,6 +109,8 @@ class AuditLog:
         """Commit what is queued, finish pending checkpoints; the engine stays the caller's."""
         if self._group is not None:
             await self._group.close()
+        if self._writer is not None:
+            await self._writer.close()
         if self._background:
             await asyncio.gather(*self._background)
 
@@ -128,7 +133,10 @@ class AuditLog:
         started = time.perf_counter()
         try:
             async with translated("append"), asyncio.timeout(self._commit_timeout):
-                batch = await append_batch(self._engine, events, self._policy)
+                if self._writer is not None:
+                    batch = await self._writer.append(events, self._policy)
+                else:
+                    batch = await append_batch(self._engine, events, self._policy)
         except Exception:
             self._failed += 1
             raise

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from observability.audit import AuditLog, AuditRecord, AuditUnavailable, LocalSigner
 from observability.audit._tables import records
 from tests.observability.conftest import event
-from tests.services import database_outage
+from tests.services import database_outage, terminate_sessions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -138,6 +138,24 @@ async def test_store_outage_fails_every_append_and_loses_nothing_acknowledged(
         assert await log.get(record_id) is not None
     result = await log.verify()
     assert result.ok, result.reason
+
+
+async def test_sessions_cut_between_batches_fail_no_append(
+    log: AuditLog, engine: AsyncEngine, database_url: str
+) -> None:
+    """The writer keeps its connection between batches; a database restart (or an idle
+    timeout) cuts it. The next batch must find that out before writing, and go through."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("cutting a session from outside: PostgreSQL")
+    before = await asyncio.gather(*(log.append(event(i)) for i in range(5)))
+
+    assert await terminate_sessions(database_url) >= 1  # the writer's, at least
+    after = await asyncio.gather(*(log.append(event(10 + i)) for i in range(5)))
+
+    assert [r.seq for r in [*before, *after]] == list(range(1, 11))
+    assert log.stats.failed_commits == 0
+    assert await _count(engine) == 10
+    assert (await log.verify()).ok
 
 
 async def test_append_after_close_is_refused(engine: AsyncEngine, signer: LocalSigner) -> None:

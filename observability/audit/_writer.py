@@ -1,0 +1,192 @@
+"""The group committer's writer: one connection kept between batches, and few round trips.
+
+On PostgreSQL a batch is four round trips on the asyncpg connection under SQLAlchemy's pooled
+one: BEGIN; lock and read the head; one statement that inserts the records and their subject
+index rows and moves the head (data-modifying CTEs, the values sent as one array per column);
+COMMIT. The statements are SQLAlchemy Core, compiled once for the engine's dialect.
+
+Measured in process against the local PostgreSQL, one event per batch (`/tmp` probe, 300
+batches): through SQLAlchemy's execute with a pool checkout and pre-ping per batch (the
+writer before), 3.3 ms; the same statements on a kept connection, 2.5 ms; on the asyncpg
+connection, 0.83 ms. The difference is the execute path (greenlet hops, result wrapping and
+parameter processing per statement), not the database: that latency is the floor of every
+audited request, and under load it is CPU the workers spend per batch.
+
+Every other dialect (SQLite for the embedded mode and the tests) appends through SQLAlchemy
+(`append_in`) on the kept connection.
+
+A connection found dead when the head is read (the database restarted, an idle timeout) is
+replaced and the batch tried once more: nothing was written on it. A failure after that point
+drops the connection and fails the batch, unretried, since its commit may have landed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import suppress
+from typing import Any
+
+import asyncpg
+from sqlalchemy import Insert, Table, bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Compiled, Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from observability.audit._chain import (
+    Batch,
+    ChainHead,
+    CheckpointPolicy,
+    append_in,
+    extended,
+    moved_head,
+)
+from observability.audit._errors import AuditUnavailable
+from observability.audit._records import AuditEvent, aware, record_to_row
+from observability.audit._tables import HEAD_ID, chain_head, records, subjects
+
+__all__ = ["ChainWriter"]
+
+
+def _unnested(table: Table, prefix: str) -> Insert:
+    """`INSERT INTO table SELECT unnest(:col_1), unnest(:col_2), ...`: one array per column.
+
+    The statement is the same whatever the number of rows, so it is prepared once, and a
+    batch's values travel as a few arrays instead of thousands of parameters.
+    """
+    columns = list(table.c)
+    arrays = [
+        func.unnest(bindparam(f"{prefix}{column.name}", type_=postgresql.ARRAY(column.type)))
+        for column in columns
+    ]
+    return insert(table).from_select(columns, select(*arrays))
+
+
+_LOCK_HEAD = select(chain_head).where(chain_head.c.id == HEAD_ID).with_for_update()
+# The foreign key of the subject index is checked at the end of the statement, when the
+# records are in.
+_WRITE_ALL = (
+    update(chain_head)
+    .where(chain_head.c.id == HEAD_ID)
+    .values(
+        seq=bindparam("head_seq"),
+        hash=bindparam("head_hash"),
+        checkpoint_seq=bindparam("head_checkpoint_seq"),
+        checkpoint_at=bindparam("head_checkpoint_at"),
+    )
+    .add_cte(_unnested(records, "r_").cte("new_records"))
+    .add_cte(_unnested(subjects, "s_").cte("new_subjects"))
+)
+# asyncpg's errors that mean the connection is gone, as opposed to a statement that failed.
+_CONNECTION_LOST = (
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InterfaceError,
+    OSError,
+)
+
+
+class _Positional:
+    """A statement compiled for asyncpg, and its parameters in `$n` order."""
+
+    def __init__(self, compiled: Compiled) -> None:
+        assert isinstance(compiled, SQLCompiler) and compiled.positiontup is not None
+        self.sql = str(compiled)
+        self._compiled = compiled
+        self._order = tuple(compiled.positiontup)
+
+    def args(self, params: dict[str, Any] | None = None) -> list[Any]:
+        values = self._compiled.construct_params(params)
+        return [values[name] for name in self._order]
+
+
+class _PostgresStatements:
+    def __init__(self, dialect: Dialect) -> None:
+        self.lock_head = _Positional(_LOCK_HEAD.compile(dialect=dialect))
+        self.write_all = _Positional(_WRITE_ALL.compile(dialect=dialect))
+
+
+class _Progress:
+    __slots__ = ("locked",)
+
+    def __init__(self) -> None:
+        self.locked = False  # the head was read: from here on, the batch may have been written
+
+
+class ChainWriter:
+    """Appends batches for one writer (the group committer) on a connection it keeps."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._conn: AsyncConnection | None = None
+        self._postgres = (
+            _PostgresStatements(engine.dialect) if engine.dialect.name == "postgresql" else None
+        )
+
+    async def append(self, events: Sequence[AuditEvent], policy: CheckpointPolicy) -> Batch:
+        """Store `events` in one committed transaction; raises `AuditUnavailable` if it cannot."""
+        for attempt in (1, 2):
+            progress = _Progress()
+            try:
+                conn = self._conn = self._conn or await self._engine.connect()
+                if self._postgres is None:
+                    return await append_in(conn, events, policy)
+                return await self._append_postgres(conn, events, policy, progress)
+            except (DBAPIError, *_CONNECTION_LOST) as exc:
+                await self._drop()
+                lost = isinstance(exc, _CONNECTION_LOST) or (
+                    isinstance(exc, DBAPIError) and exc.connection_invalidated
+                )
+                if attempt == 1 and lost and not progress.locked:
+                    continue
+                if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
+                    raise AuditUnavailable(
+                        f"audit store unavailable (append): {type(exc).__name__}"
+                    ) from exc
+                raise
+            except BaseException:
+                await self._drop()
+                raise
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    async def _append_postgres(
+        self,
+        conn: AsyncConnection,
+        events: Sequence[AuditEvent],
+        policy: CheckpointPolicy,
+        progress: _Progress,
+    ) -> Batch:
+        assert self._postgres is not None
+        statements = self._postgres
+        driver: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
+        async with driver.transaction():
+            row = await driver.fetchrow(statements.lock_head.sql, *statements.lock_head.args())
+            progress.locked = True
+            if row is None:
+                raise AuditUnavailable("audit store unavailable (append): no chain head")
+            head = ChainHead(
+                row["seq"], row["hash"], row["checkpoint_seq"], aware(row["checkpoint_at"])
+            )
+            batch = extended(head, events, policy)
+            stored = [record_to_row(r) for r in batch.records]
+            params = {f"head_{key}": value for key, value in moved_head(head, batch).items()}
+            for column in records.c:
+                params[f"r_{column.name}"] = [values[column.name] for values in stored]
+            index = [(s, r.seq) for r in batch.records for s in r.subjects]
+            params["s_subject"] = [subject for subject, _ in index]
+            params["s_seq"] = [seq for _, seq in index]
+            await driver.execute(statements.write_all.sql, *statements.write_all.args(params))
+        return batch
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with suppress(Exception):
+                await conn.invalidate()
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with suppress(Exception):
+                await conn.close()
