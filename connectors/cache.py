@@ -11,6 +11,9 @@ hit while that is still the current generation. `invalidate` bumps the counter, 
 written by a read that overlapped a change (read VALID, then the cancellation arrived, then the
 write) is dead on arrival. Readers fetch entries and generations in one round trip.
 
+The request path reads the entries of the permits a request names in the same round trip as
+its shared checks (`keys_of`, then `primed`): a validity check makes one call to the store.
+
 The cache fails open: if the store is unreachable the WMS is asked directly.
 """
 
@@ -63,24 +66,53 @@ class CachedPermitSource:
     def _generation(number: str) -> str:
         return f"permit-gen:{number}"
 
+    def keys_of(self, numbers: Sequence[str]) -> list[str]:
+        """The keys `permits(numbers)` reads from the shared store (none when not caching)."""
+        if self._ttl <= 0:
+            return []
+        return [self._entry(n) for n in numbers] + [self._generation(n) for n in numbers]
+
+    def primed(self, numbers: Sequence[str], values: Sequence[bytes | None]) -> PermitSource:
+        """This source for one request, with `values` read already for `keys_of(numbers)`.
+
+        Those permits are served from `values` (hits, or read through and stored as usual);
+        any other permit is read as `permits` reads it.
+        """
+        if self._ttl <= 0 or not numbers:
+            return self
+        count = len(numbers)
+        if len(values) != 2 * count:
+            raise ValueError(f"{len(values)} values for the {2 * count} keys of {count} permits")
+        read = {n: (values[i], values[count + i]) for i, n in enumerate(numbers)}
+        return _Primed(self, read)
+
     async def permits(self, numbers: Sequence[str]) -> Mapping[str, Permit]:
+        return await self.permits_with(numbers, None)
+
+    async def permits_with(
+        self, numbers: Sequence[str], read: Sequence[bytes | None] | None
+    ) -> Mapping[str, Permit]:
+        """`permits`, given what the store held for `keys_of(numbers)` (None: read it now)."""
         if not numbers or self._ttl <= 0:
             return await self._inner.permits(numbers)
         with self._tracer.start_as_current_span("cache.permits") as span:
             hits, misses = self.stats.hits, self.stats.misses
             try:
-                return await self._read_through(numbers)
+                return await self._read_through(numbers, read)
             finally:
                 span.set_attribute("hub.cache.hits", self.stats.hits - hits)
                 span.set_attribute("hub.cache.misses", self.stats.misses - misses)
 
-    async def _read_through(self, numbers: Sequence[str]) -> Mapping[str, Permit]:
-        keys = [self._entry(n) for n in numbers] + [self._generation(n) for n in numbers]
-        try:
-            values = await self._kv.get_many(keys)
-        except KeyValueUnavailable:
-            self.stats.errors += 1
-            return await self._inner.permits(numbers)
+    async def _read_through(
+        self, numbers: Sequence[str], read: Sequence[bytes | None] | None
+    ) -> Mapping[str, Permit]:
+        values = read
+        if values is None:
+            try:
+                values = await self._kv.get_many(self.keys_of(numbers))
+            except KeyValueUnavailable:
+                self.stats.errors += 1
+                return await self._inner.permits(numbers)
         entries, generations = values[: len(numbers)], values[len(numbers) :]
         found: dict[str, Permit] = {}
         current: dict[str, int] = {}
@@ -142,3 +174,33 @@ class CachedPermitSource:
 
     async def ping(self) -> bool:
         return await self._inner.ping()
+
+
+class _Primed:
+    """`CachedPermitSource.primed`: one request's view, with some entries read already."""
+
+    def __init__(
+        self, cache: CachedPermitSource, read: dict[str, tuple[bytes | None, bytes | None]]
+    ) -> None:
+        self._cache = cache
+        self._read = read
+
+    async def permits(self, numbers: Sequence[str]) -> Mapping[str, Permit]:
+        if not numbers or any(n not in self._read for n in numbers):
+            # Not all read ahead: one read of them all, so one call upstream at most.
+            return await self._cache.permits(numbers)
+        pairs = [self._read.pop(n) for n in numbers]  # used once: a later load reads afresh
+        values = [entry for entry, _ in pairs] + [generation for _, generation in pairs]
+        return await self._cache.permits_with(numbers, values)
+
+    async def histories(self, numbers: Sequence[str]) -> Mapping[str, tuple[PermitEvent, ...]]:
+        return await self._cache.histories(numbers)
+
+    async def permits_of_holders(self, holder_ids: Sequence[str]) -> Mapping[str, tuple[str, ...]]:
+        return await self._cache.permits_of_holders(holder_ids)
+
+    async def qr_key(self, kid: str) -> Key | None:
+        return await self._cache.qr_key(kid)
+
+    async def ping(self) -> bool:
+        return await self._cache.ping()

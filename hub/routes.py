@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,11 +138,15 @@ async def graphql_post(request: Request) -> Response:
         admitted = await hub.graphql.admit(
             graphql_request, scopes=principal.scopes, trace_id=trace_id
         )
+        admission = admitted if isinstance(admitted, Admission) else None
+        # The cache entries of the permits the request names come in the same round trip.
+        numbers = admission.permit_numbers if admission else ()
         shared = await _shared_checks(
             hub,
             principal,
             rate=True,
-            cost=admitted.cost if isinstance(admitted, Admission) else None,
+            cost=admission.cost if admission else None,
+            reads=hub.permits.keys_of(numbers),
         )
         early = await _refuse_early(request, hub, caller, trace_id, shared, None)
         if early is not None:
@@ -152,7 +157,11 @@ async def graphql_post(request: Request) -> Response:
             outcome = hub.graphql.over_budget(admitted, shared.cost_retry_after, trace_id)
         else:
             outcome = await hub.graphql.execute(
-                admitted, graphql_request, trace_id=trace_id, today=dt.date.today()
+                admitted,
+                graphql_request,
+                trace_id=trace_id,
+                today=dt.date.today(),
+                permits=hub.permits.primed(numbers, shared.read),
             )
         # Never the variables: they carry identity numbers.
         span.update_name(f"graphql {outcome.operation_name or 'anonymous'}")
@@ -172,12 +181,15 @@ class _Shared:
     revoked: AuthError | None = None
     rate_retry_after: int | None = None
     cost_retry_after: int | None = None
+    read: list[bytes | None] = field(default_factory=list)  # the values of `reads`
 
 
 async def _shared_checks(
-    hub: Hub, principal: Principal, *, rate: bool, cost: int | None
+    hub: Hub, principal: Principal, *, rate: bool, cost: int | None, reads: Sequence[str] = ()
 ) -> _Shared:
     """Revocation, the request rate (if `rate`) and the cost budget (if a cost), one round trip.
+
+    `reads`: more keys to read in that round trip (the request's permit cache entries).
 
     Revocation fails CLOSED when Redis is down. The rate and the budget would fail open (the
     static limits still hold, and refusing every request for want of a counter would turn a
@@ -188,13 +200,14 @@ async def _shared_checks(
     counts = [hub.rate_limit.count(principal.client_id, 1, now)] if rate else []
     if cost is not None:
         counts.append(hub.cost_budget.count(principal.client_id, cost, now))
+    revocation = hub.auth.revocation_keys(principal)
     try:
-        values, spent = await hub.kv.read_and_count(hub.auth.revocation_keys(principal), counts)
+        values, spent = await hub.kv.read_and_count([*revocation, *reads], counts)
     except KeyValueUnavailable as exc:
         log.warning("shared store unavailable (%s); revocation unknown, request refused", exc)
         return _Shared(revoked=Unauthenticated("revocation status unavailable"))
     try:
-        hub.auth.judge_revocation(values)
+        hub.auth.judge_revocation(values[: len(revocation)])
     except AuthError as exc:
         return _Shared(revoked=exc)
     totals = iter(spent)
@@ -207,6 +220,7 @@ async def _shared_checks(
         cost_retry_after=(
             cost_decision.retry_after if cost_decision and not cost_decision.allowed else None
         ),
+        read=values[len(revocation) :],
     )
 
 

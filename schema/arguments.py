@@ -64,6 +64,9 @@ IDENTIFIER_INPUT_FIELDS: dict[tuple[str, str], Validator] = {
     # batch; `workflows.cards` validates it before anything is sent upstream.
 }
 SSN_ARGUMENTS = {key for key, check in IDENTIFIER_ARGUMENTS.items() if check is validate_ssn}
+# The arguments that name the permits a query reads first (the request path reads their cache
+# entries with its shared checks).
+PERMIT_ARGUMENTS = {("Query", "permit", "number"), ("Query", "permits", "numbers")}
 
 
 def coerce_variables(
@@ -87,8 +90,12 @@ def check_arguments(
     *,
     served_regions: frozenset[str],
     max_batch: int,
-) -> None:
-    """Raise BadUserInput for the first malformed identifier, over-long batch or bad combination."""
+) -> tuple[str, ...]:
+    """Raise BadUserInput for the first malformed identifier, over-long batch or bad combination.
+
+    Returns the permit numbers the root fields `permit` and `permits` name, without repeats.
+    """
+    named: dict[str, None] = {}
     for use in uses:
         if use.definition is None or not use.definition.args:
             continue
@@ -106,12 +113,16 @@ def check_arguments(
             values = _values(value)
             if len(values) > max_batch:
                 raise BadUserInput(f"{use.path}: at most {max_batch} {arg_name} per request")
+            key = (use.parent, use.name, arg_name)
             for item in values:
-                _check_one(validator, item, (use.parent, use.name, arg_name), served_regions)
+                _check_one(validator, item, key, served_regions)
+            if key in PERMIT_ARGUMENTS:
+                named.update(dict.fromkeys(values))
         if (use.parent, use.name) == ("Query", "foreigner") and (
             (args.get("permitNumber") is None) == (args.get("ssn") is None)
         ):
             raise BadUserInput(f"{use.path}: give exactly one of permitNumber and ssn")
+    return tuple(named)
 
 
 def _check_one(

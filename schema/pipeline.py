@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from inspect import isawaitable
 from typing import Any, Literal
 
@@ -24,6 +24,7 @@ from graphql import (
     subscribe,
 )
 
+from connectors.sources import PermitSource
 from observability.audit import AuditLog
 from schema.arguments import check_arguments, coerce_variables
 from schema.context import HubContext
@@ -87,6 +88,7 @@ class Admission:
     prepared: PreparedDocument
     operation: OperationDefinitionNode
     cost: int
+    permit_numbers: tuple[str, ...] = ()  # named by `permit`/`permits`: read first
 
 
 def _refusal(
@@ -150,10 +152,21 @@ class GraphQLService:
         return refusal
 
     async def execute(
-        self, admission: Admission, request: GraphQLRequest, *, trace_id: str, today: dt.date
+        self,
+        admission: Admission,
+        request: GraphQLRequest,
+        *,
+        trace_id: str,
+        today: dt.date,
+        permits: PermitSource | None = None,
     ) -> GraphQLOutcome:
-        """Run an admitted request (once its cost is charged: see `admit`)."""
-        context = HubContext.for_request(self._sources, today, self._audit)
+        """Run an admitted request (once its cost is charged: see `admit`).
+
+        `permits`: this request's view of the permit source, if the caller has one (the HTTP
+        route's, primed with the cache entries it read with the shared checks).
+        """
+        sources = self._sources if permits is None else replace(self._sources, permits=permits)
+        context = HubContext.for_request(sources, today, self._audit)
         result = await self._execute(admission.prepared, request, context)
         outcome = self._outcome(admission.prepared, request, result, context, trace_id)
         operation = admission.operation
@@ -244,7 +257,7 @@ class GraphQLService:
             variables = coerce_variables(
                 self._graphql_schema, operation.variable_definitions, request.variables or {}
             )
-            check_arguments(
+            permit_numbers = check_arguments(
                 prepared.uses,
                 variables,
                 served_regions=self._served_regions,
@@ -252,7 +265,7 @@ class GraphQLService:
             )
         except BadUserInput as exc:
             return _refusal([exc], 400, trace_id, prepared)
-        return Admission(prepared, operation, cost or 0)
+        return Admission(prepared, operation, cost or 0, permit_numbers)
 
     async def _introspect(
         self,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 import redis.asyncio as redis_async
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -118,3 +119,36 @@ async def test_the_cache_always_agrees_with_the_wms_after_each_invalidated_chang
             assert {n: p.status for n, p in found.items()} == {
                 n: dataset.permits[n].status for n in numbers
             }
+
+
+async def test_entries_read_ahead_are_served_as_a_read_would_serve_them(
+    simulators: Simulators, kv: KeyValue
+) -> None:
+    """The request path reads a request's cache entries with its shared checks (`keys_of`)
+    and hands them over (`primed`): hits are served, misses read through and are stored, and
+    a load of permits not all read ahead is an ordinary read."""
+    await simulators.reset()
+    numbers = _numbers(simulators, 4, 40)
+    async with httpx.AsyncClient() as client:
+        cache = CachedPermitSource(HttpPermitSource(client, simulators.wms_url), kv, 60)
+        await cache.permits(numbers[:2])  # two warm, two cold
+        assert await _batches(simulators) == 1
+
+        view = cache.primed(numbers[:3], await kv.get_many(cache.keys_of(numbers[:3])))
+        primed = await view.permits(numbers[:3])
+        assert await _batches(simulators) == 2  # the one cold permit read ahead
+        mixed = await view.permits(numbers)
+        assert await _batches(simulators) == 3  # the one never read: its own read through
+        again = await cache.permits(numbers)
+
+    assert set(primed) == set(numbers[:3])
+    assert mixed == again and set(again) == set(numbers)
+    assert await _batches(simulators) == 3  # every permit was stored
+    assert (cache.stats.hits, cache.stats.misses) == (2 + 3 + 4, 2 + 1 + 1)
+
+
+async def test_values_that_do_not_match_the_keys_are_refused(kv: KeyValue) -> None:
+    async with httpx.AsyncClient() as client:
+        cache = CachedPermitSource(HttpPermitSource(client, "http://127.0.0.1:1"), kv, 60)
+        with pytest.raises(ValueError, match="values for the 4 keys"):
+            cache.primed(["WP1", "WP2"], [None])

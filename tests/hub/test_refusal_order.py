@@ -11,8 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
+import redis.asyncio as redis_async
+
 from observability.audit import AuditFilter
 from tests.conftest import HubClient, Simulators, open_hub
+from tests.services import REDIS_URL
 
 CLIENT = "exit-entry-wuhan"
 STATUS = "query Status($n: ID!) { permit(number: $n) { number status } }"
@@ -71,3 +75,37 @@ async def test_a_client_over_its_rate_hears_so_before_anything_about_its_input(
     # another client, within its rate, is told what is wrong with its input
     assert other.status_code == 400
     assert other.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def _redis_calls(client: redis_async.Redis) -> dict[str, int]:
+    stats = await client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): value["calls"] for name, value in stats.items()}
+
+
+@pytest.mark.skipif(REDIS_URL is None, reason="counts the commands Redis receives")
+async def test_a_validity_check_on_a_warm_cache_is_one_call_to_redis(
+    hub: HubClient, simulators: Simulators
+) -> None:
+    """Revocation, rate, cost and the permit's cache entry: one script call, nothing else."""
+    assert REDIS_URL is not None
+    number = sorted(simulators.dataset.permits)[1]
+    assert (await hub.graphql(CLIENT, STATUS, {"n": number})).status_code == 200  # warms it
+    before_wms = await simulators.upstream_calls()
+    stats = redis_async.Redis.from_url(REDIS_URL)
+    try:
+        before = await _redis_calls(stats)
+        response = await hub.graphql(CLIENT, STATUS, {"n": number})
+        after = await _redis_calls(stats)
+    finally:
+        await stats.aclose()
+
+    assert response.status_code == 200
+    assert response.json()["data"]["permit"]["number"] == number
+    assert await simulators.upstream_calls() == before_wms
+    sent = {name: after[name] - before.get(name, 0) for name in after}
+    sent["info"] -= 1  # ours
+    # Redis counts the commands a script runs as well: the one MGET (revocation keys and the
+    # cache entry) and the counters are inside the one EVALSHA.
+    assert sent.pop("evalsha") == 1
+    assert sent.pop("mget") == 1
+    assert {name for name, n in sent.items() if n} <= {"incrby", "pexpire"}
