@@ -152,3 +152,28 @@ async def test_values_that_do_not_match_the_keys_are_refused(kv: KeyValue) -> No
         cache = CachedPermitSource(HttpPermitSource(client, "http://127.0.0.1:1"), kv, 60)
         with pytest.raises(ValueError, match="values for the 4 keys"):
             cache.primed(["WP1", "WP2"], [None])
+
+
+async def test_an_entry_decoded_before_is_still_dead_once_its_generation_moved(
+    simulators: Simulators, kv: KeyValue
+) -> None:
+    """Decoded entries are kept per process, by their bytes; the generation read with them
+    still decides. Here the very bytes of an entry come back after an invalidation, as an
+    overlapping read would write them: they must not be served."""
+    await simulators.reset()
+    number = _numbers(simulators, 1, 50)[0]
+    async with httpx.AsyncClient() as client:
+        cache = CachedPermitSource(HttpPermitSource(client, simulators.wms_url), kv, 60)
+        await cache.permits([number])
+        await cache.permits([number])  # a hit: decoded and kept
+        entry_key = cache.keys_of([number])[0]
+        entry = await kv.get(entry_key)
+        assert entry is not None
+
+        await cache.invalidate([number])
+        await kv.set(entry_key, entry, 60)
+        before = await _batches(simulators)
+        await cache.permits([number])
+
+    assert await _batches(simulators) == before + 1
+    assert (cache.stats.hits, cache.stats.misses) == (1, 2)
