@@ -144,7 +144,7 @@ class CardApplicationResult:
         return cls(
             index=outcome.index,
             ssn=strawberry.ID(outcome.ssn),
-            card=SocialSecurityCard(_record=outcome.card) if outcome.card else None,
+            card=SocialSecurityCard.of(outcome.card) if outcome.card else None,
             created=outcome.created,
             error=CardApplicationError(code=code_for(error), message=str(error))
             if error
@@ -193,7 +193,7 @@ async def apply_one(info: Ctx, input: CardApplicationInput) -> CardApplicationPa
         today=context.today,
     )
     _note_holders(info, [result.card])
-    card = SocialSecurityCard(_record=result.card)
+    card = SocialSecurityCard.of(result.card)
     return CardApplicationPayload(card=card, created=result.created)
 
 
@@ -216,4 +216,4 @@ async def change_status(info: Ctx, input: UpdateCardStatusInput) -> UpdateCardSt
         input.change(), load_card=context.loaders.card.load, cards=context.sources.cards
     )
     _note_holders(info, [card])
-    return UpdateCardStatusPayload(card=SocialSecurityCard(_record=card))
+    return UpdateCardStatusPayload(card=SocialSecurityCard.of(card))

@@ -72,7 +72,7 @@ class Mutation:
         )
         context.touched.ssns.add(result.enrollment.ssn)
         return RegisterEnrollmentPayload(
-            enrollment=Enrollment(_record=result.enrollment), created=result.created
+            enrollment=Enrollment.of(result.enrollment), created=result.created
         )
 
     @strawberry.mutation(

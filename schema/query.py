@@ -48,7 +48,7 @@ class Query:
     @strawberry.field(description="The cards issued under an SSN.")
     async def cards(self, info: Ctx, ssn: strawberry.ID) -> list[SocialSecurityCard]:
         found = await info.context.loaders.cards.load(str(ssn))
-        return [SocialSecurityCard(_record=c) for c in found]
+        return [SocialSecurityCard.of(c) for c in found]
 
     @strawberry.field(description="Access records (auditors). Never the data itself.")
     async def access_log(

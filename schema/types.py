@@ -92,26 +92,13 @@ class CardStatusChange:
 @strawberry.type(name="SocialSecurityCard")
 class SocialSecurityCard:
     _record: strawberry.Private[records.Card]
-
-    @strawberry.field
-    def card_number(self) -> strawberry.ID:
-        return strawberry.ID(self._record.card_number)
-
-    @strawberry.field
-    def ssn(self) -> strawberry.ID:
-        return strawberry.ID(self._record.ssn)
-
-    @strawberry.field
-    def kind(self) -> CardKind:  # type: ignore[valid-type]
-        return self._record.kind
-
-    @strawberry.field
-    def status(self) -> CardStatus:  # type: ignore[valid-type]
-        return self._record.status
-
-    @strawberry.field
-    def issued_on(self) -> dt.date | None:
-        return self._record.issued_on
+    # Copied from the record, as `WorkPermit`'s leading fields are (see there): the fields
+    # before the first resolver, in the contract's order.
+    card_number: strawberry.ID
+    ssn: strawberry.ID
+    kind: CardKind  # type: ignore[valid-type]
+    status: CardStatus  # type: ignore[valid-type]
+    issued_on: dt.date | None
 
     @strawberry.field
     def region(self) -> Region:
@@ -129,21 +116,27 @@ class SocialSecurityCard:
         ]
 
     @classmethod
+    def of(cls, record: records.Card) -> SocialSecurityCard:
+        return cls(
+            _record=record,
+            card_number=strawberry.ID(record.card_number),
+            ssn=strawberry.ID(record.ssn),
+            kind=record.kind,
+            status=record.status,
+            issued_on=record.issued_on,
+        )
+
+    @classmethod
     def all_of(cls, cards: Iterable[records.Card]) -> list[SocialSecurityCard]:
-        return [cls(_record=c) for c in cards]
+        return [cls.of(c) for c in cards]
 
 
 @strawberry.type
 class Enrollment:
     _record: strawberry.Private[records.Enrollment]
-
-    @strawberry.field
-    def ssn(self) -> strawberry.ID:
-        return strawberry.ID(self._record.ssn)
-
-    @strawberry.field
-    def permit_number(self) -> strawberry.ID:
-        return strawberry.ID(self._record.permit_number)
+    # Copied from the record, as `WorkPermit`'s leading fields are (see there).
+    ssn: strawberry.ID
+    permit_number: strawberry.ID
 
     @strawberry.field
     def region(self) -> Region:
@@ -172,8 +165,16 @@ class Enrollment:
         return then(cards_of_ssn(info.context.loaders, self._record.ssn), SocialSecurityCard.all_of)
 
     @classmethod
+    def of(cls, record: records.Enrollment) -> Enrollment:
+        return cls(
+            _record=record,
+            ssn=strawberry.ID(record.ssn),
+            permit_number=strawberry.ID(record.permit_number),
+        )
+
+    @classmethod
     def maybe(cls, record: records.Enrollment | None) -> Enrollment | None:
-        return None if record is None else cls(_record=record)
+        return None if record is None else cls.of(record)
 
 
 @strawberry.type
@@ -216,7 +217,7 @@ class Foreigner:
         found = await info.context.loaders.enrollment_of_permit.load_many(
             [(p.work_location, p.number) for p in permits]
         )
-        return [Enrollment(_record=e) for e in found if e is not None]
+        return [Enrollment.of(e) for e in found if e is not None]
 
 
 async def _permits_of_holder(info: Ctx, holder_id: str) -> list[records.Permit]:
