@@ -62,6 +62,11 @@ def other_cpu_seconds(before: Snapshot, after: Snapshot, root: int | None = None
     return ticks / _TICK
 
 
+def all_cpu_seconds(before: Snapshot, after: Snapshot) -> float:
+    """CPU seconds used between the snapshots by every process (the benchmark's included)."""
+    return sum(_used(before, after, pid) for pid in after) / _TICK
+
+
 def server_cpu_seconds(before: Snapshot, after: Snapshot, servers: set[int]) -> float:
     """CPU seconds used by the `servers` process trees (a hub's workers) between the snapshots."""
     return sum(_used(before, after, pid) for pid in _tree(after, servers) if pid in after) / _TICK
@@ -75,6 +80,7 @@ class OtherLoad:
         self._started = 0.0
         self._servers = servers or set()
         self.server_seconds = 0.0  # CPU of the `servers` trees over the window, once stopped
+        self.machine_busy = 0.0  # share of all the machine's cores in use, once stopped
         self._task = asyncio.ensure_future(self._begin(warmup))
 
     async def _begin(self, warmup: float) -> None:
@@ -90,4 +96,6 @@ class OtherLoad:
         elapsed = max(time.monotonic() - self._started, 1e-3)
         after = snapshot()
         self.server_seconds = server_cpu_seconds(self._before, after, self._servers)
+        cores = os.cpu_count() or 1
+        self.machine_busy = all_cpu_seconds(self._before, after) / elapsed / cores
         return other_cpu_seconds(self._before, after) / elapsed

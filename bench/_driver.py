@@ -30,6 +30,7 @@ class Figures:
     generator_cpu: float  # the generator's CPU time over the window, as a share of one core
     other_cpu: float = 0.0  # other processes' (not ours, not PostgreSQL/Redis), same unit
     server_cpu_ms: float | None = None  # the measured server's CPU per request, when known
+    machine_busy: float | None = None  # share of all cores busy (every process), when known
 
     @property
     def rps(self) -> float:

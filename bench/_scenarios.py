@@ -179,6 +179,7 @@ async def load(
     finally:
         figures_other = others.stop()
     figures.other_cpu = figures_other
+    figures.machine_busy = others.machine_busy
     if servers and figures.requests:
         figures.server_cpu_ms = 1000 * others.server_seconds / figures.requests
     return figures
@@ -356,11 +357,11 @@ async def half_load(cfg: RunConfig, stack: Stack, results: Results) -> None:
     bodies = validity_bodies(stack.dataset)
     await _prime(cfg, stack, bodies, headers)
     alone = await load(cfg, stack.hub.url, bodies, headers, connections=1,
-                       duration=cfg.duration / 2)
+                       duration=cfg.duration / 2, servers=stack.hub.worker_pids)
     results.add("alone", "validity, 1 request in flight", alone,
                 "closed loop, 1 connection: the latency floor")
     figures = await load(cfg, stack.hub.url, bodies, headers, rate=rate,
-                         connections=max(64, cfg.connections))
+                         connections=max(64, cfg.connections), servers=stack.hub.worker_pids)
     results.add("half", f"validity @ half peak ({rate:.0f} req/s)", figures,
                 "open loop; latency from the scheduled send time")
 
