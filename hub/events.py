@@ -19,7 +19,6 @@ sends the event again: an event is never half-accepted. Every refusal is audited
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 from typing import Any
 
@@ -31,6 +30,7 @@ from starlette.responses import Response
 from auth import AuthError, Principal
 from connectors.events import EventBusUnavailable, EventRejected, verify_permit_event
 from connectors.kv import KeyValueUnavailable
+from hub.accesses import access_event
 from hub.components import Hub
 from hub.responses import JSONResponse, error_response
 from hub.transport import trace_id_of
@@ -140,16 +140,10 @@ def _audit_event(
     body: bytes,
     **fields: Any,
 ) -> AuditEvent:
-    return AuditEvent(
-        time=dt.datetime.now(dt.UTC),
-        kind="event",
-        outcome=outcome,  # type: ignore[arg-type]
-        client_id=principal.client_id if principal else None,
-        agency=principal.agency if principal else None,
-        trace_id=trace_id,
-        client_address=request.client.host if request.client else None,
-        response_sha256=hashlib.sha256(body).hexdigest(),
-        **fields,
+    address = request.client.host if request.client else None
+    return access_event(
+        "event", outcome, principal=principal, trace_id=trace_id, client_address=address,
+        body=body, **fields,
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import time
 from collections.abc import Sequence
@@ -19,13 +18,14 @@ from strawberry.http.ides import get_graphql_ide_html
 from auth import PURPOSE_HEADER, AuthError, Principal
 from auth.errors import Unauthenticated
 from connectors.kv import KeyValueUnavailable
+from hub.accesses import access_event
 from hub.components import Hub
 from hub.documents import DocumentRefused
 from hub.events import events_post
 from hub.responses import JSONResponse, error_response
 from hub.subscriptions import graphql_ws
 from hub.transport import trace_id_of
-from observability.audit import AuditEvent, AuditUnavailable
+from observability.audit import AuditEvent, AuditUnavailable, Kind
 from observability.logs import bind_request
 from observability.metrics import CONTENT_TYPE
 from schema import GraphQLOutcome, GraphQLRequest
@@ -270,22 +270,13 @@ def _event(
     *,
     outcome: str,
     body: bytes,
-    kind: str = "graphql",
+    kind: Kind = "graphql",
     **fields: Any,
 ) -> AuditEvent:
-    principal = caller.principal
-    return AuditEvent(
-        time=dt.datetime.now(dt.UTC),
-        kind=kind,  # type: ignore[arg-type]
-        outcome=outcome,  # type: ignore[arg-type]
-        client_id=principal.client_id if principal else None,
-        agency=principal.agency if principal else None,
-        purpose=caller.purpose,
-        trace_id=trace_id,
-        client_address=request.client.host if request.client else None,
-        response_sha256=hashlib.sha256(body).hexdigest(),
-        embargoed_until=principal.embargoed_until if principal else None,
-        **fields,
+    return access_event(
+        kind, outcome, principal=caller.principal, trace_id=trace_id,
+        client_address=request.client.host if request.client else None, body=body,
+        purpose=caller.purpose, **fields,
     )
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import hashlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -32,6 +31,7 @@ from graphql import ExecutionResult
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from auth import PURPOSE_HEADER, AuthError, Principal
+from hub.accesses import access_event
 from hub.components import Hub
 from hub.transport import trace_id_of
 from observability.audit import AuditEvent, AuditUnavailable
@@ -255,19 +255,10 @@ class _Connection:
             log.error("audit store unavailable; refusal not recorded (trace %s)", self.trace_id)
 
     def event(self, outcome: str, body: bytes, **fields: Any) -> AuditEvent:
-        principal = self.principal
         client = self.ws.client
-        return AuditEvent(
-            time=dt.datetime.now(dt.UTC),
-            kind="subscription",
-            outcome=outcome,  # type: ignore[arg-type]
-            client_id=principal.client_id if principal else None,
-            agency=principal.agency if principal else None,
-            purpose=self.purpose,
-            trace_id=self.trace_id,
-            client_address=client.host if client else None,
-            response_sha256=hashlib.sha256(body).hexdigest(),
-            embargoed_until=principal.embargoed_until if principal else None,
+        return access_event(
+            "subscription", outcome, principal=self.principal, trace_id=self.trace_id,
+            client_address=client.host if client else None, body=body, purpose=self.purpose,
             **fields,
         )
 
