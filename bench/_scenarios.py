@@ -385,7 +385,8 @@ async def batch(cfg: RunConfig, stack: Stack, results: Results) -> None:
     status, answer = await post(stack.hub.url, bodies[0], headers)
     if status != 200 or "errors" in answer or len(answer["data"]["permits"]) != PAGE:
         raise StartFailed(f"the hub's batch answer is wrong: {status} {str(answer)[:300]}")
-    figures = await load(cfg, stack.hub.url, bodies, headers, connections=cfg.workers)
+    figures = await load(cfg, stack.hub.url, bodies, headers, connections=cfg.workers,
+                         servers=stack.hub.worker_pids)
     results.add("batch", f"batch 500 ({cfg.workers} in flight)", figures,
                 f"{client}; {len(pages)} distinct pages")
 
