@@ -114,11 +114,15 @@ class MemoryKeyValue:
 # KEYS: the keys read, then the counters; ARGV: how many keys are read, then an amount and a
 # TTL in ms per counter. Returns the values read followed by the counters' new values. One
 # script, so one round trip and one reply for the request path's shared checks; and atomic, so
-# a counter never exists without its expiry.
+# a counter never exists without its expiry. The reads go 1,000 keys per MGET: Lua's `unpack`
+# stops at about 8,000 values, and a page of permits brings two keys each.
 _READ_AND_COUNT = """
 local reads = tonumber(ARGV[1])
 local out = {}
-if reads > 0 then out = redis.call('MGET', unpack(KEYS, 1, reads)) end
+for first = 1, reads, 1000 do
+  local part = redis.call('MGET', unpack(KEYS, first, math.min(first + 999, reads)))
+  for j = 1, #part do out[#out + 1] = part[j] end
+end
 for i = reads + 1, #KEYS do
   local arg = 2 * (i - reads)
   local amount = tonumber(ARGV[arg])

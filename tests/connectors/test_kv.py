@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from connectors.kv import KeyValue
+from connectors.kv import Count, KeyValue
 
 
 async def test_values_expire_after_their_ttl(kv: KeyValue) -> None:
@@ -27,8 +27,6 @@ async def test_get_many_keeps_order_and_reports_misses(kv: KeyValue) -> None:
 
 
 async def test_read_and_count_reads_and_counts_in_one_call(kv: KeyValue) -> None:
-    from connectors.kv import Count
-
     await kv.set("seen", b"yes")
     counts = [Count("rate", 1, 0.05), Count("cost", 7, 0.05)]
     assert await kv.read_and_count(["seen", "unseen"], counts) == ([b"yes", None], [1, 7])
@@ -36,3 +34,16 @@ async def test_read_and_count_reads_and_counts_in_one_call(kv: KeyValue) -> None
     assert await kv.read_and_count(["seen"], []) == ([b"yes"], [])
     await asyncio.sleep(0.08)  # the counters expire with the TTL their first count gave them
     assert await kv.read_and_count([], counts[:1]) == ([], [1])
+
+
+async def test_read_and_count_reads_thousands_of_keys(kv: KeyValue) -> None:
+    """A document may name thousands of permits (two cache keys each); Lua's `unpack` alone
+    stops at about 8,000 values."""
+    keys = [f"many:{i}" for i in range(20_000)]
+    await kv.set_many({k: k.encode() for k in keys[::7]}, 60)
+    counts = [Count("many-counter", 1, 60)]
+
+    values, spent = await kv.read_and_count(keys, counts)
+
+    assert values == [k.encode() if i % 7 == 0 else None for i, k in enumerate(keys)]
+    assert spent == [1]
