@@ -12,8 +12,8 @@ connection, 0.83 ms. The difference is the execute path (greenlet hops, result w
 parameter processing per statement), not the database: that latency is the floor of every
 audited request, and under load it is CPU the workers spend per batch.
 
-Every other dialect (SQLite for the embedded mode and the tests) appends through SQLAlchemy
-(`append_in`) on the kept connection.
+Every other database or driver (SQLite for the embedded mode and the tests, PostgreSQL
+through another driver) appends through SQLAlchemy (`append_in`) on the kept connection.
 
 A connection found dead when the head is read (the database restarted, an idle timeout) is
 replaced and the batch tried once more: nothing was written on it. A failure after that point
@@ -120,9 +120,8 @@ class ChainWriter:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._conn: AsyncConnection | None = None
-        self._postgres = (
-            _PostgresStatements(engine.dialect) if engine.dialect.name == "postgresql" else None
-        )
+        asyncpg_driver = (engine.dialect.name, engine.dialect.driver) == ("postgresql", "asyncpg")
+        self._postgres = _PostgresStatements(engine.dialect) if asyncpg_driver else None
 
     async def append(self, events: Sequence[AuditEvent], policy: CheckpointPolicy) -> Batch:
         """Store `events` in one committed transaction; raises `AuditUnavailable` if it cannot."""
