@@ -15,9 +15,10 @@ audited request, and under load it is CPU the workers spend per batch.
 Every other database or driver (SQLite for the embedded mode and the tests, PostgreSQL
 through another driver) appends through SQLAlchemy (`append_in`) on the kept connection.
 
-A connection found dead when the head is read (the database restarted, an idle timeout) is
-replaced and the batch tried once more: nothing was written on it. A failure after that point
-drops the connection and fails the batch, unretried, since its commit may have landed.
+On PostgreSQL, a batch that fails before the head is locked (a connection cut by a database
+restart or an idle timeout shows up there) is tried once more on a fresh connection: nothing
+was written. A failure after that point drops the connection and fails the batch, unretried,
+since its commit may have landed (the group committer reports it as `AuditUnavailable`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ import asyncpg
 from sqlalchemy import Insert, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Compiled, Dialect
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -78,15 +78,6 @@ _WRITE_ALL = (
     .add_cte(_unnested(records, "r_").cte("new_records"))
     .add_cte(_unnested(subjects, "s_").cte("new_subjects"))
 )
-# asyncpg's errors that mean the connection is gone, as opposed to a statement that failed.
-_CONNECTION_LOST = (
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InterfaceError,
-    OSError,
-)
-
-
 class _Positional:
     """A statement compiled for asyncpg, and its parameters in `$n` order."""
 
@@ -124,7 +115,7 @@ class ChainWriter:
         self._postgres = _PostgresStatements(engine.dialect) if asyncpg_driver else None
 
     async def append(self, events: Sequence[AuditEvent], policy: CheckpointPolicy) -> Batch:
-        """Store `events` in one committed transaction; raises `AuditUnavailable` if it cannot."""
+        """Store `events` in one committed transaction, or raise what stopped it."""
         for attempt in (1, 2):
             progress = _Progress()
             try:
@@ -132,17 +123,13 @@ class ChainWriter:
                 if self._postgres is None:
                     return await append_in(conn, events, policy)
                 return await self._append_postgres(conn, events, policy, progress)
-            except (DBAPIError, *_CONNECTION_LOST) as exc:
+            except Exception:
                 await self._drop()
-                lost = isinstance(exc, _CONNECTION_LOST) or (
-                    isinstance(exc, DBAPIError) and exc.connection_invalidated
-                )
-                if attempt == 1 and lost and not progress.locked:
+                # Whatever failed before the head was locked (a dead connection shows up as
+                # several different errors, depending on when asyncpg heard of it), nothing
+                # was written: once more, on a fresh connection.
+                if attempt == 1 and self._postgres is not None and not progress.locked:
                     continue
-                if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
-                    raise AuditUnavailable(
-                        f"audit store unavailable (append): {type(exc).__name__}"
-                    ) from exc
                 raise
             except BaseException:
                 await self._drop()
