@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -137,10 +138,26 @@ return out
 class RedisKeyValue:
     """Redis-backed store; every key carries `prefix`. Errors become KeyValueUnavailable."""
 
-    def __init__(self, client: redis_async.Redis, prefix: str = "hub:") -> None:
+    def __init__(
+        self, client: redis_async.Redis, prefix: str = "hub:", timeout_seconds: float = 1.0
+    ) -> None:
         self._redis = client
         self._prefix = prefix
+        self._timeout = timeout_seconds
         self._read_and_count = client.register_script(_READ_AND_COUNT)
+
+    @asynccontextmanager
+    async def _call(self) -> AsyncIterator[None]:
+        """Each operation within the deadline, and every failure as `KeyValueUnavailable`.
+
+        The deadline is ours rather than redis-py's socket timeout: with one set, redis-py
+        sends every command through `asyncio.wait_for`, a task per command on Python 3.11.
+        """
+        try:
+            async with asyncio.timeout(self._timeout):
+                yield
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise KeyValueUnavailable(str(exc) or type(exc).__name__) from None
 
     @property
     def client(self) -> redis_async.Redis:
@@ -151,61 +168,47 @@ class RedisKeyValue:
         return self._prefix
 
     async def get(self, key: str) -> bytes | None:
-        try:
+        async with self._call():
             value: bytes | None = await self._redis.get(self._prefix + key)  # type: ignore[assignment]
-        except (RedisError, OSError) as exc:
-            raise KeyValueUnavailable(str(exc)) from None
         return value
 
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
         if not keys:
             return []
-        try:
+        async with self._call():
             values: list[bytes | None] = await self._redis.mget(  # type: ignore[assignment]
                 [self._prefix + k for k in keys]
             )
-        except (RedisError, OSError) as exc:
-            raise KeyValueUnavailable(str(exc)) from None
         return values
 
     async def set(self, key: str, value: bytes, ttl_seconds: float | None = None) -> None:
-        try:
+        async with self._call():
             if ttl_seconds:
                 await self._redis.set(self._prefix + key, value, px=int(ttl_seconds * 1000))
             else:
                 await self._redis.set(self._prefix + key, value)
-        except (RedisError, OSError) as exc:
-            raise KeyValueUnavailable(str(exc)) from None
 
     async def set_many(self, items: Mapping[str, bytes], ttl_seconds: float) -> None:
         if not items:
             return
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for key, value in items.items():
-                    pipe.set(self._prefix + key, value, px=int(ttl_seconds * 1000))
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise KeyValueUnavailable(str(exc)) from None
+        async with self._call(), self._redis.pipeline(transaction=False) as pipe:
+            for key, value in items.items():
+                pipe.set(self._prefix + key, value, px=int(ttl_seconds * 1000))
+            await pipe.execute()
 
     async def delete(self, *keys: str) -> None:
         if not keys:
             return
-        try:
+        async with self._call():
             await self._redis.delete(*(self._prefix + k for k in keys))
-        except (RedisError, OSError) as exc:
-            raise KeyValueUnavailable(str(exc)) from None
 
     async def incr(self, key: str, amount: int = 1, ttl_seconds: float | None = None) -> int:
         full = self._prefix + key
-        try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.incrby(full, amount)
-                if ttl_seconds:
-                    pipe.pexpire(full, int(ttl_seconds * 1000), nx=True)
-                result = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise KeyValueUnavailable(str(exc)) from None
+        async with self._call(), self._redis.pipeline(transaction=True) as pipe:
+            pipe.incrby(full, amount)
+            if ttl_seconds:
+                pipe.pexpire(full, int(ttl_seconds * 1000), nx=True)
+            result = await pipe.execute()
         return int(result[0])
 
     async def read_and_count(
@@ -218,17 +221,16 @@ class RedisKeyValue:
         args: list[int] = [len(reads)]
         for count in counts:
             args += [count.amount, max(1, int(count.ttl_seconds * 1000))]
-        try:
+        async with self._call():
             out: list[bytes | int | None] = await self._read_and_count(keys=keys, args=args)
-        except (RedisError, OSError) as exc:
-            raise KeyValueUnavailable(str(exc)) from None
         values = [v if isinstance(v, bytes) else None for v in out[: len(reads)]]
         return values, [int(v or 0) for v in out[len(reads) :]]
 
     async def ping(self) -> bool:
         try:
-            return bool(await self._redis.ping())
-        except (RedisError, OSError):
+            async with self._call():
+                return bool(await self._redis.ping())
+        except KeyValueUnavailable:
             return False
 
     async def close(self) -> None:
@@ -244,11 +246,13 @@ def open_key_value(url: str | None, prefix: str = "hub:") -> KeyValue:
         return MemoryKeyValue()
     # A bounded pool, waited on when busy: a burst of requests reuses a few open connections
     # instead of opening one each at once (a connect storm timed out under load).
+    # No socket timeout: `RedisKeyValue` holds each operation to its own deadline (which also
+    # covers waiting for a connection and opening one), without a task per command.
     pool = redis_async.BlockingConnectionPool.from_url(
         url,
         max_connections=REDIS_CONNECTIONS,
         timeout=2.0,
-        socket_timeout=1.0,
         socket_connect_timeout=2.0,
+        socket_timeout=None,  # redis-py's default is 5 s
     )
-    return RedisKeyValue(redis_async.Redis.from_pool(pool), prefix)
+    return RedisKeyValue(redis_async.Redis.from_pool(pool), prefix, timeout_seconds=3.0)

@@ -65,7 +65,9 @@ class GroupCommitter:
     async def _run(self) -> None:
         while True:
             try:
-                first = await asyncio.wait_for(self._queue.get(), self._idle_seconds)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for makes a task a wait.
+                async with asyncio.timeout(self._idle_seconds):
+                    first = await self._queue.get()
             except TimeoutError:
                 await self._idle()
                 continue

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
-from connectors.kv import Count, KeyValue
+import pytest
+import redis.asyncio as redis_async
+
+from connectors.kv import Count, KeyValue, KeyValueUnavailable, RedisKeyValue
 
 
 async def test_values_expire_after_their_ttl(kv: KeyValue) -> None:
@@ -47,3 +51,27 @@ async def test_read_and_count_reads_thousands_of_keys(kv: KeyValue) -> None:
 
     assert values == [k.encode() if i % 7 == 0 else None for i, k in enumerate(keys)]
     assert spent == [1]
+
+
+async def test_a_redis_that_accepts_and_never_answers_is_unavailable_in_time() -> None:
+    """Each operation has a deadline of its own (the pool has no socket timeout)."""
+    connections: list[asyncio.StreamWriter] = []
+
+    async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)  # read nothing, answer nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    kv = RedisKeyValue(redis_async.Redis(host="127.0.0.1", port=port), timeout_seconds=0.3)
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyValueUnavailable):
+            await kv.read_and_count(["revoked:x"], [Count("rate", 1, 60)])
+        assert time.monotonic() - started < 2.0
+        assert connections  # it did connect: the wait was for the answer
+    finally:
+        await kv.close()
+        server.close()
+        for writer in connections:
+            writer.close()
+        await server.wait_closed()
