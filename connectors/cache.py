@@ -31,7 +31,7 @@ from connectors.records import Permit, PermitEvent
 from connectors.sources import PermitSource
 from connectors.wire import permit_from_wire, permit_to_wire
 
-__all__ = ["CacheStats", "CachedPermitSource"]
+__all__ = ["CacheStats", "CachedPermitSource", "PrimedPermits"]
 
 log = logging.getLogger("connectors.cache")
 
@@ -87,19 +87,35 @@ class CachedPermitSource:
             return []
         return [self._entry(n) for n in numbers] + [self._generation(n) for n in numbers]
 
-    def primed(self, numbers: Sequence[str], values: Sequence[bytes | None]) -> PermitSource:
+    def primed(self, numbers: Sequence[str], values: Sequence[bytes | None]) -> PrimedPermits:
         """This source for one request, with `values` read already for `keys_of(numbers)`.
 
         Those permits are served from `values` (hits, or read through and stored as usual);
         any other permit is read as `permits` reads it.
         """
         if self._ttl <= 0 or not numbers:
-            return self
+            return PrimedPermits(self, {})
         count = len(numbers)
         if len(values) != 2 * count:
             raise ValueError(f"{len(values)} values for the {2 * count} keys of {count} permits")
         read = {n: (values[i], values[count + i]) for i, n in enumerate(numbers)}
-        return _Primed(self, read)
+        return PrimedPermits(self, read)
+
+    def all_hits(
+        self, read: Mapping[str, tuple[bytes | None, bytes | None]]
+    ) -> dict[str, Permit] | None:
+        """The permits of `read` (entry and generation per number), if every one is a hit."""
+        found: dict[str, Permit] = {}
+        for number, (entry, generation) in read.items():
+            permit = self._hit(entry, int(generation or b"0"))
+            if permit is None:
+                return None
+            found[number] = permit
+        with self._tracer.start_as_current_span("cache.permits") as span:
+            span.set_attribute("hub.cache.hits", len(found))
+            span.set_attribute("hub.cache.misses", 0)
+        self.stats.hits += len(found)
+        return found
 
     async def permits(self, numbers: Sequence[str]) -> Mapping[str, Permit]:
         return await self.permits_with(numbers, None)
@@ -196,7 +212,7 @@ class CachedPermitSource:
         return await self._inner.ping()
 
 
-class _Primed:
+class PrimedPermits:
     """`CachedPermitSource.primed`: one request's view, with some entries read already."""
 
     def __init__(
@@ -204,6 +220,18 @@ class _Primed:
     ) -> None:
         self._cache = cache
         self._read = read
+
+    def all_hits(self) -> dict[str, Permit]:
+        """The permits read ahead, decoded now, if every one was a hit (else none of them).
+
+        A request whose permits are all in the cache can then be answered without loading
+        them: no DataLoader batch, no task. Those taken are no longer served by `permits`.
+        """
+        found = self._cache.all_hits(self._read) if self._read else None
+        if not found:
+            return {}
+        self._read.clear()
+        return found
 
     async def permits(self, numbers: Sequence[str]) -> Mapping[str, Permit]:
         if not numbers or any(n not in self._read for n in numbers):

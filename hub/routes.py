@@ -156,12 +156,14 @@ async def graphql_post(request: Request) -> Response:
         elif shared.cost_retry_after is not None:
             outcome = hub.graphql.over_budget(admitted, shared.cost_retry_after, trace_id)
         else:
+            view = hub.permits.primed(numbers, shared.read)
             outcome = await hub.graphql.execute(
                 admitted,
                 graphql_request,
                 trace_id=trace_id,
                 today=dt.date.today(),
-                permits=hub.permits.primed(numbers, shared.read),
+                permits=view,
+                known=view.all_hits(),
             )
         # Never the variables: they carry identity numbers.
         span.update_name(f"graphql {outcome.operation_name or 'anonymous'}")

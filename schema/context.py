@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from connectors.records import Permit
 from observability.audit import AuditLog
-from schema.loaders import Loaders, Sources
+from schema.loaders import Loaders, Sources, note_permits
 from schema.subjects import Touched
 
 __all__ = ["HubContext"]
@@ -22,10 +24,19 @@ class HubContext:
 
     @classmethod
     def for_request(
-        cls, sources: Sources, today: dt.date, audit: AuditLog | None = None
+        cls,
+        sources: Sources,
+        today: dt.date,
+        audit: AuditLog | None = None,
+        known: Mapping[str, Permit] | None = None,
     ) -> HubContext:
+        """`known`: permits already read for this request; its permit loader starts with them
+        (and they count as read, for the audit record)."""
         touched = Touched()
         loaders = Loaders.for_request(sources, touched)
+        if known:
+            loaders.permit.prime_many(dict(known))
+            note_permits(touched, known)
         return cls(
             loaders=loaders, sources=sources, today=today, touched=touched, audit=audit
         )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from strawberry.dataloader import DataLoader
@@ -17,7 +17,7 @@ from connectors.records import Card, Enrollment, Permit, PermitEvent
 from connectors.sources import CardSource, EnrollmentSource, PermitSource
 from schema.subjects import Touched
 
-__all__ = ["Loaders", "Sources"]
+__all__ = ["Loaders", "Sources", "note_permits"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,12 @@ class Sources:
     enrollments: EnrollmentSource
     cards: CardSource
     events: EventBus | None = None  # permit changes, for subscriptions
+
+
+def note_permits(touched: Touched, found: Mapping[str, Permit]) -> None:
+    """What the audit record names when these permits were read for a request."""
+    touched.permits.update(found)
+    touched.employers.update(p.employer.credit_code for p in found.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +52,7 @@ class Loaders:
 
         async def load_permits(numbers: list[str]) -> Sequence[Permit | None]:
             found = await sources.permits.permits(numbers)
-            touched.permits.update(found)
-            touched.employers.update(p.employer.credit_code for p in found.values())
+            note_permits(touched, found)
             return [found.get(n) for n in numbers]
 
         async def load_histories(numbers: list[str]) -> Sequence[tuple[PermitEvent, ...]]:

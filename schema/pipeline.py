@@ -9,7 +9,7 @@ Nothing here runs a resolver before every check has passed, and nothing here imp
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from inspect import isawaitable
 from typing import Any, Literal
@@ -24,6 +24,7 @@ from graphql import (
     subscribe,
 )
 
+from connectors.records import Permit
 from connectors.sources import PermitSource
 from observability.audit import AuditLog
 from schema.arguments import check_arguments, coerce_variables
@@ -159,14 +160,16 @@ class GraphQLService:
         trace_id: str,
         today: dt.date,
         permits: PermitSource | None = None,
+        known: Mapping[str, Permit] | None = None,
     ) -> GraphQLOutcome:
         """Run an admitted request (once its cost is charged: see `admit`).
 
         `permits`: this request's view of the permit source, if the caller has one (the HTTP
-        route's, primed with the cache entries it read with the shared checks).
+        route's, primed with the cache entries it read with the shared checks); `known`: the
+        permits it has already read in full, which the resolvers then get at once.
         """
         sources = self._sources if permits is None else replace(self._sources, permits=permits)
-        context = HubContext.for_request(sources, today, self._audit)
+        context = HubContext.for_request(sources, today, self._audit, known)
         result = await self._execute(admission.prepared, request, context)
         outcome = self._outcome(admission.prepared, request, result, context, trace_id)
         operation = admission.operation

@@ -177,3 +177,24 @@ async def test_an_entry_decoded_before_is_still_dead_once_its_generation_moved(
 
     assert await _batches(simulators) == before + 1
     assert (cache.stats.hits, cache.stats.misses) == (1, 2)
+
+
+async def test_all_hits_only_when_every_permit_read_ahead_is_a_hit(
+    simulators: Simulators, kv: KeyValue
+) -> None:
+    await simulators.reset()
+    numbers = _numbers(simulators, 3, 60)
+    async with httpx.AsyncClient() as client:
+        cache = CachedPermitSource(HttpPermitSource(client, simulators.wms_url), kv, 60)
+        await cache.permits(numbers[:2])
+
+        mixed = cache.primed(numbers, await kv.get_many(cache.keys_of(numbers)))
+        assert mixed.all_hits() == {}  # one is cold: nothing taken, all served as usual
+        assert set(await mixed.permits(numbers)) == set(numbers)
+
+        warm = cache.primed(numbers, await kv.get_many(cache.keys_of(numbers)))
+        hits = warm.all_hits()
+
+    assert hits == await cache.permits(numbers) and set(hits) == set(numbers)
+    assert await _batches(simulators) == 2  # the first read, and the cold one
+    assert (cache.stats.hits, cache.stats.misses) == (2 + 3 + 3, 2 + 1)

@@ -109,3 +109,8 @@ async def test_a_validity_check_on_a_warm_cache_is_one_call_to_redis(
     assert sent.pop("evalsha") == 1
     assert sent.pop("mget") == 1
     assert {name for name, n in sent.items() if n} <= {"incrby", "pexpire"}
+    # Served from what that call read, and audited as a read of the permit all the same.
+    record = await hub.hub.audit.get(response.headers["x-hub-audit-record"])
+    assert record is not None and number in record.subjects
+    employer = simulators.dataset.permits[number].employer.credit_code
+    assert employer in record.subjects
