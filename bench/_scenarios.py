@@ -57,6 +57,7 @@ VALIDITY_PERMITS = 1000
 # that the hub sees the same background whether the card system answers or hangs).
 BACKGROUND_CARD_QUERIES = 20.0
 PROFILE_DIR = ROOT / "var" / "bench"
+TRACING_TURNS = 3  # issue 7: off/on pairs; the ratio printed is their median
 
 
 @dataclass
@@ -576,12 +577,22 @@ async def tracing(cfg: RunConfig, stack: Stack, results: Results) -> None:
                "HUB_TRACING_ENDPOINT": sink_url + "/v1/traces",
                "HUB_TRACING_SAMPLE_RATIO": "1.0"},
     }
-    for mode, env in modes.items():
-        hub = await stack.start_hub("uvicorn", extra_env=env)
-        print(f"hub: validity with tracing {mode} ({hub.label})", flush=True)
-        note = "" if mode == "off" else "sampling 1.0, OTLP/HTTP to a local sink"
-        await _validity_run(cfg, stack, results, f"tracing-{mode}",
-                            f"validity, tracing {mode} ({hub.label})", note)
+    # Off and on in turn, more than once: on this kind of shared machine a run's throughput
+    # drifts by more than tracing costs, and one pair in a fixed order measured the drift too.
+    ratios = []
+    for turn in range(1 if cfg.quick else TRACING_TURNS):
+        rps = {}
+        for mode, env in modes.items():
+            hub = await stack.start_hub("uvicorn", extra_env=env)
+            print(f"hub: validity with tracing {mode} ({hub.label}), turn {turn + 1}", flush=True)
+            note = "" if mode == "off" else "sampling 1.0, OTLP/HTTP to a local sink"
+            figures = await _validity_run(
+                cfg, stack, results, f"tracing-{mode}",
+                f"validity, tracing {mode} ({hub.label}) #{turn + 1}", note,
+            )
+            rps[mode] = figures.rps
+        ratios.append(rps["on"] / rps["off"] if rps["off"] else 0.0)
+    results.extra["tracing_ratios"] = ratios
     await stack.stop_hub()  # flushes the last span batches
     async with httpx.AsyncClient() as client:
         received = (await client.get(sink_url + "/stats")).json()
