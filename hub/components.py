@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import httpx
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import Tracer
+from opentelemetry.trace import NoOpTracerProvider, Tracer
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -99,9 +99,14 @@ class Hub:
         http_timeout = max([timeout, *settings.upstream_timeouts.values()])
         http = new_http_client(http_timeout, settings.upstream_max_connections)
         provider = provider or tracer_provider(settings.tracing_config())
-        tracer = provider.get_tracer("permit-hub")
+        # Tracing off: the API's no-op tracer, which hands on the request's (non-recording)
+        # span as it is, so the trace id still flows; the SDK's would sample, number and
+        # discard a span for each (about 150 function calls a request).
+        traced = settings.tracing_config().enabled
+        tracing: TracerProvider | NoOpTracerProvider = provider if traced else NoOpTracerProvider()
+        tracer = tracing.get_tracer("permit-hub")
         # Client spans for every call to a source system, and `traceparent` sent on to it.
-        HTTPXClientInstrumentor.instrument_client(http, tracer_provider=provider)
+        HTTPXClientInstrumentor.instrument_client(http, tracer_provider=tracing)
         kv = open_key_value(settings.redis_url, settings.redis_prefix)
         bridge = _AuthAuditBridge()
         auth = AuthService(engine, kv, settings.auth_config(), http=http, on_event=bridge)
