@@ -15,7 +15,7 @@ A crash between the two loses one checkpoint; the next one covers its records.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +41,7 @@ from observability.audit._signing import CHECKPOINT_TYP, Signer
 from observability.audit._tables import HEAD_ID, chain_head, checkpoints, records, subjects
 
 __all__ = [
+    "LOCK_HEAD",
     "Batch",
     "ChainHead",
     "CheckpointPolicy",
@@ -49,6 +50,7 @@ __all__ = [
     "claim_checkpoint",
     "ensure_head",
     "extended",
+    "head_of",
     "moved_head",
     "translated",
     "write_checkpoint",
@@ -105,8 +107,15 @@ async def _locked_head(conn: AsyncConnection) -> ChainHead:
         # pysqlite would begin a deferred transaction, whose read lock could deadlock
         # against another process's writer; IMMEDIATE waits for the write lock instead.
         await conn.exec_driver_sql("BEGIN IMMEDIATE")
-    query = select(chain_head).where(chain_head.c.id == HEAD_ID).with_for_update()
-    row = (await conn.execute(query)).mappings().one()
+    return head_of((await conn.execute(LOCK_HEAD)).mappings().one())
+
+
+# The chain's write lock: the one head row, read FOR UPDATE.
+LOCK_HEAD = select(chain_head).where(chain_head.c.id == HEAD_ID).with_for_update()
+
+
+def head_of(row: Mapping[Any, Any]) -> ChainHead:
+    """The head as the `LOCK_HEAD` row gives it."""
     return ChainHead(row["seq"], row["hash"], row["checkpoint_seq"], aware(row["checkpoint_at"]))
 
 

@@ -35,15 +35,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from observability.audit._chain import (
+    LOCK_HEAD,
     Batch,
-    ChainHead,
     CheckpointPolicy,
     append_in,
     extended,
+    head_of,
     moved_head,
 )
 from observability.audit._errors import AuditUnavailable
-from observability.audit._records import AuditEvent, aware, record_to_row
+from observability.audit._records import AuditEvent, record_to_row
 from observability.audit._tables import HEAD_ID, chain_head, records, subjects
 
 __all__ = ["ChainWriter"]
@@ -63,7 +64,6 @@ def _unnested(table: Table, prefix: str) -> Insert:
     return insert(table).from_select(columns, select(*arrays))
 
 
-_LOCK_HEAD = select(chain_head).where(chain_head.c.id == HEAD_ID).with_for_update()
 # The foreign key of the subject index is checked at the end of the statement, when the
 # records are in.
 _WRITE_ALL = (
@@ -78,6 +78,8 @@ _WRITE_ALL = (
     .add_cte(_unnested(records, "r_").cte("new_records"))
     .add_cte(_unnested(subjects, "s_").cte("new_subjects"))
 )
+
+
 class _Positional:
     """A statement compiled for asyncpg, and its parameters in `$n` order."""
 
@@ -94,7 +96,7 @@ class _Positional:
 
 class _PostgresStatements:
     def __init__(self, dialect: Dialect) -> None:
-        self.lock_head = _Positional(_LOCK_HEAD.compile(dialect=dialect))
+        self.lock_head = _Positional(LOCK_HEAD.compile(dialect=dialect))
         self.write_all = _Positional(_WRITE_ALL.compile(dialect=dialect))
 
 
@@ -151,9 +153,7 @@ class ChainWriter:
             progress.locked = True
             if row is None:
                 raise AuditUnavailable("audit store unavailable (append): no chain head")
-            head = ChainHead(
-                row["seq"], row["hash"], row["checkpoint_seq"], aware(row["checkpoint_at"])
-            )
+            head = head_of(row)
             batch = extended(head, events, policy)
             stored = [record_to_row(r) for r in batch.records]
             params = {f"head_{key}": value for key, value in moved_head(head, batch).items()}
