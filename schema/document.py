@@ -49,6 +49,7 @@ class PreparedDocument:
     document: DocumentNode | None
     errors: tuple[GraphQLError, ...]
     uses: tuple[FieldUse, ...]
+    fields: tuple[str, ...] = ()  # "Type.field" of every use with a definition, sorted
 
 
 def document_hash(text: str) -> str:
@@ -103,7 +104,8 @@ def _prepare(
     type_info = TypeInfo(schema)
     collector = _FieldCollector(type_info)
     visit(document, TypeInfoVisitor(type_info, collector))
-    return PreparedDocument(digest, document, (), tuple(collector.uses))
+    fields = tuple(sorted({f"{u.parent}.{u.name}" for u in collector.uses if u.definition}))
+    return PreparedDocument(digest, document, (), tuple(collector.uses), fields)
 
 
 class DocumentCache:

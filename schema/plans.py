@@ -1,0 +1,268 @@
+"""Compiled plans: a checked document answered straight from the permit records it reads.
+
+The hottest requests (a counter checking one permit's validity, an agency checking a list of
+numbers) select a permit's own fields and its holder's, employer's and region's. graphql-core
+spends most of such a request's GraphQL time on machinery the document does not need: a
+resolve info and a strawberry argument conversion per field, awaitable checks, completion per
+value. A plan is compiled once per document and operation when every field it selects reads the
+permit record and nothing else (`_READERS`); it runs only when every permit the request names is
+already in hand (all cache hits), so it never waits, never calls a source system and cannot
+fail. Anything else (fragments, directives, a repeated response key, a field served by another
+source system, a permit not yet read) runs on graphql-core as before.
+
+A plan runs after every check of the request path (policy included): it changes how an
+admitted document is answered, never what may be selected. `tests/schema/test_plans.py` holds
+every plan to graphql-core's answer for the same document and records, byte for byte.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    GraphQLField,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    get_named_type,
+)
+from graphql.execution.values import VariableValues, get_argument_values
+
+from connectors.identifiers import REGIONS
+from connectors.records import Permit
+from schema.document import PreparedDocument
+
+__all__ = ["Plan", "PlanCache"]
+
+# (record, field arguments, today) -> the field's value before serialization.
+Reader = Callable[[Any, Mapping[str, Any], dt.date], Any]
+
+# What a field reads of its parent's record. Each line mirrors the field's resolver in
+# `schema.types`; the plan tests compare both over the whole synthetic dataset.
+_READERS: dict[str, dict[str, Reader]] = {
+    "WorkPermit": {
+        "number": lambda p, a, t: p.number,
+        "status": lambda p, a, t: p.status,
+        "validFrom": lambda p, a, t: p.valid_from,
+        "validUntil": lambda p, a, t: p.valid_until,
+        "isValid": lambda p, a, t: p.is_valid_on(a.get("on") or t),
+        "medium": lambda p, a, t: p.medium,
+        "holder": lambda p, a, t: p.holder,
+        "employer": lambda p, a, t: p.employer,
+        "category": lambda p, a, t: p.category,
+        "position": lambda p, a, t: p.position,
+        "workLocation": lambda p, a, t: p.work_location,
+        "notificationLetterNumber": lambda p, a, t: p.notification_letter_number,
+    },
+    "Foreigner": {
+        "id": lambda f, a, t: f.id,
+        "name": lambda f, a, t: f.name,
+        "nationality": lambda f, a, t: f.nationality,
+        "passportNumber": lambda f, a, t: f.passport_number,
+        "dateOfBirth": lambda f, a, t: f.date_of_birth,
+        "gender": lambda f, a, t: f.gender,
+    },
+    "Employer": {
+        "creditCode": lambda e, a, t: e.credit_code,
+        "name": lambda e, a, t: e.name,
+        "region": lambda e, a, t: e.region,
+    },
+    "Region": {  # its record is the GB/T 2260 code
+        "code": lambda code, a, t: code,
+        "name": lambda code, a, t: REGIONS.get(code),
+    },
+}
+_ROOTS = frozenset({"permit", "permits"})
+
+
+class _Unanswerable(Exception):
+    """The plan cannot give graphql-core's answer for this request: graphql-core runs it."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    key: str  # the response key (alias or name)
+    read: Reader
+    serialize: Callable[[Any], Any] | None  # leaves; None for objects
+    children: tuple[_Field, ...]
+    non_null: bool
+    arguments: tuple[GraphQLField, FieldNode] | None  # when the field takes arguments
+
+
+@dataclass(frozen=True, slots=True)
+class _Root:
+    key: str
+    many: bool  # `permits(numbers:)` rather than `permit(number:)`
+    definition: GraphQLField
+    node: FieldNode
+    children: tuple[_Field, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    roots: tuple[_Root, ...]
+
+    def run(
+        self, variables: VariableValues, known: Mapping[str, Permit], today: dt.date
+    ) -> dict[str, Any] | None:
+        """The `data` of the answer, or None when graphql-core must answer instead."""
+        data: dict[str, Any] = {}
+        try:
+            for root in self.roots:
+                arguments = get_argument_values(root.definition, root.node, variables)
+                if root.many:
+                    data[root.key] = [
+                        _object(_permit(known, n), root.children, variables, today)
+                        for n in arguments["numbers"]
+                    ]
+                else:
+                    permit = _permit(known, arguments["number"])
+                    data[root.key] = _object(permit, root.children, variables, today)
+        except _Unanswerable:
+            return None
+        return data
+
+
+def _permit(known: Mapping[str, Permit], number: object) -> Permit:
+    permit = known.get(str(number))
+    if permit is None:  # not read for this request: only a load can say what it is
+        raise _Unanswerable
+    return permit
+
+
+def _object(
+    record: Any, fields: tuple[_Field, ...], variables: VariableValues, today: dt.date
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields:
+        arguments = get_argument_values(*f.arguments, variables) if f.arguments else {}
+        value = f.read(record, arguments, today)
+        if value is None:
+            if f.non_null:  # graphql-core would answer with an error here
+                raise _Unanswerable
+            out[f.key] = None
+        elif f.serialize is not None:
+            out[f.key] = f.serialize(value)
+        else:
+            out[f.key] = _object(value, f.children, variables, today)
+    return out
+
+
+def _typename(name: str) -> Reader:
+    return lambda record, a, t: name
+
+
+def _compile_fields(
+    parent: GraphQLObjectType, selections: SelectionSetNode
+) -> tuple[_Field, ...] | None:
+    readers = _READERS.get(parent.name)
+    if readers is None:
+        return None
+    fields: list[_Field] = []
+    keys: set[str] = set()
+    for node in selections.selections:
+        if not isinstance(node, FieldNode) or node.directives:
+            return None  # fragments, @skip, @include: merging rules graphql-core applies
+        key = node.alias.value if node.alias else node.name.value
+        if key in keys:
+            return None
+        keys.add(key)
+        name = node.name.value
+        if name == "__typename":
+            fields.append(_Field(key, _typename(parent.name), str, (), True, None))
+            continue
+        read = readers.get(name)
+        definition = parent.fields.get(name)
+        if read is None or definition is None:
+            return None
+        named = get_named_type(definition.type)
+        arguments = (definition, node) if definition.args else None
+        non_null = isinstance(definition.type, GraphQLNonNull)
+        if isinstance(named, GraphQLObjectType):
+            if node.selection_set is None:
+                return None
+            children = _compile_fields(named, node.selection_set)
+            if children is None:
+                return None
+            fields.append(_Field(key, read, None, children, non_null, arguments))
+        else:
+            serialize = getattr(named, "serialize", None)
+            if serialize is None or node.selection_set is not None:
+                return None
+            fields.append(_Field(key, read, serialize, (), non_null, arguments))
+    return tuple(fields)
+
+
+def _compile_root(schema: GraphQLSchema, node: FieldNode) -> _Root | None:
+    query = schema.query_type
+    name = node.name.value
+    if query is None or name not in _ROOTS or node.directives or node.selection_set is None:
+        return None
+    definition = query.fields[name]
+    permit_type = get_named_type(definition.type)
+    if not isinstance(permit_type, GraphQLObjectType):
+        return None
+    many = isinstance(definition.type, GraphQLNonNull) and isinstance(
+        definition.type.of_type, GraphQLList
+    )
+    children = _compile_fields(permit_type, node.selection_set)
+    if children is None:
+        return None
+    key = node.alias.value if node.alias else name
+    return _Root(key, many, definition, node, children)
+
+
+def compile_plan(schema: GraphQLSchema, operation: OperationDefinitionNode) -> Plan | None:
+    """The plan of a validated query operation, or None if graphql-core must run it."""
+    if operation.operation is not OperationType.QUERY or operation.directives:
+        return None
+    roots: list[_Root] = []
+    keys: set[str] = set()
+    for node in operation.selection_set.selections:
+        if not isinstance(node, FieldNode):
+            return None
+        root = _compile_root(schema, node)
+        if root is None or root.key in keys:
+            return None
+        keys.add(root.key)
+        roots.append(root)
+    return Plan(tuple(roots)) if roots else None
+
+
+class PlanCache:
+    """Plans by document and operation (None cached too: most documents have no plan)."""
+
+    def __init__(self, schema: GraphQLSchema, size: int = 1024) -> None:
+        self._schema = schema
+        self._size = size
+        self._plans: dict[tuple[str, int], Plan | None] = {}
+
+    def get(self, prepared: PreparedDocument, operation: OperationDefinitionNode) -> Plan | None:
+        index = _index_of(prepared, operation)
+        key = (prepared.text_hash, index)
+        try:
+            return self._plans[key]
+        except KeyError:
+            pass
+        plan = compile_plan(self._schema, operation)
+        if len(self._plans) >= self._size:
+            self._plans.clear()
+        self._plans[key] = plan
+        return plan
+
+
+def _index_of(prepared: PreparedDocument, operation: OperationDefinitionNode) -> int:
+    """The operation's place in its document (the document hash names the document)."""
+    assert prepared.document is not None
+    for i, definition in enumerate(prepared.document.definitions):
+        if definition is operation:
+            return i
+    raise ValueError("the operation is not one of the document's")
