@@ -136,7 +136,8 @@ def normalised(values: Iterable[str]) -> tuple[str, ...]:
 
 
 def format_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """`%Y-%m-%dT%H:%M:%S.%fZ` in UTC; isoformat writes the same, several times faster."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(value: str) -> datetime:
@@ -150,7 +151,7 @@ def aware(value: datetime) -> datetime:
 
 def chained(event: AuditEvent, seq: int, record_id: str, prev_hash: str) -> AuditRecord:
     """The record `event` becomes at position `seq`, hashed onto `prev_hash`."""
-    record = AuditRecord(
+    record = AuditRecord(  # its hash is set below, before anyone sees it
         seq=seq,
         id=record_id,
         time=event.time.astimezone(UTC),
@@ -171,12 +172,9 @@ def chained(event: AuditEvent, seq: int, record_id: str, prev_hash: str) -> Audi
         embargoed_until=event.embargoed_until,
         prev_hash=prev_hash,
     )
-    return _with_hash(record)
-
-
-def _with_hash(record: AuditRecord) -> AuditRecord:
-    digest = content_digest(record.content())
-    return AuditRecord(**{**record.__dict__, "hash": chain_hash(record.prev_hash, digest)})
+    # Frozen for everyone else; built once rather than copied to add the hash.
+    object.__setattr__(record, "hash", recomputed_hash(record))
+    return record
 
 
 def canonical(value: Mapping[str, Any]) -> bytes:
