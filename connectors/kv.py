@@ -112,27 +112,55 @@ class MemoryKeyValue:
         self._data.clear()
 
 
-# KEYS: the keys read, then the counters; ARGV: how many keys are read, then an amount and a
-# TTL in ms per counter. Returns the values read followed by the counters' new values. One
-# script, so one round trip and one reply for the request path's shared checks; and atomic, so
-# a counter never exists without its expiry. The reads go 1,000 keys per MGET: Lua's `unpack`
-# stops at about 8,000 values, and a page of permits brings two keys each.
+# One call's KEYS are the keys it reads, then its counters; its ARGV are how many keys it reads,
+# how many counters, then an amount and a TTL in ms per counter. The script takes the calls of
+# one batch in turn (ARGV[1] is how many, then each call's ARGV; KEYS are all the calls' keys in
+# order) and returns, per call, the values it read followed by its counters' new values. One
+# script, so one round trip and one reply for the shared checks of every request in the batch;
+# and atomic, so a counter never exists without its expiry. Each call's effects are those of the
+# call alone: its reads, then its counts. The reads go 1,000 keys per MGET: Lua's `unpack` stops
+# at about 8,000 values, and a page of permits brings two keys each.
 _READ_AND_COUNT = """
-local reads = tonumber(ARGV[1])
-local out = {}
-for first = 1, reads, 1000 do
-  local part = redis.call('MGET', unpack(KEYS, first, math.min(first + 999, reads)))
-  for j = 1, #part do out[#out + 1] = part[j] end
+local calls = tonumber(ARGV[1])
+local replies = {}
+local key, arg = 0, 2
+for call = 1, calls do
+  local reads, counts = tonumber(ARGV[arg]), tonumber(ARGV[arg + 1])
+  arg = arg + 2
+  local out = {}
+  for first = key + 1, key + reads, 1000 do
+    local part = redis.call('MGET', unpack(KEYS, first, math.min(first + 999, key + reads)))
+    for j = 1, #part do out[#out + 1] = part[j] end
+  end
+  key = key + reads
+  for _ = 1, counts do
+    key = key + 1
+    local amount = tonumber(ARGV[arg])
+    local value = redis.call('INCRBY', KEYS[key], amount)
+    if value == amount then redis.call('PEXPIRE', KEYS[key], ARGV[arg + 1]) end
+    out[#out + 1] = value
+    arg = arg + 2
+  end
+  replies[call] = out
 end
-for i = reads + 1, #KEYS do
-  local arg = 2 * (i - reads)
-  local amount = tonumber(ARGV[arg])
-  local value = redis.call('INCRBY', KEYS[i], amount)
-  if value == amount then redis.call('PEXPIRE', KEYS[i], ARGV[arg + 1]) end
-  out[#out + 1] = value
-end
-return out
+return replies
 """
+
+# A batch is at most this many calls or keys (a call with more keys goes alone): the script
+# holds Redis while it runs, and a flush with more queued sends several batches at once.
+BATCH_CALLS = 64
+BATCH_KEYS = 4_000
+
+_Reply = list[bytes | int | None]
+
+
+@dataclass(slots=True)
+class _Queued:
+    """One `read_and_count` call waiting for its batch: its keys, its ARGV, its reply."""
+
+    keys: list[str]
+    args: list[int]
+    reply: asyncio.Future[_Reply]
 
 
 class RedisKeyValue:
@@ -145,16 +173,22 @@ class RedisKeyValue:
         self._prefix = prefix
         self._timeout = timeout_seconds
         self._read_and_count = client.register_script(_READ_AND_COUNT)
+        self._queued: list[_Queued] = []  # `read_and_count` calls the next flush sends
+        self._deadline = 0.0  # of the queued calls: the first one's
+        self._sending: set[asyncio.Task[None]] = set()
 
     @asynccontextmanager
-    async def _call(self) -> AsyncIterator[None]:
+    async def _call(self, deadline: float | None = None) -> AsyncIterator[None]:
         """Each operation within the deadline, and every failure as `KeyValueUnavailable`.
 
         The deadline is ours rather than redis-py's socket timeout: with one set, redis-py
         sends every command through `asyncio.wait_for`, a task per command on Python 3.11.
+        It is `timeout_seconds` from now, or `deadline` (loop time) if given.
         """
         try:
-            async with asyncio.timeout(self._timeout):
+            if deadline is None:
+                deadline = asyncio.get_running_loop().time() + self._timeout
+            async with asyncio.timeout_at(deadline):
                 yield
         except (RedisError, OSError, TimeoutError) as exc:
             raise KeyValueUnavailable(str(exc) or type(exc).__name__) from None
@@ -214,17 +248,76 @@ class RedisKeyValue:
     async def read_and_count(
         self, reads: Sequence[str], counts: Sequence[Count]
     ) -> tuple[list[bytes | None], list[int]]:
-        """MGET of `reads` and INCRBY of each count, in one round trip (a cached Lua script)."""
+        """MGET of `reads` and INCRBY of each count, in one round trip (a cached Lua script).
+
+        Calls made before the event loop next runs its callbacks share that round trip: they
+        are queued, and `_flush` sends them as one script call with the effects of each alone.
+        """
         if not reads and not counts:
             return [], []
-        keys = [self._prefix + k for k in reads] + [self._prefix + c.key for c in counts]
-        args: list[int] = [len(reads)]
+        keys = [self._prefix + k for k in reads]
+        keys += [self._prefix + c.key for c in counts]
+        args = [len(reads), len(counts)]
         for count in counts:
             args += [count.amount, max(1, int(count.ttl_seconds * 1000))]
-        async with self._call():
-            out: list[bytes | int | None] = await self._read_and_count(keys=keys, args=args)
+        out = await self._queue(keys, args)
         values = [v if isinstance(v, bytes) else None for v in out[: len(reads)]]
         return values, [int(v or 0) for v in out[len(reads) :]]
+
+    def _queue(self, keys: list[str], args: list[int]) -> asyncio.Future[_Reply]:
+        loop = asyncio.get_running_loop()
+        if not self._queued:
+            self._deadline = loop.time() + self._timeout  # no waiter waits longer than this
+            loop.call_soon(self._flush)
+        call = _Queued(keys, args, loop.create_future())
+        self._queued.append(call)
+        return call.reply
+
+    def _flush(self) -> None:
+        """Send the queued calls: a batch per script call, the batches all at once."""
+        queued, self._queued = self._queued, []
+        batch: list[_Queued] = []
+        size = 0
+        for call in queued:
+            if call.reply.done():  # its waiter was cancelled before it was sent
+                continue
+            if batch and (len(batch) == BATCH_CALLS or size + len(call.keys) > BATCH_KEYS):
+                self._send_soon(batch)
+                batch, size = [], 0
+            batch.append(call)
+            size += len(call.keys)
+        if batch:
+            self._send_soon(batch)
+
+    def _send_soon(self, batch: list[_Queued]) -> None:
+        task = asyncio.get_running_loop().create_task(self._send(batch, self._deadline))
+        self._sending.add(task)  # the loop keeps only a weak reference
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[_Queued], deadline: float) -> None:
+        """One script call for `batch`; every waiter gets its reply or `KeyValueUnavailable`.
+
+        A task of its own rather than run by one of the waiters: a waiter cancelled meanwhile
+        then cancels only its own wait, and the script call runs on to its reply (or to the
+        deadline), so the others get theirs and nothing is left unread on the connection.
+        """
+        failure = "no reply"
+        try:
+            keys = [key for call in batch for key in call.keys]
+            args = [len(batch)]
+            for call in batch:
+                args += call.args
+            async with self._call(deadline):
+                replies: list[_Reply] = await self._read_and_count(keys=keys, args=args)
+            for call, reply in zip(batch, replies, strict=True):
+                if not call.reply.done():
+                    call.reply.set_result(reply)
+        except KeyValueUnavailable as exc:
+            failure = str(exc)
+        finally:
+            for call in batch:
+                if not call.reply.done():
+                    call.reply.set_exception(KeyValueUnavailable(failure))
 
     async def ping(self) -> bool:
         try:
@@ -234,6 +327,7 @@ class RedisKeyValue:
             return False
 
     async def close(self) -> None:
+        await asyncio.gather(*self._sending, return_exceptions=True)
         await self._redis.aclose()
 
 

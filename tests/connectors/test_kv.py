@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as redis_async
 
 from connectors.kv import Count, KeyValue, KeyValueUnavailable, RedisKeyValue
+from tests.services import REDIS_URL
 
 
 async def test_values_expire_after_their_ttl(kv: KeyValue) -> None:
@@ -53,25 +56,133 @@ async def test_read_and_count_reads_thousands_of_keys(kv: KeyValue) -> None:
     assert spent == [1]
 
 
-async def test_a_redis_that_accepts_and_never_answers_is_unavailable_in_time() -> None:
-    """Each operation has a deadline of its own (the pool has no socket timeout)."""
+async def _fifty_concurrent_calls(kv: KeyValue) -> None:
+    """50 calls in one gather, each with reads and counters of its own and one counter shared."""
+    await kv.set("common", b"all")
+    own = {f"own:{i}:{j}": f"{i}.{j}".encode() for i in range(50) for j in range(i % 4)}
+    await kv.set_many(own, 60)
+
+    answers = await asyncio.gather(*(
+        kv.read_and_count(
+            ["common", *(f"own:{i}:{j}" for j in range(3))],
+            [Count("shared", i + 1, 60), Count(f"own-counter:{i}", 100 + i, 60)],
+        )
+        for i in range(50)
+    ))
+
+    for i, (values, (_, own)) in enumerate(answers):
+        assert values == [b"all", *(f"{i}.{j}".encode() if j < i % 4 else None for j in range(3))]
+        assert own == 100 + i
+    # The shared counter's totals are the running sums of the calls taken in some order.
+    totals = sorted((spent[0], i + 1) for i, (_, spent) in enumerate(answers))
+    assert [total - amount for total, amount in totals] == [0] + [t for t, _ in totals[:-1]]
+    assert await kv.get("shared") == str(sum(range(1, 51))).encode()
+
+
+async def test_concurrent_read_and_count_calls_each_get_their_own_answer(kv: KeyValue) -> None:
+    await _fifty_concurrent_calls(kv)
+
+
+@pytest.mark.skipif(REDIS_URL is None, reason="counts the commands Redis receives")
+async def test_concurrent_read_and_count_calls_share_one_script_call(kv: KeyValue) -> None:
+    """Commandstats are the server's: another client's scripts meanwhile would count too."""
+    assert isinstance(kv, RedisKeyValue)
+
+    async def evalsha_calls() -> int:
+        stats = await kv.client.info("commandstats")
+        return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+    await kv.read_and_count(["warm"], [])  # the script is loaded: no NOSCRIPT retry below
+    before = await evalsha_calls()
+    await _fifty_concurrent_calls(kv)
+    assert await evalsha_calls() - before <= 2
+
+
+async def test_concurrent_calls_read_thousands_of_keys_between_them(kv: KeyValue) -> None:
+    """Batched calls still go 1,000 keys per MGET, each from where the previous call's end."""
+    big = [f"big:{i}" for i in range(20_000)]
+    mid = [f"mid:{i}" for i in range(2_500)]
+    stored = {k: k.encode() for k in [*big[::7], *mid[::3], "few:1"]}
+    await kv.set_many(stored, 60)
+    calls = [["few:0", "few:1"], mid, ["few:1"], big, mid[:1_200], ["few:2"]]
+
+    answers = await asyncio.gather(*(
+        kv.read_and_count(reads, [Count(f"counter:{n}", n + 1, 60)])
+        for n, reads in enumerate(calls)
+    ))
+
+    assert answers == [([stored.get(k) for k in reads], [n + 1]) for n, reads in enumerate(calls)]
+
+
+async def test_a_cancelled_waiter_leaves_the_others_answers_right(kv: KeyValue) -> None:
+    """Cancelled before it is queued, before its batch is sent, in flight or after: the others
+    get their own answers, and no reply is left on a connection for a later call to read."""
+    await kv.set_many({"seen": b"yes", "victim": b"victim's"}, 60)
+    for turns in range(12):
+        victim = asyncio.create_task(kv.read_and_count(["victim"], [Count("shared", 1, 60)]))
+        others = [
+            asyncio.create_task(kv.read_and_count(
+                ["seen", f"miss:{i}"], [Count(f"own:{turns}:{i}", i + 1, 60)]
+            ))
+            for i in range(10)
+        ]
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        victim.cancel()
+
+        assert await asyncio.gather(*others) == [([b"yes", None], [i + 1]) for i in range(10)]
+        with contextlib.suppress(asyncio.CancelledError):
+            await victim
+
+    assert await kv.read_and_count(["seen", "victim"], []) == ([b"yes", b"victim's"], [])
+
+
+@contextlib.asynccontextmanager
+async def _silent_redis() -> AsyncIterator[tuple[int, list[asyncio.StreamWriter]]]:
+    """A server that accepts connections and never answers: its port and its connections."""
     connections: list[asyncio.StreamWriter] = []
 
     async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connections.append(writer)  # read nothing, answer nothing
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    kv = RedisKeyValue(redis_async.Redis(host="127.0.0.1", port=port), timeout_seconds=0.3)
-    started = time.monotonic()
     try:
-        with pytest.raises(KeyValueUnavailable):
-            await kv.read_and_count(["revoked:x"], [Count("rate", 1, 60)])
-        assert time.monotonic() - started < 2.0
-        assert connections  # it did connect: the wait was for the answer
+        yield server.sockets[0].getsockname()[1], connections
     finally:
-        await kv.close()
         server.close()
         for writer in connections:
             writer.close()
         await server.wait_closed()
+
+
+async def test_a_redis_that_accepts_and_never_answers_is_unavailable_in_time() -> None:
+    """Each operation has a deadline of its own (the pool has no socket timeout)."""
+    async with _silent_redis() as (port, connections):
+        kv = RedisKeyValue(redis_async.Redis(host="127.0.0.1", port=port), timeout_seconds=0.3)
+        started = time.monotonic()
+        try:
+            with pytest.raises(KeyValueUnavailable):
+                await kv.read_and_count(["revoked:x"], [Count("rate", 1, 60)])
+            assert time.monotonic() - started < 2.0
+            assert connections  # it did connect: the wait was for the answer
+        finally:
+            await kv.close()
+
+
+async def test_every_waiter_on_a_redis_that_never_answers_is_told_in_time() -> None:
+    """70 concurrent calls, so two batches (sent at once, on two connections)."""
+    async with _silent_redis() as (port, connections):
+        kv = RedisKeyValue(redis_async.Redis(host="127.0.0.1", port=port), timeout_seconds=0.3)
+        started = time.monotonic()
+
+        async def refused_after(i: int) -> float:
+            with pytest.raises(KeyValueUnavailable):
+                await kv.read_and_count([f"revoked:{i}"], [Count("rate", 1, 60)])
+            return time.monotonic() - started
+
+        try:
+            waited = await asyncio.gather(*(refused_after(i) for i in range(70)))
+            assert min(waited) > 0.25 and max(waited) < 2.0
+            assert len(connections) == 2
+        finally:
+            await kv.close()
