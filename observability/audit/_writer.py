@@ -2,8 +2,12 @@
 
 On PostgreSQL a batch is four round trips on the asyncpg connection under SQLAlchemy's pooled
 one: BEGIN; lock and read the head; one statement that inserts the records and their subject
-index rows and moves the head (data-modifying CTEs, the values sent as one array per column);
-COMMIT. The statements are SQLAlchemy Core, compiled once for the engine's dialect.
+index rows and moves the head (data-modifying CTEs, the records sent as one JSON document that
+`jsonb_to_recordset` reads into typed columns); COMMIT. The statements are SQLAlchemy Core,
+compiled once for the engine's dialect. One JSON text rather than one array per column:
+asyncpg's encoding of 22 arrays took about 0.3 ms of the hub's CPU per batch (measured with a
+`/tmp` probe: 22 text arrays of 16 values, 354 us a statement against 81 us for the same rows
+as one jsonb and 61 us for `SELECT 1`), and the database reads the JSON in C.
 
 Measured in process against the local PostgreSQL, one event per batch (`/tmp` probe, 300
 batches): through SQLAlchemy's execute with a pool checkout and pre-ping per batch (the
@@ -28,7 +32,8 @@ from contextlib import suppress
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Insert, Table, bindparam, func, insert, select, update
+import orjson
+from sqlalchemy import Insert, Table, Text, bindparam, cast, column, func, insert, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Compiled, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -48,6 +53,21 @@ from observability.audit._records import AuditEvent, record_to_row
 from observability.audit._tables import HEAD_ID, chain_head, records, subjects
 
 __all__ = ["ChainWriter"]
+
+
+def _from_json(table: Table, name: str) -> Insert:
+    """`INSERT INTO table SELECT ... FROM jsonb_to_recordset(:name) AS r(col type, ...)`.
+
+    The statement is the same whatever the number of rows, so it is prepared once, and a
+    batch's rows travel as one text parameter (a JSON array of objects keyed by column).
+    """
+    columns = list(table.c)
+    rows = (
+        func.jsonb_to_recordset(cast(bindparam(name, type_=Text), postgresql.JSONB))
+        .table_valued(*(column(c.name, c.type) for c in columns))
+        .render_derived(name="r", with_types=True)
+    )
+    return insert(table).from_select(columns, select(*(rows.c[c.name] for c in columns)))
 
 
 def _unnested(table: Table, prefix: str) -> Insert:
@@ -75,7 +95,7 @@ _WRITE_ALL = (
         checkpoint_seq=bindparam("head_checkpoint_seq"),
         checkpoint_at=bindparam("head_checkpoint_at"),
     )
-    .add_cte(_unnested(records, "r_").cte("new_records"))
+    .add_cte(_from_json(records, "r_rows").cte("new_records"))
     .add_cte(_unnested(subjects, "s_").cte("new_subjects"))
 )
 
@@ -157,8 +177,7 @@ class ChainWriter:
             batch = extended(head, events, policy)
             stored = [record_to_row(r) for r in batch.records]
             params = {f"head_{key}": value for key, value in moved_head(head, batch).items()}
-            for column in records.c:
-                params[f"r_{column.name}"] = [values[column.name] for values in stored]
+            params["r_rows"] = orjson.dumps(stored).decode()
             index = [(s, r.seq) for r in batch.records for s in r.subjects]
             params["s_subject"] = [subject for subject, _ in index]
             params["s_seq"] = [seq for _, seq in index]
