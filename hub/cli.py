@@ -496,7 +496,7 @@ def _audit_parser(commands: _Commands) -> None:
     prove.add_argument("--output", metavar="FILE", help="default: standard output")
     prove.set_defaults(run=_admin(_audit_prove))
     check = sub.add_parser("check-evidence", help="offline: does evidence vouch for a body?")
-    check.add_argument("--evidence", required=True, metavar="JWS_OR_@FILE")
+    check.add_argument("--evidence", required=True, metavar="EVIDENCE_OR_@FILE")
     check.add_argument("--body", required=True, metavar="FILE")
     check.add_argument("--jwks", required=True, metavar="FILE",
                        help="a JWKS, or a proof from `hub audit prove`")

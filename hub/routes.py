@@ -285,7 +285,8 @@ def _event(
 async def _release(
     request: Request, hub: Hub, caller: _Caller, trace_id: str, outcome: GraphQLOutcome
 ) -> Response:
-    """No audit, no data: the body leaves only once its record is committed."""
+    """No audit, no data: the body leaves only once its record is committed and its evidence
+    (one signature per commit batch, a Merkle path per response) is made."""
     body = orjson.dumps(outcome.body)
     event = _event(
         request,
@@ -303,8 +304,7 @@ async def _release(
     )
     try:
         with hub.tracer.start_as_current_span("audit.append"):
-            record = await hub.audit.append(event)
-        evidence = await hub.audit.make_evidence(record, body)
+            stored = await hub.audit.append_with_evidence(event, body)
     except AuditUnavailable:
         log.error("audit store unavailable; response withheld (trace %s)", trace_id)
         caller.observe(hub, "ERROR", "-", "INTERNAL")
@@ -312,7 +312,7 @@ async def _release(
     roots = ",".join(f for f in outcome.fields if f.startswith(("Query.", "Mutation.")))
     refusal = outcome.error_codes[0] if outcome.status >= 400 and outcome.error_codes else None
     caller.observe(hub, outcome.outcome, roots, refusal)
-    headers = {**outcome.headers, EVIDENCE_HEADER: evidence, RECORD_HEADER: record.id}
+    headers = {**outcome.headers, EVIDENCE_HEADER: stored.evidence, RECORD_HEADER: stored.record.id}
     return Response(
         body, status_code=outcome.status, media_type="application/json", headers=headers
     )

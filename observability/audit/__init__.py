@@ -17,11 +17,12 @@ into one transaction, so many requests pay for one lock and one commit.
 Deleting the tail is caught by the head row and by signed checkpoints (a JWS with the hub's key
 over `(seq, head hash, time)`, every `checkpoint_every` records or `checkpoint_seconds`). Someone
 able to rewrite the database *and* sign with the hub's key defeats any log kept there; the
-evidence JWS that each agency keeps with every response, and exported checkpoints, are the copies
-held outside the hub.
+evidence that each agency keeps with every response (its claims, their Merkle path and the
+batch's signed root) and exported checkpoints are the copies held outside the hub.
 
-No audit, no data: `AuditLog.append` returns only after the commit; on any storage failure it
-raises `AuditUnavailable` and the hub releases nothing (`INTERNAL`, HTTP 503). A commit whose
+No audit, no data: `AuditLog.append` returns only after the commit (`append_with_evidence` only
+after the commit and its batch's signature); on any storage or signing failure it raises
+`AuditUnavailable` and the hub releases nothing (`INTERNAL`, HTTP 503). A commit whose
 acknowledgement is lost may still have stored the record: the log can hold a record for a
 response that was never released, never the reverse.
 
@@ -40,7 +41,7 @@ from observability.audit._evidence import (
     check_proof,
 )
 from observability.audit._export import ExportFormat
-from observability.audit._log import AuditLog, AuditStats
+from observability.audit._log import AuditLog, AuditStats, Evidenced
 from observability.audit._records import AuditEvent, AuditRecord, Kind, Outcome
 from observability.audit._search import AuditFilter, AuditPage
 from observability.audit._signing import LocalSigner, Signer
@@ -59,6 +60,7 @@ __all__ = [
     "AuditUnavailable",
     "EvidenceCheck",
     "EvidenceClaims",
+    "Evidenced",
     "ExportFormat",
     "Kind",
     "LocalSigner",

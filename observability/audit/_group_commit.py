@@ -1,10 +1,12 @@
 """Group commit: one writer task turns the appends waiting at a moment into one transaction.
 
-A request awaits a future; the writer takes everything queued (up to `max_batch`), commits it in
-one transaction and resolves every future with its record, or fails every one of them with
-`AuditUnavailable`. While one batch commits, the next one gathers, so under load the cost of a
-commit (and of the chain lock) is shared by many requests, and with one request it is no slower
-than committing alone. When the queue is idle the writer runs `on_idle` (time-based checkpoints).
+A request awaits a future; the writer takes everything queued (up to `max_batch`) and hands it to
+`commit` (one transaction, then the batch's one evidence signature: see `AuditLog`), which gives
+one outcome per item: the waiter gets its result, or the `AuditUnavailable` its item met. If
+`commit` raises, every waiter gets `AuditUnavailable`. While one batch commits, the next one
+gathers, so under load the cost of a commit (and of the chain lock) is shared by many requests,
+and with one request it is no slower than committing alone. When the queue is idle the writer
+runs `on_idle` (time-based checkpoints).
 """
 
 from __future__ import annotations
@@ -12,24 +14,27 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
 
 from observability.audit._errors import AuditUnavailable
-from observability.audit._records import AuditEvent, AuditRecord
 
-__all__ = ["GroupCommitter"]
+__all__ = ["Commit", "GroupCommitter"]
 
 _log = logging.getLogger("observability.audit")
 
-_Pending = tuple[AuditEvent, "asyncio.Future[AuditRecord]"]
-Commit = Callable[[Sequence[AuditEvent]], Awaitable[Sequence[AuditRecord]]]
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+# One outcome per item, in order: its result, or the error that item alone met.
+Commit = Callable[[Sequence[Item]], Awaitable[Sequence[Result | AuditUnavailable]]]
+_Pending = tuple[Item, "asyncio.Future[Result]"]
 
 
-class GroupCommitter:
+class GroupCommitter(Generic[Item, Result]):
     """A queue and its single writer task."""
 
     def __init__(
         self,
-        commit: Commit,
+        commit: Commit[Item, Result],
         *,
         max_batch: int,
         idle_seconds: float,
@@ -39,7 +44,7 @@ class GroupCommitter:
         self._max_batch = max_batch
         self._idle_seconds = idle_seconds
         self._on_idle = on_idle
-        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Pending[Item, Result] | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -55,11 +60,11 @@ class GroupCommitter:
         await self._task
         self._task = None
 
-    async def submit(self, event: AuditEvent) -> AuditRecord:
+    async def submit(self, item: Item) -> Result:
         if self._closing or self._task is None or self._task.done():
             raise AuditUnavailable("audit log is not running")
-        future: asyncio.Future[AuditRecord] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((event, future))
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((item, future))
         return await future
 
     async def _run(self) -> None:
@@ -77,8 +82,10 @@ class GroupCommitter:
             if stop:
                 return
 
-    def _gather(self, first: _Pending | None) -> tuple[list[_Pending], bool]:
-        batch: list[_Pending] = []
+    def _gather(
+        self, first: _Pending[Item, Result] | None
+    ) -> tuple[list[_Pending[Item, Result]], bool]:
+        batch: list[_Pending[Item, Result]] = []
         item = first
         while item is not None:
             batch.append(item)
@@ -87,17 +94,21 @@ class GroupCommitter:
             item = self._queue.get_nowait()
         return batch, True
 
-    async def _write(self, batch: list[_Pending]) -> None:
+    async def _write(self, batch: list[_Pending[Item, Result]]) -> None:
         try:
-            stored = await self._commit([event for event, _ in batch])
+            outcomes = await self._commit([item for item, _ in batch])
         except Exception as exc:  # every waiter must hear of it, and the writer must go on
             for _, future in batch:
                 if not future.done():
                     future.set_exception(_fresh(exc))
             return
-        for (_, future), record in zip(batch, stored, strict=True):
-            if not future.done():  # the caller may have given up; the record stays
-                future.set_result(record)
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():  # the caller may have given up; the record stays
+                continue
+            if isinstance(outcome, AuditUnavailable):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
 
     async def _idle(self) -> None:
         try:

@@ -1,8 +1,11 @@
 """`AuditLog`: the service the hub holds, one per process, over the shared hub database.
 
-`append` returns only once the record's transaction has committed; the hub releases a response
-after that, never before (no audit, no data). Every storage failure surfaces as
-`AuditUnavailable`, which the hub maps to `INTERNAL` (HTTP 503) and releases nothing.
+`append` returns only once the record's transaction has committed; `append_with_evidence`, for
+a response that leaves with a body, only once its batch's evidence is signed too (one signature
+per batch, in the writer, after the commit). The hub releases a response after that, never
+before (no audit, no data). Every storage or signing failure surfaces as `AuditUnavailable`,
+which the hub maps to `INTERNAL` (HTTP 503) and releases nothing; a record whose evidence could
+not be signed stays committed.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, TextIO
 
 from sqlalchemy import select
@@ -27,10 +30,17 @@ from observability.audit._chain import (
     translated,
     write_checkpoint,
 )
-from observability.audit._errors import AuditQueryError
-from observability.audit._evidence import build_proof, evidence_payload
+from observability.audit._errors import AuditQueryError, AuditUnavailable
+from observability.audit._evidence import (
+    batch_statement,
+    build_proof,
+    evidence_claims,
+    evidence_value,
+    require_logged_body,
+)
 from observability.audit._export import ExportFormat, export_records, stream_records
 from observability.audit._group_commit import GroupCommitter
+from observability.audit._merkle import merkle_tree
 from observability.audit._records import (
     AuditEvent,
     AuditRecord,
@@ -45,7 +55,7 @@ from observability.audit._tables import audit_metadata, checkpoints, records
 from observability.audit._verify import VerifyResult, verify_chain
 from observability.audit._writer import ChainWriter
 
-__all__ = ["AuditLog", "AuditStats"]
+__all__ = ["AuditLog", "AuditStats", "Evidenced"]
 
 _log = logging.getLogger("observability.audit")
 
@@ -58,6 +68,26 @@ class AuditStats:
     commits: int
     failed_commits: int
     checkpoints: int
+
+
+@dataclass(frozen=True)
+class Evidenced:
+    """A committed record, and the `X-Hub-Evidence` value for the response body it logs."""
+
+    record: AuditRecord
+    evidence: str
+
+
+@dataclass(frozen=True)
+class _Append:
+    event: AuditEvent
+    evidence: bool  # its response leaves with a body: a leaf of the batch's evidence tree
+
+
+@dataclass(frozen=True)
+class _Appended:
+    record: AuditRecord
+    evidence: str | None
 
 
 class AuditLog:
@@ -80,7 +110,7 @@ class AuditLog:
         self._commit_timeout = commit_timeout
         # The group committer is the one writer of this process: it keeps its connection.
         self._writer = ChainWriter(engine) if group_commit else None
-        self._group = (
+        self._group: GroupCommitter[_Append, _Appended] | None = (
             GroupCommitter(
                 self._commit,
                 max_batch=max_batch,
@@ -124,12 +154,35 @@ class AuditLog:
 
     async def append(self, event: AuditEvent) -> AuditRecord:
         """Store `event`; returns once committed, else raises `AuditUnavailable`."""
-        if self._group is not None:
-            return await self._group.submit(event)
-        (record,) = await self._commit([event])
-        return record
+        return (await self._submit(_Append(event, evidence=False))).record
 
-    async def _commit(self, events: Sequence[AuditEvent]) -> Sequence[AuditRecord]:
+    async def append_with_evidence(self, event: AuditEvent, body: bytes) -> Evidenced:
+        """Store the event of a response about to leave with `body`, and make its evidence.
+
+        Returns once the record is committed and its batch signed, else raises
+        `AuditUnavailable`. `body` must be the one the event logs (`response_sha256`), else
+        ValueError before anything is stored: evidence never vouches for another body.
+        """
+        require_logged_body(event.response_sha256, body)
+        appended = await self._submit(_Append(event, evidence=True))
+        if appended.evidence is None:  # the writer fails such a waiter instead; never release
+            raise AuditUnavailable("the record was committed without its evidence")
+        return Evidenced(appended.record, appended.evidence)
+
+    async def _submit(self, item: _Append) -> _Appended:
+        if self._group is not None:
+            return await self._group.submit(item)
+        (outcome,) = await self._commit([item])  # without group commit: a batch of one
+        if isinstance(outcome, AuditUnavailable):
+            raise outcome
+        return outcome
+
+    async def _commit(self, items: Sequence[_Append]) -> list[_Appended | AuditUnavailable]:
+        """The writer's step: one transaction, then one signature for the evidence it needs."""
+        records = await self._store([item.event for item in items])
+        return await self._sealed(records, [item.evidence for item in items])
+
+    async def _store(self, events: Sequence[AuditEvent]) -> Sequence[AuditRecord]:
         started = time.perf_counter()
         try:
             async with translated("append"), asyncio.timeout(self._commit_timeout):
@@ -148,6 +201,42 @@ class AuditLog:
             last = batch.records[-1]
             self._spawn_checkpoint(last.seq, last.hash)
         return batch.records
+
+    async def _sealed(
+        self, records: Sequence[AuditRecord], wanted: Sequence[bool]
+    ) -> list[_Appended | AuditUnavailable]:
+        """Each record, with its evidence if it asked for some. The records are committed: if
+        signing fails, they stay, and only the waiters that needed evidence hear of it."""
+        asked = [record for record, wants in zip(records, wanted, strict=True) if wants]
+        if not asked:
+            return [_Appended(record, None) for record in records]
+        try:
+            made = iter(await self._evidence_for(asked))
+        except Exception as exc:  # it must not stop the writer, nor fail the other waiters
+            _log.exception(
+                "audit: evidence for %d committed record(s) from seq %d not signed;"
+                " their responses are withheld", len(asked), asked[0].seq,
+            )
+            return [
+                _unsigned(exc) if wants else _Appended(record, None)
+                for record, wants in zip(records, wanted, strict=True)
+            ]
+        return [
+            _Appended(record, next(made) if wants else None)
+            for record, wants in zip(records, wanted, strict=True)
+        ]
+
+    async def _evidence_for(self, records: Sequence[AuditRecord]) -> list[str]:
+        """One signature over a Merkle root of the records' claims; each gets its path."""
+        leaves = [evidence_claims(record) for record in records]
+        tree = merkle_tree(leaves)
+        statement = batch_statement(tree.root, len(leaves), datetime.now(UTC))
+        async with asyncio.timeout(self._commit_timeout):  # a stuck key store must not stall
+            token = await self._signer.sign_jws(statement, EVIDENCE_TYP)
+        return [
+            evidence_value(token, leaf, index, path)
+            for index, (leaf, path) in enumerate(zip(leaves, tree.paths, strict=True))
+        ]
 
     def _spawn_checkpoint(self, seq: int, head_hash: str) -> None:
         """Sign outside the writer's path; a failure costs one checkpoint, never a request."""
@@ -226,10 +315,6 @@ class AuditLog:
             row = (await conn.execute(query)).mappings().first()
         return record_from_row(row) if row is not None else None
 
-    async def make_evidence(self, record: AuditRecord, response_body: bytes) -> str:
-        """The response header value: a JWS over the body's hash, document hash, id, time."""
-        return await self._signer.sign_jws(evidence_payload(record, response_body), EVIDENCE_TYP)
-
     async def prove(self, record_id: str) -> dict[str, Any]:
         """A self-contained proof that the record is in the signed chain (see `check_proof`)."""
         record = await self.get(record_id)
@@ -262,3 +347,10 @@ class AuditLog:
             "time": format_time(aware(row["time"])),
             "jws": row["jws"],
         }
+
+
+def _unsigned(cause: Exception) -> AuditUnavailable:
+    """One per waiter, like the group committer's (a shared one would pile up tracebacks)."""
+    error = AuditUnavailable(f"audit evidence could not be signed: {type(cause).__name__}")
+    error.__cause__ = cause
+    return error

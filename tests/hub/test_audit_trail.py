@@ -130,6 +130,25 @@ async def test_the_evidence_header_proves_the_body_and_fails_on_one_changed_byte
     assert not check_evidence(evidence, bytes(tampered), jwks).ok
 
 
+async def test_concurrent_responses_each_carry_evidence_for_their_own_body_only(
+    hub: HubClient, simulators: Simulators
+) -> None:
+    query = CHECK.replace("enrollment { ssn }", "")
+    numbers = list(simulators.dataset.permits)[:5]
+    responses = await asyncio.gather(
+        *(hub.graphql("exit-entry-wuhan", query, {"n": n}) for n in numbers)
+    )
+    jwks = (await hub.http.get("/.well-known/jwks.json")).json()
+
+    for i, response in enumerate(responses):
+        evidence = response.headers["x-hub-evidence"]
+        check = check_evidence(evidence, response.content, jwks)
+        assert check.ok, check.reason
+        assert check.claims.record_id == response.headers["x-hub-audit-record"]
+        other = responses[(i + 1) % len(responses)].content
+        assert not check_evidence(evidence, other, jwks).ok
+
+
 SUBJECT_LOG = "query($s: ID!) { subjectAccessLog(subject: $s) { edges { node { clientId } } } }"
 FULL_LOG = "query($s: ID!) { accessLog(filter: {subject: $s}) { edges { node { clientId } } } }"
 

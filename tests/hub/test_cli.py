@@ -198,20 +198,21 @@ async def test_evidence_checks_offline_against_the_proof_and_fails_for_a_changed
 ) -> None:
     body = b'{"data":{"permit":{"status":"VALID"}}}'
     async with admin_services(cli.settings) as hub:
-        record = await hub.audit.append(
+        stored = await hub.audit.append_with_evidence(
             AuditEvent(
                 time=dt.datetime.now(dt.UTC),
                 kind="graphql",
                 outcome="OK",
                 client_id="agency-a",
                 response_sha256=hashlib.sha256(body).hexdigest(),
-            )
+            ),
+            body,
         )
-        evidence = await hub.audit.make_evidence(record, body)
+        record, evidence = stored.record, stored.evidence
         jwks = hub.auth.jwks()
     (tmp_path / "body.json").write_bytes(body)
     (tmp_path / "changed.json").write_bytes(body.replace(b"VALID", b"VALIE"))
-    (tmp_path / "evidence.jws").write_text(evidence + "\n")
+    (tmp_path / "evidence.txt").write_text(evidence + "\n")
     (tmp_path / "jwks.json").write_text(json.dumps(jwks))
 
     proved = await cli("audit", "prove", record.id, "--output", str(tmp_path / "proof.json"))
@@ -232,7 +233,7 @@ async def test_evidence_checks_offline_against_the_proof_and_fails_for_a_changed
         ),
         cli(
             *check,
-            f"@{tmp_path / 'evidence.jws'}",
+            f"@{tmp_path / 'evidence.txt'}",
             "--body",
             str(tmp_path / "body.json"),
             "--jwks",
@@ -243,7 +244,7 @@ async def test_evidence_checks_offline_against_the_proof_and_fails_for_a_changed
         ),
         cli(
             *check,
-            f"@{tmp_path / 'evidence.jws'}",
+            f"@{tmp_path / 'evidence.txt'}",
             "--body",
             str(tmp_path / "changed.json"),
             "--jwks",
