@@ -46,7 +46,7 @@ __all__ = ["Plan", "PlanCache"]
 Reader = Callable[[Any, Mapping[str, Any], dt.date], Any]
 
 # What a field reads of its parent's record. Each line mirrors the field's resolver in
-# `schema.types`; the plan tests compare both over the whole synthetic dataset.
+# `schema.types`; the plan tests compare both on random documents over the synthetic permits.
 _READERS: dict[str, dict[str, Reader]] = {
     "WorkPermit": {
         "number": lambda p, a, t: p.number,
@@ -243,11 +243,11 @@ class PlanCache:
     def __init__(self, schema: GraphQLSchema, size: int = 1024) -> None:
         self._schema = schema
         self._size = size
-        self._plans: dict[tuple[str, int], Plan | None] = {}
+        self._plans: dict[tuple[str, str | None], Plan | None] = {}
 
     def get(self, prepared: PreparedDocument, operation: OperationDefinitionNode) -> Plan | None:
-        index = _index_of(prepared, operation)
-        key = (prepared.text_hash, index)
+        # A validated document names its operations uniquely (or has one, anonymous).
+        key = (prepared.text_hash, operation.name.value if operation.name else None)
         try:
             return self._plans[key]
         except KeyError:
@@ -257,12 +257,3 @@ class PlanCache:
             self._plans.clear()
         self._plans[key] = plan
         return plan
-
-
-def _index_of(prepared: PreparedDocument, operation: OperationDefinitionNode) -> int:
-    """The operation's place in its document (the document hash names the document)."""
-    assert prepared.document is not None
-    for i, definition in enumerate(prepared.document.definitions):
-        if definition is operation:
-            return i
-    raise ValueError("the operation is not one of the document's")
