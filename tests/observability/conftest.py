@@ -8,9 +8,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from observability.audit import AuditEvent, AuditLog, LocalSigner, audit_metadata
+from observability.audit._tables import records
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 PERMITS = ["420100202500000014", "420100202500000022", "420500202500000035"]
@@ -52,6 +54,12 @@ async def intruder(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_async_engine(database_url)
     yield engine
     await engine.dispose()
+
+
+async def record_count(engine: AsyncEngine) -> int:
+    """How many audit records the database holds."""
+    async with engine.connect() as conn:
+        return (await conn.execute(select(func.count()).select_from(records))).scalar_one()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observability.audit import (
@@ -26,8 +25,7 @@ from observability.audit import (
     check_proof,
 )
 from observability.audit._signing import EVIDENCE_TYP
-from observability.audit._tables import records
-from tests.observability.conftest import event
+from tests.observability.conftest import event, record_count
 
 BODY = b'{"data":{"permit":{"number":"420100202500000014","status":"VALID"}}}'
 BATCH_SIZES = [1, 2, 3, 5, 8, 13]
@@ -246,11 +244,6 @@ async def test_format_1_evidence_is_refused_with_a_reason(
     assert "format-1" in (checked.reason or "")
 
 
-async def _count(engine: AsyncEngine) -> int:
-    async with engine.connect() as conn:
-        return (await conn.execute(select(func.count()).select_from(records))).scalar_one()
-
-
 async def test_evidence_is_refused_for_a_body_the_record_did_not_log(
     log: AuditLog, engine: AsyncEngine
 ) -> None:
@@ -260,7 +253,7 @@ async def test_evidence_is_refused_for_a_body_the_record_did_not_log(
         await log.append_with_evidence(logged, BODY + b" ")
     with pytest.raises(ValueError, match="SHA-256"):
         await log.append_with_evidence(event(2, response_sha256=None), BODY)
-    assert await _count(engine) == 0
+    assert await record_count(engine) == 0
 
 
 async def test_concurrent_responses_in_one_batch_share_one_signature(
@@ -338,7 +331,7 @@ async def test_when_signing_fails_the_records_stay_and_only_evidence_waiters_fai
     assert isinstance(outcomes[0], AuditUnavailable)
     assert isinstance(outcomes[2], AuditUnavailable)
     assert not isinstance(outcomes[1], BaseException)
-    assert await _count(engine) == 4
+    assert await record_count(engine) == 4
     assert check_evidence(after.evidence, _body(3), signer.jwks()).ok
     assert (await log.verify()).ok
 
@@ -357,7 +350,7 @@ async def test_without_group_commit_evidence_is_a_batch_of_one(engine: AsyncEngi
     for mine, body in zip(stored, [_body(i) for i in range(3)], strict=True):
         assert _parts(mine.evidence)[2:] == ["0", ""]
         assert check_evidence(mine.evidence, body, signer.jwks()).ok
-    assert await _count(engine) == 4
+    assert await record_count(engine) == 4
 
 
 async def test_proof_shows_the_record_is_in_the_signed_chain(

@@ -12,20 +12,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from observability.audit import AuditLog, AuditRecord, AuditUnavailable, LocalSigner
 from observability.audit._tables import records
-from tests.observability.conftest import event
+from tests.observability.conftest import event, record_count
 from tests.services import database_outage, terminate_sessions
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-async def _count(engine: AsyncEngine) -> int:
-    async with engine.connect() as conn:
-        return (await conn.execute(select(func.count()).select_from(records))).scalar_one()
 
 
 async def test_200_concurrent_appends_share_transactions_and_chain(
@@ -34,7 +29,7 @@ async def test_200_concurrent_appends_share_transactions_and_chain(
     stored = await asyncio.gather(*(log.append(event(i)) for i in range(200)))
 
     assert sorted(r.seq for r in stored) == list(range(1, 201))
-    assert await _count(engine) == 200
+    assert await record_count(engine) == 200
     assert (await log.verify()).ok
     assert log.stats.records == 200
     assert log.stats.commits < 200
@@ -82,7 +77,7 @@ async def test_two_processes_append_to_one_chain(
     )
 
     assert acknowledged == [200, 200]
-    assert await _count(engine) == 400
+    assert await record_count(engine) == 400
     result = await log.verify()
     assert result.ok, result.reason
     assert result.checked == 400
@@ -133,7 +128,7 @@ async def test_store_outage_fails_every_append_and_loses_nothing_acknowledged(
     assert all(isinstance(outcome, AuditUnavailable) for outcome in during)
     assert log.stats.failed_commits >= 1
     acknowledged = {r.id for r in [*before, *after]}
-    assert await _count(impatient_engine) == 40
+    assert await record_count(impatient_engine) == 40
     for record_id in acknowledged:
         assert await log.get(record_id) is not None
     result = await log.verify()
@@ -154,7 +149,7 @@ async def test_sessions_cut_between_batches_fail_no_append(
 
     assert [r.seq for r in [*before, *after]] == list(range(1, 11))
     assert log.stats.failed_commits == 0
-    assert await _count(engine) == 10
+    assert await record_count(engine) == 10
     assert (await log.verify()).ok
 
 
