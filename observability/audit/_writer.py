@@ -133,6 +133,7 @@ class ChainWriter:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._conn: AsyncConnection | None = None
+        self._driver: asyncpg.Connection | None = None  # `_conn`'s, looked up once per connection
         asyncpg_driver = (engine.dialect.name, engine.dialect.driver) == ("postgresql", "asyncpg")
         self._postgres = _PostgresStatements(engine.dialect) if asyncpg_driver else None
 
@@ -167,7 +168,9 @@ class ChainWriter:
     ) -> Batch:
         assert self._postgres is not None
         statements = self._postgres
-        driver: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
+        if self._driver is None:  # SQLAlchemy hands it out through a greenlet: once, not per batch
+            self._driver = (await conn.get_raw_connection()).driver_connection
+        driver: asyncpg.Connection = self._driver
         async with driver.transaction():
             row = await driver.fetchrow(statements.lock_head.sql, *statements.lock_head.args())
             progress.locked = True
@@ -185,13 +188,13 @@ class ChainWriter:
         return batch
 
     async def _drop(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._driver = self._conn, None, None
         if conn is not None:
             with suppress(Exception):
                 await conn.invalidate()
 
     async def close(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._driver = self._conn, None, None
         if conn is not None:
             with suppress(Exception):
                 await conn.close()
