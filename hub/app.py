@@ -36,7 +36,9 @@ def create_app(
         hub = await Hub.open(settings, provider)
         app.state.hub = hub
         # The OAuth routes are bound to this process's AuthService, which exists only from here.
-        app.router.routes[:0] = hub.auth.routes()
+        # After the hub's own: the router tries routes in order, and POST /graphql, the first,
+        # is nearly every request.
+        app.router.routes.extend(hub.auth.routes())
         if on_ready is not None:
             await on_ready(hub)
         try:
