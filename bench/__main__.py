@@ -7,6 +7,7 @@ Scenarios, in the order they run (`--only` takes any of these names):
     ceiling   the load generator against a server that does nothing: its ceiling
     peers     raw Starlette and Apollo Server 5 (npm) answering `validity` from memory
     validity  exit-entry-wuhan checks one permit (the hub as `hub serve` runs it, uvicorn)
+    turns     validity and Apollo Server 5 (same workers) in alternating runs: a fair ratio
     half      validity at half its peak rate, open loop: p99
     batch     `permits` for 500 numbers with enrollment { ssn } and cards { status }
     growth    batch jobs of 50, 500 and 5,000 permits (pages of 500): time per permit
@@ -42,8 +43,8 @@ from bench._report import render
 from bench._stack import Options, open_stack
 from connectors.simulators import generate
 
-SCENARIOS = ("ceiling", "peers", "validity", "half", "batch", "growth", "enroll", "faults",
-             "profile", "servers", "tracing", "audit")
+SCENARIOS = ("ceiling", "peers", "validity", "turns", "half", "batch", "growth", "enroll",
+             "faults", "profile", "servers", "tracing", "audit")
 HUB_SCENARIOS = frozenset(SCENARIOS) - {"ceiling", "peers", "audit"}
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
@@ -124,7 +125,7 @@ async def _run(args: argparse.Namespace, selected: list[str], results: s.Results
                 " cache hits (the WMS-call count in the notes shows it).",
             ]
             steps = {
-                "validity": s.validity, "half": s.half_load, "batch": s.batch,
+                "validity": s.validity, "turns": s.turns, "half": s.half_load, "batch": s.batch,
                 "growth": s.cost_growth, "enroll": s.enroll, "faults": s.card_system_down,
                 "profile": s.profile, "servers": s.servers, "tracing": s.tracing,
             }

@@ -3,10 +3,11 @@
     python -m bench._hub_server --port P [--no-access-log] [--ready-dir DIR]     (uvicorn)
     granian --interface asgi --factory bench._hub_server:granian_app ...         (granian)
 
-`hub serve` has no worker count and binds its port without SO_REUSEPORT, so N of them cannot
-share one port. This module does what `hub serve` does (settings from the environment, JSON
-logging, `hub.app.create_app`, uvicorn at log level "info" with uvicorn's default access log),
-except that it binds a SO_REUSEPORT socket so the harness can start one per core on one port.
+`hub serve --workers N` forks N uvicorn workers from one supervisor, which hides their pids
+and start-up from the harness. This module does what each of those workers does (settings from
+the environment, JSON logging, `hub.app.create_app`, uvicorn at log level "info" with uvicorn's
+default access log), except that it binds a SO_REUSEPORT socket, so that the harness can start
+one per core on one port itself, know when each is ready, and measure each one's CPU.
 Each worker creates `ready-<pid>` in the ready directory once the hub's components are open.
 """
 

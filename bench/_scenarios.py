@@ -58,6 +58,7 @@ VALIDITY_PERMITS = 1000
 BACKGROUND_CARD_QUERIES = 20.0
 PROFILE_DIR = ROOT / "var" / "bench"
 TRACING_TURNS = 3  # issue 7: off/on pairs; the ratio printed is their median
+TURNS = 3  # hub and Apollo validity runs in turn; the ratio printed is the pairs' median
 
 
 @dataclass
@@ -263,18 +264,33 @@ def npm_ci(apollo_dir: Path) -> None:
         raise StartFailed(f"Apollo peer: npm ci failed:\n{output}")
 
 
-async def peers(cfg: RunConfig, procs: Processes, tmp: Path, dataset: Dataset,
-                bodies: list[str], results: Results) -> None:
-    """The raw Starlette and Apollo Server 5 peers, one after the other, then stopped."""
+def _peer_data(tmp: Path, dataset: Dataset) -> Path:
+    """The validity answers the peers serve from memory, for every permit of the dataset."""
     data = tmp / "permits.json"
     data.write_text(json.dumps({
         n: validity_answer(p, dataset.today) for n, p in dataset.permits.items()
     }))
-    sample = json.loads(bodies[0])
-    apollo_dir = ROOT / "bench" / "peers" / "apollo"
+    return data
+
+
+def _node() -> str:
     node = shutil.which("node")
     if node is None:
         raise StartFailed("Apollo peer: node is not installed (Node 20 is needed)")
+    return node
+
+
+def _apollo_argv(node: str, data: Path, workers: int) -> list[str]:
+    return [node, "server.mjs", "--data", str(data), "--workers", str(workers)]
+
+
+async def peers(cfg: RunConfig, procs: Processes, tmp: Path, dataset: Dataset,
+                bodies: list[str], results: Results) -> None:
+    """The raw Starlette and Apollo Server 5 peers, one after the other, then stopped."""
+    data = _peer_data(tmp, dataset)
+    sample = json.loads(bodies[0])
+    apollo_dir = ROOT / "bench" / "peers" / "apollo"
+    node = _node()
     npm_ci(apollo_dir)
     # (key, label, workers, processes started, argv, cwd): the Starlette peer is one uvicorn
     # process per worker on a SO_REUSEPORT port, like the hub; Apollo forks its own workers.
@@ -282,9 +298,9 @@ async def peers(cfg: RunConfig, procs: Processes, tmp: Path, dataset: Dataset,
         ("starlette", f"raw Starlette ({cfg.workers} workers)", cfg.workers, cfg.workers,
          [sys.executable, "-m", "bench.peers.starlette_peer", "--data", str(data)], ROOT),
         ("apollo", f"Apollo Server 5 ({cfg.workers} workers)", cfg.workers, 1,
-         [node, "server.mjs", "--data", str(data), "--workers", str(cfg.workers)], apollo_dir),
-        ("apollo-1", "Apollo Server 5 (1 process)", 1, 1,
-         [node, "server.mjs", "--data", str(data), "--workers", "1"], apollo_dir),
+         _apollo_argv(node, data, cfg.workers), apollo_dir),
+        ("apollo-1", "Apollo Server 5 (1 process)", 1, 1, _apollo_argv(node, data, 1),
+         apollo_dir),
     ]
     for key, label, workers, processes, argv, cwd in peers_to_run:
         print(f"peer: {label}", flush=True)
@@ -346,6 +362,38 @@ async def validity(cfg: RunConfig, stack: Stack, results: Results) -> None:
     print(f"hub: validity ({stack.hub.label}, {cfg.workers} workers)", flush=True)
     await _validity_run(cfg, stack, results, "validity", f"validity ({stack.hub.label})",
                         "closed loop, permit cache warm")
+
+
+async def turns(cfg: RunConfig, stack: Stack, results: Results) -> None:
+    """The hub's validity against Apollo Server 5 (same workers), in alternating runs.
+
+    On this kind of shared machine the throughput of the same server drifts by up to 2x from
+    one minute to the next (seen here: the hub's validity at 1,052 and 1,961 req/s in two runs
+    of the same code ten minutes apart), so a ratio of two runs minutes apart measures the
+    drift as much as the servers. Here Apollo runs beside the hub's stack and the two take
+    turns, Apollo first; the ratio printed is the median of the pairs'.
+    """
+    assert stack.hub is not None
+    apollo_dir = ROOT / "bench" / "peers" / "apollo"
+    npm_ci(apollo_dir)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [*_apollo_argv(_node(), _peer_data(stack.tmp, stack.dataset), cfg.workers),
+            "--port", str(port)]
+    bodies = validity_bodies(stack.dataset)
+    (name,) = await _start_peer(stack.procs, stack.tmp, "apollo-turns", argv, cfg.workers, 1,
+                                apollo_dir, url + "/graphql", json.loads(bodies[0]))
+    await expect_validity(url, stack.dataset, {}, "the Apollo Server 5 peer (turns)")
+    ratios = []
+    for turn in range(1, (2 if cfg.quick else TURNS) + 1):
+        print(f"turn {turn}: Apollo Server 5 ({cfg.workers} workers), then the hub", flush=True)
+        apollo = results.add(f"turn-apollo-{turn}", f"  Apollo Server 5, turn {turn}",
+                             await load(cfg, url, bodies, {}), "validity from memory")
+        hub = await _validity_run(cfg, stack, results, f"turn-hub-{turn}",
+                                  f"  hub validity, turn {turn}", "right after Apollo's run")
+        ratios.append(hub.rps / apollo.rps if apollo.rps else 0.0)
+    await stack.procs.stop(name)
+    results.extra["turn_ratios"] = ratios
 
 
 async def half_load(cfg: RunConfig, stack: Stack, results: Results) -> None:
