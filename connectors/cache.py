@@ -24,13 +24,12 @@ from collections.abc import Mapping, Sequence
 
 import orjson
 from joserfc.jwk import Key
-from opentelemetry.trace import Tracer
+from opentelemetry.trace import NoOpTracer, Tracer
 
 from connectors.kv import KeyValue, KeyValueUnavailable
 from connectors.records import Permit, PermitEvent
 from connectors.sources import PermitSource
 from connectors.wire import permit_from_wire, permit_to_wire
-from observability.tracing import PassThroughTracer
 
 __all__ = ["CacheStats", "CachedPermitSource", "PrimedPermits"]
 
@@ -66,7 +65,7 @@ class CachedPermitSource:
         # and the generation is still checked against the current one on every read.
         self._decoded: dict[bytes, tuple[int, Permit]] = {}
         self._decoded_entries = decoded_entries
-        self._tracer = tracer or PassThroughTracer()
+        self._tracer = tracer or NoOpTracer()
         self._kv = kv
         self._ttl = ttl_seconds
         self.stats = CacheStats()

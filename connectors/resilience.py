@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
-from opentelemetry.trace import Status, StatusCode, Tracer
+from opentelemetry.trace import NoOpTracer, Status, StatusCode, Tracer
 
 from connectors.errors import RegionNotServed, UpstreamTimeout, UpstreamUnavailable, WriteConflict
-from observability.tracing import PassThroughTracer
 
 __all__ = ["BreakerState", "CircuitBreaker", "Guard", "GuardStats", "Policy"]
 
@@ -118,7 +117,7 @@ class Guard:
     ) -> None:
         self.upstream = upstream
         self.policy = policy
-        self.tracer = tracer or PassThroughTracer()
+        self.tracer = tracer or NoOpTracer()
         self.breaker = CircuitBreaker(policy.failure_threshold, policy.open_seconds, clock)
         self._slots = asyncio.Semaphore(policy.max_concurrency)
         self.stats = GuardStats()
