@@ -164,6 +164,9 @@ class HubMetrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
             registry=self.registry,
         )
+        # The request counter's and latency histogram's children, by (client, root fields,
+        # outcome): as many as the counter itself has.
+        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         self._state = _StateCollector()
         self.registry.register(self._state)
 
@@ -192,8 +195,14 @@ class HubMetrics:
         seconds: float,
         refusal: str | None,
     ) -> None:
-        self.requests.labels(client or "-", root_fields or "-", outcome).inc()
-        self.latency.labels(outcome).observe(seconds)
+        key = (client or "-", root_fields or "-", outcome)
+        children = self._children.get(key)
+        if children is None:  # `labels` checks and locks on every call; once per label set here
+            children = self._children[key] = (
+                self.requests.labels(*key), self.latency.labels(outcome)
+            )
+        children[0].inc()
+        children[1].observe(seconds)
         if refusal is not None:
             self.refusals.labels(refusal).inc()
 
