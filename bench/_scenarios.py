@@ -368,9 +368,10 @@ async def turns(cfg: RunConfig, stack: Stack, results: Results) -> None:
     """The hub's validity against Apollo Server 5 (same workers), in alternating runs.
 
     On this kind of shared machine the throughput of the same server drifts by up to 2x from
-    one minute to the next (seen here: the hub's validity at 1,052 and 1,961 req/s in two runs
-    of the same code ten minutes apart), so a ratio of two runs minutes apart measures the
-    drift as much as the servers. Here Apollo runs beside the hub's stack and the two take
+    one minute to the next (seen here in one `make bench`: the hub's validity with tracing off
+    at 1,243 and 1,731 req/s in two runs a minute apart; Apollo's at 3,126 and 7,708 req/s in
+    two runs of the same morning), so a ratio of two runs minutes apart measures the drift as
+    much as the servers. Here Apollo runs beside the hub's stack and the two take
     turns, Apollo first; the ratio printed is the median of the pairs'.
     """
     assert stack.hub is not None
