@@ -14,7 +14,7 @@ Scenarios, in the order they run (`--only` takes any of these names):
     enroll    registerEnrollment writes
     faults    issue 6: validity p50 with the card system hung against all up
     profile   py-spy on one hub worker under validity load
-    servers   validity under uvicorn without its access log, and under granian
+    servers   validity under uvicorn with and without its access log, and granian, in turns
     tracing   issue 7: validity throughput with tracing on (sampling 1.0) against off
     audit     audit group commit against one commit per append (bench/audit_commit.py)
 

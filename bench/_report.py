@@ -59,11 +59,6 @@ def targets(results: Results) -> list[str]:
                     target = (f"  (target >= 0.5: {_mark(ratio >= 0.5)})" if not turns else
                               "  (runs minutes apart: the machine's drift is in it)")
                 lines.append(f"hub validity / {label:30} {ratio:6.2f} x{target}")
-        best = max((k for k in ("validity", "uvicorn-quiet", "granian") if k in f),
-                   key=lambda k: f[k].rps)
-        if best != "validity" and "apollo" in f:
-            lines.append(f"best server ({best}) / Apollo Server 5, same workers"
-                         f"   {f[best].rps / f['apollo'].rps:6.2f} x")
         if "ceiling" in f:
             lines.append(f"generator ceiling / hub validity             "
                          f"{f['ceiling'].rps / hub.rps:6.1f} x   (generator used"
@@ -107,15 +102,17 @@ def targets(results: Results) -> list[str]:
                      f"  (aim >= 0.90: {_mark(ratio >= 0.9)}; median of {len(ratios)} off/on"
                      f" pairs: {each}; sink received {sink.get('posts', '?')} exports,"
                      f" {sink.get('bytes', 0) / 1e6:.1f} MB)")
-    if "granian" in f:
-        for other, label in (("validity", "uvicorn as hub serve"),
-                             ("uvicorn-quiet", "uvicorn, no access log")):
-            ratio = _ratio(results, "granian", other)
-            if ratio is not None:
-                lines.append(f"granian / {label:34} {ratio:6.2f} x")
-    if "uvicorn-quiet" in f:
-        ratio = _ratio(results, "uvicorn-quiet", "validity") or 0.0
-        lines.append(f"uvicorn without / with its access log        {ratio:6.2f} x")
+    servers = results.extra.get("servers")
+    if servers and servers.get("uvicorn"):
+        for key, label in (("granian", "granian / uvicorn as hub serve"),
+                           ("uvicorn-quiet", "uvicorn without / with its access log")):
+            pairs = [a / b for a, b in zip(servers[key], servers["uvicorn"], strict=True) if b]
+            if pairs:
+                each = ", ".join(f"{x:.2f}" for x in pairs)
+                lines.append(f"{label:44} {statistics.median(pairs):6.2f} x"
+                             f"  (median of {len(pairs)} turns: {each})")
+        best = max(servers, key=lambda k: statistics.median(servers[k]))
+        lines.append(f"highest median req/s in turns: {best}")
     audit = results.extra.get("audit")
     if audit:
         for label, group, plain in audit:

@@ -592,13 +592,25 @@ async def profile(cfg: RunConfig, stack: Stack, results: Results) -> None:
 
 
 async def servers(cfg: RunConfig, stack: Stack, results: Results) -> None:
-    """uvicorn (as `hub serve`, with and without its access log) against granian."""
-    for server, access_log, key in (("uvicorn", False, "uvicorn-quiet"),
-                                    ("granian", False, "granian")):
-        hub = await stack.start_hub(server, access_log=access_log)
-        print(f"hub: validity under {hub.label}", flush=True)
-        await _validity_run(cfg, stack, results, key, f"validity ({hub.label})",
-                            "no access log" if server == "granian" else "")
+    """uvicorn as `hub serve` runs it, uvicorn without its access log, and granian, in turns.
+
+    Each turn runs the three one after the other (a fresh hub each), and each ratio printed
+    is the median of the turns': compared with the `validity` run minutes earlier, a ratio
+    would carry the machine's drift (see `turns`).
+    """
+    modes = (("uvicorn", True, "uvicorn"), ("uvicorn", False, "uvicorn-quiet"),
+             ("granian", False, "granian"))
+    rps: dict[str, list[float]] = {key: [] for _, _, key in modes}
+    for turn in range(1, (1 if cfg.quick else TURNS) + 1):
+        for server, access_log, key in modes:
+            hub = await stack.start_hub(server, access_log=access_log)
+            print(f"hub: validity under {hub.label}, turn {turn}", flush=True)
+            figures = await _validity_run(
+                cfg, stack, results, f"{key}-{turn}", f"validity ({hub.label}) #{turn}",
+                "no access log" if server == "granian" else "",
+            )
+            rps[key].append(figures.rps)
+    results.extra["servers"] = rps
 
 
 TRACING_FIELDS = {"tracing", "tracing_exporter", "tracing_endpoint", "tracing_sample_ratio"}
