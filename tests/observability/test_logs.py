@@ -6,8 +6,10 @@ import json
 import logging
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from observability.logs import JsonFormatter, redact
+from observability.logs import _SECRETS, JsonFormatter, _might_hold_secret, redact
 from tests.conftest import HubClient, Simulators
 
 
@@ -25,6 +27,23 @@ def test_redact_masks_tokens_secrets_and_identity_numbers() -> None:
     ):
         assert secret not in line
     assert "420100…" in line  # the region prefix stays, for operators
+
+
+# Pieces of every pattern, their near misses, and the characters regex case folding treats
+# as letters of them (the long s, the Kelvin sign, dotted and dotless i).
+_PIECES = st.sampled_from([
+    "Bearer ", "bEaReR\t", "bearer", "bearer\u00a0", "eyJ", "eyj", "EYJ", "abcdefgh.", "x.y",
+    "secret=", "SECRET=", "client_secret=", "password=", "PassWord=", "\u017fecret=",
+    "pa\u017f\u017fword=", "PA\u017fSWORD=", "420100", "20240012345", "12345678",
+    "42010020240012", "7", "X", "x", " ", "=", ".", "\u212a", "\u0130", "\u0131", "\u0663",
+    "é", "…",
+])
+
+
+@given(st.lists(_PIECES | st.text(max_size=4), max_size=12).map("".join))
+def test_the_quick_check_never_passes_a_line_a_pattern_would_mask(text: str) -> None:
+    if any(pattern.search(text) for pattern, _ in _SECRETS):
+        assert _might_hold_secret(text)
 
 
 async def test_request_logs_are_json_with_trace_and_client_and_no_secrets(
