@@ -112,8 +112,9 @@ def public_key_set(key: Mapping[str, Any]) -> dict[str, Any]:
 class ClientRegistry:
     """Async CRUD over the clients table; small, so that the CLI can wrap each method."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, hasher: _passwords.SecretHasher | None = None) -> None:
         self._engine = engine
+        self._hasher = hasher or _passwords.SecretHasher()
 
     async def add(
         self,
@@ -135,7 +136,7 @@ class ClientRegistry:
         secret = None if jwks or external_issuer else _passwords.new_secret()
         secret_hash = None
         if secret is not None:
-            secret_hash = await anyio.to_thread.run_sync(_passwords.hash_secret, secret)
+            secret_hash = await anyio.to_thread.run_sync(self._hasher.hash, secret)
         now = datetime.now(UTC)
         values = {
             "client_id": client_id,

@@ -78,11 +78,23 @@ class AuthConfig:
     trusted_issuers: tuple[TrustedIssuer, ...] = ()
     accept_scp_claim: bool = False
     accept_scope_array: bool = False
+    # argon2id cost of client secrets (argon2-cffi's defaults, RFC 9106's second choice).
+    secret_hash_time_cost: int = 3
+    secret_hash_memory_kib: int = 65536
+    secret_hash_parallelism: int = 4
 
     def __post_init__(self) -> None:
         if not is_secure_transport(self.issuer):
             raise ValueError("issuer: an https URL (http only on a loopback address)")
         _check_algorithms((self.signing_algorithm,), "signing_algorithm")
+        if not (
+            self.secret_hash_time_cost >= 1
+            and self.secret_hash_parallelism >= 1
+            and self.secret_hash_memory_kib >= 8 * self.secret_hash_parallelism
+        ):
+            raise ValueError(
+                "secret hash cost: time >= 1, parallelism >= 1, memory >= 8 KiB per lane"
+            )
         if self.signing_algorithm not in {"ES256", "ES384", "ES512", "EdDSA"}:
             raise ValueError("signing_algorithm: the key ring generates EC or OKP keys only")
         if len({t.issuer for t in self.trusted_issuers} | {self.issuer}) != (

@@ -74,9 +74,12 @@ class Bridge:
 class OAuthClient(ClientMixin):
     """authlib's view of a registry client; `None` stands for an unknown (claimed) id."""
 
-    def __init__(self, client_id: str, client: Client | None) -> None:
+    def __init__(
+        self, client_id: str, client: Client | None, hasher: _passwords.SecretHasher
+    ) -> None:
         self.client_id = client_id
         self.client = client
+        self._hasher = hasher
         self.live = client is not None and client.enabled
 
     def get_client_id(self) -> str:
@@ -104,7 +107,7 @@ class OAuthClient(ClientMixin):
     def check_client_secret(self, client_secret: str) -> bool:
         # Unknown, disabled and key-only clients still pay one argon2 verification.
         secret_hash = self.client.secret_hash if self.client else None
-        return _passwords.verify_secret(secret_hash, client_secret) and self.live
+        return self._hasher.verify(secret_hash, client_secret) and self.live
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         if not self.live or self.client is None:
@@ -207,9 +210,16 @@ class _Revocation(RevocationEndpoint):
 class OAuthServer(AuthorizationServer):
     """authlib's AuthorizationServer for the client-credentials grant, answering tuples."""
 
-    def __init__(self, config: AuthConfig, generator: HubTokenGenerator, bridge: Bridge) -> None:
+    def __init__(
+        self,
+        config: AuthConfig,
+        generator: HubTokenGenerator,
+        bridge: Bridge,
+        hasher: _passwords.SecretHasher,
+    ) -> None:
         super().__init__(scopes_supported=sorted(SCOPES))
         self._bridge = bridge
+        self._hasher = hasher
         self.register_token_generator("default", generator)
         self.register_grant(_ClientCredentialsGrant)
         self.register_client_auth_method("private_key_jwt", _PrivateKeyJWT(config, bridge))
@@ -217,7 +227,7 @@ class OAuthServer(AuthorizationServer):
 
     def query_client(self, client_id: str) -> OAuthClient:
         client = anyio.from_thread.run(self._bridge.client, client_id)
-        return OAuthClient(client_id, client)
+        return OAuthClient(client_id, client, self._hasher)
 
     def save_token(self, token: dict[str, Any], request: TokenRequest) -> None:
         """JWT access tokens are self-contained: nothing to store."""

@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from auth._issuers import IssuerKeys
+from auth._passwords import SecretHasher
 from auth.clients import Client, ClientRegistry
 from auth.config import AuthConfig
 from auth.errors import InvalidClient, Unauthenticated
@@ -108,7 +109,12 @@ class AuthService:
         self._own_http = http is None and bool(config.trusted_issuers)
         if self._own_http:
             self._http = httpx.AsyncClient()
-        self.registry = ClientRegistry(engine)
+        hasher = SecretHasher(
+            config.secret_hash_time_cost, config.secret_hash_memory_kib,
+            config.secret_hash_parallelism,
+        )
+        self._hasher = hasher
+        self.registry = ClientRegistry(engine, hasher)
         self._clients = _ClientCache(self.registry, config.client_cache_seconds, clock)
         self._ring = KeyRing(engine, config, clock)
         self._denylist = Denylist(kv, config.leeway_seconds, clock)
@@ -118,6 +124,7 @@ class AuthService:
             config,
             self._generator,
             Bridge(self._bridge_client, self._first_use, self._verified_or_none, self._revoke),
+            hasher,
         )
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -176,7 +183,7 @@ class AuthService:
             raise InvalidClient(f"client {client_id!r} cannot receive hub tokens")
         await self._ring.refresh()
         token = self._generator.generate(
-            "client_credentials", OAuthClient(client_id, client), scope=scope,
+            "client_credentials", OAuthClient(client_id, client, self._hasher), scope=scope,
             include_refresh_token=False,
         )
         await self._emit(AuthEvent("token_issued", client_id, "success", detail="method=cli"))

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     accept_scope_array: bool = False
     trusted_issuers: list[TrustedIssuerSettings] = Field(default_factory=list)
     signing_key_max_age_seconds: float = 90 * 86400  # older: /readyz reports it unready
+    # argon2id cost of client secrets; every hash records its own, so lowering it (the
+    # embedded test suite does) leaves the secrets hashed before still verifiable.
+    secret_hash_time_cost: int = 3
+    secret_hash_memory_kib: int = 65536
+    secret_hash_parallelism: int = 4
 
     # Audit log.
     audit_checkpoint_every: int = 1000
@@ -130,6 +135,9 @@ class Settings(BaseSettings):
             token_ttl_seconds=self.token_ttl_seconds,
             accept_scp_claim=self.accept_scp_claim,
             accept_scope_array=self.accept_scope_array,
+            secret_hash_time_cost=self.secret_hash_time_cost,
+            secret_hash_memory_kib=self.secret_hash_memory_kib,
+            secret_hash_parallelism=self.secret_hash_parallelism,
             trusted_issuers=tuple(
                 TrustedIssuer(
                     issuer=t.issuer, jwks_url=t.jwks_url, audience=t.audience,

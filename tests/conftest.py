@@ -34,7 +34,7 @@ from hub.app import create_app
 from hub.components import Hub
 from hub.demo_clients import DEMO_AGENCIES, seed_demo_clients
 from hub.settings import Settings
-from tests.services import REDIS_URL, fresh_database, fresh_key_value
+from tests.services import CHEAP_SECRET_HASH, REDIS_URL, fresh_database, fresh_key_value
 from tests.simulators.servers import serve
 
 AGENCY_REGIONS = ("420100", "420500")
@@ -140,6 +140,7 @@ def hub_settings(
         cards_url=simulators.cards_url,
         agency_databases=simulators.agency_urls,
         issuer="http://127.0.0.1:8000",
+        **CHEAP_SECRET_HASH,
     )
 
 

@@ -20,6 +20,13 @@ from sqlalchemy.engine import make_url
 
 from connectors.kv import KeyValue, MemoryKeyValue, RedisKeyValue
 
+# argon2id at its lowest cost for client secrets: every hub a test starts registers seven
+# clients, and at the production cost (about 0.2 s a hash here) that was most of the suite's
+# time. tests/auth/test_clients.py checks the production default separately.
+CHEAP_SECRET_HASH = {
+    "secret_hash_time_cost": 1, "secret_hash_memory_kib": 1024, "secret_hash_parallelism": 1,
+}
+CHEAP_SECRET_HASH_ENV = {f"HUB_{k.upper()}": str(v) for k, v in CHEAP_SECRET_HASH.items()}
 POSTGRES_URL = os.environ.get("HUB_TEST_DATABASE_URL") or None
 REDIS_URL = os.environ.get("HUB_TEST_REDIS_URL") or None
 

@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from auth import AuthConfig, AuthError, AuthEvent, AuthService
 from connectors.kv import KeyValue
+from tests.services import CHEAP_SECRET_HASH
 
 ISSUER = "https://hub.test"
 AUDIENCE = "https://hub.test/graphql"
@@ -50,6 +51,7 @@ def config(**overrides: Any) -> AuthConfig:
         "key_publish_lead_seconds": 120,
         "key_grace_seconds": 60,
         "key_refresh_seconds": 5,
+        **CHEAP_SECRET_HASH,
     }
     values.update(overrides)
     return AuthConfig(**values)

@@ -20,6 +20,27 @@ async def test_secrets_are_stored_as_argon2_hashes(hub: Hub, exit_entry: Agency)
     assert len(exit_entry.secret) >= 40
 
 
+def test_a_hub_hashes_secrets_at_argon2_defaults_unless_told_otherwise() -> None:
+    """The suite hashes cheaply (tests/services.py); a hub left at its settings does not."""
+    from auth._passwords import SecretHasher
+    from hub.settings import Settings
+
+    config = Settings().auth_config()
+    hasher = SecretHasher(
+        config.secret_hash_time_cost, config.secret_hash_memory_kib,
+        config.secret_hash_parallelism,
+    )
+    stored = hasher.hash("s3cret")
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    # Each hash carries its cost: a hub whose cost was changed still verifies the old ones.
+    cheap = SecretHasher(1, 1024, 1)
+    assert cheap.verify(stored, "s3cret") and not cheap.verify(stored, "s3cret!")
+    assert hasher.verify(cheap.hash("other"), "other")
+    assert not hasher.verify(None, "s3cret")  # an unknown client: a verification, refused
+    with pytest.raises(ValueError, match="secret hash cost"):
+        Settings(secret_hash_memory_kib=4).auth_config()
+
+
 async def test_unknown_scopes_are_refused(hub: Hub) -> None:
     with pytest.raises(RegistryError, match="unknown scopes: permit:everything"):
         await hub.service.add_client("x", "X", ["permit:everything"], ["p"])

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from hub.admin import admin_services
 from hub.settings import Settings
 from observability.audit import AuditEvent
-from tests.services import REDIS_URL
+from tests.services import CHEAP_SECRET_HASH, CHEAP_SECRET_HASH_ENV, REDIS_URL
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -67,13 +67,15 @@ async def cli(database_url: str, tmp_path: Path) -> AsyncIterator[Cli]:
     """The `hub` command against a fresh hub database (and a private Redis prefix)."""
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     settings = Settings(
-        database_url=database_url, redis_url=REDIS_URL, redis_prefix=prefix, data_dir=tmp_path
+        database_url=database_url, redis_url=REDIS_URL, redis_prefix=prefix, data_dir=tmp_path,
+        **CHEAP_SECRET_HASH,
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     env |= {
         "HUB_DATABASE_URL": database_url,
         "HUB_DATA_DIR": str(tmp_path),
         "HUB_REDIS_PREFIX": prefix,
+        **CHEAP_SECRET_HASH_ENV,
     }
     if REDIS_URL is not None:
         env["HUB_REDIS_URL"] = REDIS_URL
