@@ -112,9 +112,9 @@ def public_key_set(key: Mapping[str, Any]) -> dict[str, Any]:
 class ClientRegistry:
     """Async CRUD over the clients table; small, so that the CLI can wrap each method."""
 
-    def __init__(self, engine: AsyncEngine, hasher: _passwords.SecretHasher | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, hasher: _passwords.SecretHasher) -> None:
         self._engine = engine
-        self._hasher = hasher or _passwords.SecretHasher()
+        self._hasher = hasher
 
     async def add(
         self,
