@@ -43,7 +43,7 @@ _WORDS = ("bearer", "secret=", "password=")
 def _might_hold_secret(text: str) -> bool:
     """True whenever a pattern of `_SECRETS` matches somewhere in `text` (and at times when
     none does). ASCII text, every access log line, is checked with substring tests, about a
-    fifth of the combined regex's cost; any other text goes through the regex, since Unicode
+    third of the combined regex's cost; any other text goes through the regex, since Unicode
     case folding (the long s matches "s" there) is the regex's to judge."""
     if not text.isascii():
         return _ANY_SECRET.search(text) is not None

@@ -106,10 +106,13 @@ def current_trace_id(span: Span | None = None) -> str | None:
 class _CurrentSpan:
     """`with` the span that is already current: nothing to attach, end or record."""
 
-    __slots__ = ()
+    __slots__ = ("span",)
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
 
     def __enter__(self) -> Span:
-        return get_current_span()
+        return self.span
 
     def __exit__(
         self,
@@ -118,9 +121,6 @@ class _CurrentSpan:
         traceback: TracebackType | None,
     ) -> None:
         return None
-
-
-_CURRENT = _CurrentSpan()
 
 
 class PassThroughTracer(NoOpTracer):
@@ -136,8 +136,7 @@ class PassThroughTracer(NoOpTracer):
     def start_as_current_span(
         self, name: str, context: Context | None = None, *args: Any, **kwargs: Any
     ) -> Any:
-        if context is None and not args and not kwargs and isinstance(
-            get_current_span(), NonRecordingSpan
-        ):
-            return _CURRENT
+        current = get_current_span()
+        if context is None and not args and not kwargs and isinstance(current, NonRecordingSpan):
+            return _CurrentSpan(current)
         return super().start_as_current_span(name, context, *args, **kwargs)
