@@ -26,13 +26,23 @@ after the commit and its batch's signature); on any storage or signing failure i
 acknowledgement is lost may still have stored the record: the log can hold a record for a
 response that was never released, never the reverse.
 
+No one request can fail another's: every text of an event is bounded when it is made
+(`_bounds`: control characters replaced, each field capped at its column's width), and a batch the
+store still refuses for a record's content is committed in halves until the record(s) at fault
+fail alone (`AuditRejected`, an `AuditUnavailable`) and the rest commit.
+
 Never: import hub, schema, auth or connectors; store response bodies or personal data beyond
 identifiers; update or delete a record.
 """
 
 from __future__ import annotations
 
-from observability.audit._errors import AuditError, AuditQueryError, AuditUnavailable
+from observability.audit._errors import (
+    AuditError,
+    AuditQueryError,
+    AuditRejected,
+    AuditUnavailable,
+)
 from observability.audit._evidence import (
     EvidenceCheck,
     EvidenceClaims,
@@ -56,6 +66,7 @@ __all__ = [
     "AuditPage",
     "AuditQueryError",
     "AuditRecord",
+    "AuditRejected",
     "AuditStats",
     "AuditUnavailable",
     "EvidenceCheck",

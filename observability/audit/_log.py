@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TextIO
@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observability.audit._chain import (
+    Batch,
     CheckpointPolicy,
     append_batch,
     claim_checkpoint,
@@ -30,7 +31,7 @@ from observability.audit._chain import (
     translated,
     write_checkpoint,
 )
-from observability.audit._errors import AuditQueryError, AuditUnavailable
+from observability.audit._errors import AuditQueryError, AuditRejected, AuditUnavailable
 from observability.audit._evidence import (
     batch_statement,
     build_proof,
@@ -49,6 +50,7 @@ from observability.audit._records import (
     format_time,
     record_from_row,
 )
+from observability.audit._rejections import rejection_of
 from observability.audit._search import AuditFilter, AuditPage, search_records
 from observability.audit._signing import EVIDENCE_TYP, Signer
 from observability.audit._tables import audit_metadata, checkpoints, records
@@ -178,8 +180,20 @@ class AuditLog:
         return outcome
 
     async def _commit(self, items: Sequence[_Append]) -> list[_Appended | AuditUnavailable]:
-        """The writer's step: one transaction, then one signature for the evidence it needs."""
-        records = await self._store([item.event for item in items])
+        """The writer's step: one transaction, then one signature for the evidence it needs.
+
+        A batch the store refused for a record's content wrote nothing: it is committed in
+        halves, recursively, so the record(s) at fault fail alone and every other commits, in
+        order, onto the one chain (a batch of n with one bad record: about 2 log2(n) tries).
+        """
+        try:
+            records = await self._store([item.event for item in items])
+        except AuditRejected as rejected:
+            if len(items) == 1:
+                _log.error("audit: the store refused a record; its request fails: %s", rejected)
+                return [rejected]
+            half = len(items) // 2
+            return [*await self._commit(items[:half]), *await self._commit(items[half:])]
         return await self._sealed(records, [item.evidence for item in items])
 
     async def _store(self, events: Sequence[AuditEvent]) -> Sequence[AuditRecord]:
@@ -189,7 +203,7 @@ class AuditLog:
                 if self._writer is not None:
                     batch = await self._writer.append(events, self._policy)
                 else:
-                    batch = await append_batch(self._engine, events, self._policy)
+                    batch = await _rejecting(append_batch(self._engine, events, self._policy))
         except Exception:
             self._failed += 1
             raise
@@ -347,6 +361,17 @@ class AuditLog:
             "time": format_time(aware(row["time"])),
             "jws": row["jws"],
         }
+
+
+async def _rejecting(appending: Awaitable[Batch]) -> Batch:
+    """`appending`'s batch; a failure that is the records' fault raised as `AuditRejected`."""
+    try:
+        return await appending
+    except Exception as exc:
+        rejected = rejection_of(exc)
+        if rejected is None:
+            raise
+        raise rejected from exc
 
 
 def _unsigned(cause: Exception) -> AuditUnavailable:

@@ -9,7 +9,8 @@ agency proving one access learns nothing about anyone else's.
 
 Canonical JSON: sorted keys, no whitespace, UTF-8 (orjson with OPT_SORT_KEYS); times are UTC ISO
 8601 with microseconds and `Z`, dates ISO 8601, list-valued fields sorted and without repeats.
-The record holds identifiers only (client, subjects, hashes), never personal data.
+The record holds identifiers only (client, subjects, hashes), never personal data. An event's
+texts are bounded when it is made (`_bounds`: printable, each field capped at its column's width).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Any, Literal, get_args
 
 import orjson
 from sqlalchemy.engine import RowMapping
+
+from observability.audit._bounds import CAPS, ITEM_CAPS, bounded, bounded_items
 
 __all__ = [
     "GENESIS_HASH",
@@ -72,6 +75,12 @@ class AuditEvent:
             raise ValueError(f"unknown outcome {self.outcome!r}")
         if self.kind not in get_args(Kind):
             raise ValueError(f"unknown kind {self.kind!r}")
+        # Every text bounded here, so no caller can build an event the store would refuse
+        # (frozen for everyone else: set once, before anyone sees the event).
+        for name, cap in CAPS.items():
+            object.__setattr__(self, name, bounded(getattr(self, name), cap))
+        for name, cap in ITEM_CAPS.items():
+            object.__setattr__(self, name, bounded_items(getattr(self, name), cap))
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ On PostgreSQL, a batch that fails before the head is locked (a connection cut by
 restart or an idle timeout shows up there) is tried once more on a fresh connection: nothing
 was written. A failure after that point drops the connection and fails the batch, unretried,
 since its commit may have landed (the group committer reports it as `AuditUnavailable`).
+A batch the database refused for a record's content (`_rejections`) was rolled back: it raises
+`AuditRejected`, keeps the connection, and the caller retries it in parts.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from observability.audit._chain import (
 )
 from observability.audit._errors import AuditUnavailable
 from observability.audit._records import AuditEvent, record_to_row
+from observability.audit._rejections import rejection_of
 from observability.audit._tables import HEAD_ID, chain_head, records, subjects
 
 __all__ = ["ChainWriter"]
@@ -146,7 +149,10 @@ class ChainWriter:
                 if self._postgres is None:
                     return await append_in(conn, events, policy)
                 return await self._append_postgres(conn, events, policy, progress)
-            except Exception:
+            except Exception as exc:
+                rejected = rejection_of(exc)
+                if rejected is not None:  # rolled back, nothing written: the connection stays
+                    raise rejected from exc
                 await self._drop()
                 # Whatever failed before the head was locked (a dead connection shows up as
                 # several different errors, depending on when asyncpg heard of it), nothing
