@@ -160,6 +160,8 @@ class ClientRegistry:
         return await self.get(client_id), secret
 
     async def find(self, client_id: str) -> Client | None:
+        if not _ID.fullmatch(client_id):  # none is registered (a NUL would even fail the query)
+            return None
         async with self._engine.connect() as conn:
             result = await conn.execute(select(clients).where(clients.c.client_id == client_id))
             row = result.mappings().first()

@@ -103,6 +103,11 @@ class Admission:
     permit_numbers: tuple[str, ...] = ()  # named by `permit`/`permits`: read first
 
 
+def _name_of(operation: OperationDefinitionNode) -> str | None:
+    """The operation's name as the document spells it (None if anonymous)."""
+    return operation.name.value if operation.name else None
+
+
 def _refusal(
     errors: list[GraphQLError],
     status: int,
@@ -189,8 +194,8 @@ class GraphQLService:
             sources = self._sources if permits is None else replace(self._sources, permits=permits)
             context = HubContext.for_request(sources, today, self._audit, known)
             result = await self._execute(admission.prepared, request, context)
-            outcome = self._outcome(admission.prepared, request, result, context, trace_id)
-        outcome.operation_name = operation.name.value if operation.name else None
+            outcome = self._outcome(admission.prepared, None, result, context, trace_id)
+        outcome.operation_name = _name_of(operation)
         return outcome
 
     def _planned(
@@ -235,14 +240,14 @@ class GraphQLService:
             prepared.document,
             context_value=context,
             variable_values=request.variables,
-            operation_name=request.operation_name,
+            operation_name=_name_of(operation),
         )
         stream = await started if isawaitable(started) else started
         if isinstance(stream, ExecutionResult):  # the resolver failed before its first event
-            return self._outcome(prepared, request, stream, context, trace_id)
+            return self._outcome(prepared, _name_of(operation), stream, context, trace_id)
         return Subscription(
             prepared=prepared,
-            operation_name=operation.name.value if operation.name else None,
+            operation_name=_name_of(operation),
             context=context,
             results=stream,
             fields=list(prepared.fields),
@@ -253,9 +258,9 @@ class GraphQLService:
     ) -> GraphQLOutcome:
         """One result of a subscription, as `execute` would report it; its subjects only."""
         outcome = self._outcome(
-            subscription.prepared, GraphQLRequest(""), result, subscription.context, trace_id
+            subscription.prepared, subscription.operation_name, result, subscription.context,
+            trace_id,
         )
-        outcome.operation_name = subscription.operation_name
         subscription.context.touched.clear()  # the next event's subjects are its own
         return outcome
 
@@ -286,14 +291,15 @@ class GraphQLService:
             refusal = _refusal([denied], 403, trace_id, prepared, outcome="DENIED")
             refusal.denied = list(decision.denied)
             return refusal
-        if decision.introspection:
-            if subscription:
-                error = BadUserInput("introspection is served over POST /graphql")
-                return _refusal([error], 400, trace_id, prepared)
-            return await self._introspect(prepared, request, scopes, trace_id)
+        if decision.introspection and subscription:
+            error = BadUserInput("introspection is served over POST /graphql")
+            return _refusal([error], 400, trace_id, prepared)
+        # Before introspection too: only a name of the document's may reach an audit record.
         operation = self._operation(prepared, request.operation_name, subscription)
         if isinstance(operation, HubError):
             return _refusal([operation], 400, trace_id, prepared)
+        if decision.introspection:
+            return await self._introspect(prepared, request, operation, scopes, trace_id)
         try:
             variables = coerce_variables(
                 self._graphql_schema, operation.variable_definitions, request.variables or {}
@@ -312,6 +318,7 @@ class GraphQLService:
         self,
         prepared: PreparedDocument,
         request: GraphQLRequest,
+        operation: OperationDefinitionNode,
         scopes: frozenset[str],
         trace_id: str,
     ) -> GraphQLOutcome:
@@ -327,14 +334,12 @@ class GraphQLService:
         if visible is None:
             nothing = Forbidden("this client may read no field of the schema")
             return _refusal([nothing], 403, trace_id, prepared, outcome="DENIED")
+        name = _name_of(operation)
         result = execute(
-            visible,
-            prepared.document,
-            variable_values=request.variables,
-            operation_name=request.operation_name,
+            visible, prepared.document, variable_values=request.variables, operation_name=name
         )
         assert isinstance(result, ExecutionResult)
-        return self._outcome(prepared, request, result, None, trace_id)
+        return self._outcome(prepared, name, result, None, trace_id)
 
     def _operation(
         self, prepared: PreparedDocument, name: str | None, subscription: bool
@@ -373,7 +378,7 @@ class GraphQLService:
     def _outcome(
         self,
         prepared: PreparedDocument,
-        request: GraphQLRequest,
+        operation_name: str | None,
         result: ExecutionResult,
         context: HubContext | None,
         trace_id: str,
@@ -391,7 +396,7 @@ class GraphQLService:
             status=200,
             outcome=outcome,
             document_hash=prepared.text_hash,
-            operation_name=request.operation_name,
+            operation_name=operation_name,  # the document's, never the request's text
             fields=list(prepared.fields),
             subjects=context.touched.subjects() if context else [],
             error_codes=sorted({code_of(e) for e in result.errors or []} | item_errors),
