@@ -1,17 +1,23 @@
 """The audit event of one access, whichever door it came in by (POST /graphql, the permit
 events route, a GraphQL subscription): who, for what purpose, from where, and a digest of what
-was answered. Every such event is appended before the answer is released."""
+was answered. Every such event is appended before the answer is released.
+
+"From where" is the peer's IP address, or the client's as a proxy in `HUB_TRUSTED_PROXIES`
+forwarded it (uvicorn rewrites the peer then); anything that is not an IP address is recorded
+as unknown (None), never as the text it was.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import ipaddress
 from typing import Any
 
 from auth import Principal
 from observability.audit import AuditEvent, Kind, Outcome
 
-__all__ = ["access_event"]
+__all__ = ["access_event", "client_address_of"]
 
 
 def access_event(
@@ -34,8 +40,22 @@ def access_event(
         agency=principal.agency if principal else None,
         purpose=purpose,
         trace_id=trace_id,
-        client_address=client_address,
+        client_address=client_address_of(client_address),
         response_sha256=hashlib.sha256(body).hexdigest(),
         embargoed_until=principal.embargoed_until if principal else None,
         **fields,
     )
+
+
+def client_address_of(host: str | None) -> str | None:
+    """`host` as an IP address in its canonical form, or None if it is not one."""
+    if not host or len(host) > 64:  # the longest IPv6 text is 45 characters
+        return None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        # A dual-stack socket's IPv4 peer as itself; a zone id is free text: not recorded.
+        address = address.ipv4_mapped or ipaddress.IPv6Address(int(address))
+    return str(address)

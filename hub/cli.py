@@ -54,6 +54,8 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=not args.no_access_log,
         log_level="info",
         log_config=None,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.forwarded_allow_ips(),
     )
     return 0
 

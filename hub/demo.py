@@ -101,6 +101,7 @@ async def run_demo(host: str, port: int, data_dir: Path, seed: int, foreigners: 
             new_server(
                 create_app(settings, _seeder(demo_dir / "clients.json", wms_app, hub_url)),
                 log_level="info",
+                forwarded_allow_ips=settings.forwarded_allow_ips(),
             ),
             hub_sock,
         ),

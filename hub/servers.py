@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -23,10 +24,17 @@ def port_of(sock: socket.socket) -> int:
 
 
 def new_server(
-    app: ASGIApp, *, log_level: str = "warning", access_log: bool = False
+    app: ASGIApp,
+    *,
+    log_level: str = "warning",
+    access_log: bool = False,
+    forwarded_allow_ips: Sequence[str] = (),
 ) -> uvicorn.Server:
+    """`forwarded_allow_ips`: the proxies whose X-Forwarded-* headers are believed (none by
+    default; uvicorn's own default believes any local process)."""
     # log_config=None: uvicorn's loggers propagate to the root JSON handler (observability.logs)
     config = uvicorn.Config(
-        app, log_level=log_level, access_log=access_log, lifespan="on", log_config=None
+        app, log_level=log_level, access_log=access_log, lifespan="on", log_config=None,
+        proxy_headers=bool(forwarded_allow_ips), forwarded_allow_ips=list(forwarded_allow_ips),
     )
     return uvicorn.Server(config)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, IPvAnyNetwork
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from auth import AuthConfig, TrustedIssuer
@@ -103,7 +103,15 @@ class Settings(BaseSettings):
     tracing_endpoint: str | None = None
     tracing_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
 
+    # Proxies whose X-Forwarded-For/-Proto the server believes (addresses or CIDR networks);
+    # empty: none, the peer's address is the client's.
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
+
     demo: bool = False
+
+    def forwarded_allow_ips(self) -> list[str]:
+        """`trusted_proxies` as uvicorn's `forwarded_allow_ips`."""
+        return [str(network) for network in self.trusted_proxies]
 
     def tracing_config(self) -> TracingConfig:
         return TracingConfig(

@@ -356,11 +356,17 @@ FORWARDED = {
 async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(
     simulators: Simulators, database_url: str, tmp_path: Path, trusted: str | None
 ) -> None:
+    """`hub serve` as an operator starts it: by default X-Forwarded-For from 127.0.0.1 is
+    ignored; with 127.0.0.1 trusted, only a valid IP address from it is recorded. Hostile
+    values sent alongside another client's permit queries cost those nothing."""
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     settings = hub_settings(simulators, database_url, tmp_path, prefix)
+    async with admin_services(settings) as admin:  # migrated and seeded before it starts
+        seeded = await seed_demo_clients(admin.auth)
+    secret = next(str(c["client_secret"]) for c in seeded if c["client_id"] == VICTIM)
     env = _serve_env(simulators, database_url, tmp_path, settings, prefix)
     env.pop("HUB_TRUSTED_PROXIES", None)
-    env.pop("FORWARDED_ALLOW_IPS", None)
+    env.pop("FORWARDED_ALLOW_IPS", None)  # uvicorn's own variable must not matter
     if trusted is not None:
         env["HUB_TRUSTED_PROXIES"] = trusted
     port = _free_port()
@@ -370,25 +376,49 @@ async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(
     )
     url = f"http://127.0.0.1:{port}"
     traces: dict[str, str | None] = {}
+
+    async def forwarded(sent: str, expected: str | None) -> int:
+        trace_id = uuid.uuid4().hex
+        traces[trace_id] = expected if trusted else "127.0.0.1"
+        response = await client.post(
+            url + "/graphql",
+            json={"query": "{ __typename }"},
+            headers={
+                "x-forwarded-for": sent.encode("latin-1"),
+                "traceparent": f"00-{trace_id}-{'1' * 16}-01",
+            },
+        )
+        return response.status_code
+
+    async def victim(number: str, token: str) -> int:
+        response = await client.post(
+            url + "/graphql",
+            json={"query": PERMIT, "variables": {"n": number}},
+            headers={"authorization": f"Bearer {token}", "x-purpose-of-use": _purpose(VICTIM)},
+        )
+        return response.status_code
+
     try:
         await _wait_healthy(url, process)
         async with httpx.AsyncClient(timeout=30) as client:
-            for sent, expected in FORWARDED.items():
-                trace_id = uuid.uuid4().hex
-                response = await client.post(
-                    url + "/graphql",
-                    json={"query": "{ __typename }"},
-                    headers={
-                        "x-forwarded-for": sent.encode("latin-1"),
-                        "traceparent": f"00-{trace_id}-{'1' * 16}-01",
-                    },
+            token = (
+                await client.post(
+                    url + "/oauth/token", data={"grant_type": "client_credentials"},
+                    auth=(VICTIM, secret),
                 )
-                assert response.status_code == 401
-                traces[trace_id] = expected if trusted else "127.0.0.1"
+            ).json()["access_token"]
+            attacks, victims = await asyncio.gather(
+                asyncio.gather(*(forwarded(*pair) for pair in FORWARDED.items() for _ in "123")),
+                asyncio.gather(
+                    *(victim(n, token) for n in sorted(simulators.dataset.permits)[:30])
+                ),
+            )
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), timeout=20)
         await _drop_prefix(prefix)
+    assert set(attacks) == {401}
+    assert victims == [200] * 30
     async with admin_services(settings) as admin:
         for trace_id, expected in traces.items():
             page = await admin.audit.search(
@@ -398,4 +428,3 @@ async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(
             [record] = page.records
             assert record.client_address == expected, trace_id
         assert (await admin.audit.verify()).ok
-
