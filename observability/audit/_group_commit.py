@@ -2,8 +2,9 @@
 
 A request awaits a future; the writer takes everything queued (up to `max_batch`) and hands it to
 `commit` (one transaction, then the batch's one evidence signature: see `AuditLog`), which gives
-one outcome per item: the waiter gets its result, or the `AuditUnavailable` its item met. If
-`commit` raises, every waiter gets `AuditUnavailable`. While one batch commits, the next one
+one outcome per item: the waiter gets its result, or the `AuditUnavailable` its item met (a
+record the store refuses is one such item: `AuditLog` commits the rest around it). If `commit`
+raises, every waiter gets `AuditUnavailable`. While one batch commits, the next one
 gathers, so under load the cost of a commit (and of the chain lock) is shared by many requests,
 and with one request it is no slower than committing alone. When the queue is idle the writer
 runs `on_idle` (time-based checkpoints).
