@@ -24,7 +24,9 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 
-__all__ = ["CAPS", "ELLIPSIS", "ITEM_CAPS", "REPLACEMENT", "bounded", "bounded_items"]
+__all__ = [
+    "CAPS", "ELLIPSIS", "ITEM_CAPS", "REPLACEMENT", "bounded", "bounded_items", "within",
+]
 
 REPLACEMENT = "\ufffd"
 ELLIPSIS = "\u2026"
@@ -47,13 +49,18 @@ ITEM_CAPS: dict[str, int] = {"fields": 256, "subjects": 64, "denied": 256, "erro
 _UNSAFE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
+def within(value: object, cap: int) -> bool:
+    """Is `value` a text `bounded` would leave as it is?"""
+    return type(value) is str and len(value) <= cap and value.isprintable()
+
+
 def bounded(value: str | None, cap: int) -> str | None:
     """`value` printable and at most `cap` characters (see the module's rules)."""
     if value is None:
         return None
     if not isinstance(value, str):  # a caller's bug must not become an unhashable record
         value = str(value)
-    if len(value) <= cap and value.isprintable():
+    if within(value, cap):
         return value
     cut = value[:cap] if len(value) <= cap else value[: cap - 1]
     safe = "".join(REPLACEMENT if unicodedata.category(c) in _UNSAFE else c for c in cut)

@@ -25,7 +25,7 @@ from typing import Any, Literal, get_args
 import orjson
 from sqlalchemy.engine import RowMapping
 
-from observability.audit._bounds import CAPS, ITEM_CAPS, bounded, bounded_items
+from observability.audit._bounds import CAPS, ITEM_CAPS, bounded, bounded_items, within
 
 __all__ = [
     "GENESIS_HASH",
@@ -45,6 +45,8 @@ Kind = Literal["graphql", "token", "admin", "audit_read", "event", "subscription
 
 GENESIS_HASH = "0" * 64
 _LIST_FIELDS = ("fields", "subjects", "denied", "error_codes")
+_TEXT_CAPS = tuple(CAPS.items())
+_ITEM_CAPS = tuple(ITEM_CAPS.items())
 
 
 @dataclass(frozen=True)
@@ -76,11 +78,16 @@ class AuditEvent:
         if self.kind not in get_args(Kind):
             raise ValueError(f"unknown kind {self.kind!r}")
         # Every text bounded here, so no caller can build an event the store would refuse
-        # (frozen for everyone else: set once, before anyone sees the event).
-        for name, cap in CAPS.items():
-            object.__setattr__(self, name, bounded(getattr(self, name), cap))
-        for name, cap in ITEM_CAPS.items():
-            object.__setattr__(self, name, bounded_items(getattr(self, name), cap))
+        # (frozen for everyone else: replaced once, before anyone sees the event). Every
+        # request makes one: the usual, harmless values are only looked at.
+        for name, cap in _TEXT_CAPS:
+            value = getattr(self, name)
+            if value is not None and not within(value, cap):
+                object.__setattr__(self, name, bounded(value, cap))
+        for name, cap in _ITEM_CAPS:
+            values = getattr(self, name)
+            if not all(within(value, cap) for value in values):
+                object.__setattr__(self, name, bounded_items(values, cap))
 
 
 @dataclass(frozen=True)
