@@ -85,6 +85,15 @@ def _filtered(query: Select[tuple[object, ...]], where: AuditFilter) -> Select[t
     return query
 
 
+def _unstorable(where: AuditFilter) -> bool:
+    """Does a filter name a text no record can hold? (A NUL: PostgreSQL refuses the query.)"""
+    texts = (
+        where.subject, where.client_id, where.agency, where.purpose, where.operation,
+        where.trace_id,
+    )
+    return any(text is not None and "\x00" in text for text in texts)
+
+
 def _utc(value: datetime) -> datetime:
     """Stored times are UTC (SQLite keeps no offset), so compare in UTC; naive means UTC."""
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
@@ -101,6 +110,8 @@ async def search_records(
 ) -> AuditPage:
     if not 1 <= first <= MAX_PAGE:
         raise AuditQueryError(f"first must be between 1 and {MAX_PAGE}")
+    if _unstorable(where):
+        return AuditPage((), (), None, False)
     query = _filtered(select(records), where).order_by(records.c.seq.desc()).limit(first + 1)
     if after is not None:
         query = query.where(records.c.seq < decode_cursor(after))
