@@ -1,0 +1,82 @@
+"""Throttling of failed client authentication, shared by every hub instance.
+
+Failures are counted per claimed client id and per client address in fixed one-minute windows
+in the shared key-value store (Redis in production), so an attacker cannot spread attempts over
+instances. Once either count reaches the limit, further attempts in that window are refused
+before any secret is hashed. An address from which a client has authenticated recently stays
+exempt from that client's id count, so an attacker hammering a known id does not lock the agency
+out of its own address; the address count still applies to it.
+
+Never: store a client id, an address or a secret in a key (keys carry digests).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from connectors.kv import KeyValue
+
+__all__ = ["FailureThrottle", "Throttled"]
+
+_WINDOW_SECONDS = 60
+_KNOWN_ADDRESS_SECONDS = 7 * 86400
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Throttled:
+    """The attempt is refused; the caller may try again after `retry_after` seconds."""
+
+    retry_after: int
+    by: str  # "address" or "client"
+
+
+class FailureThrottle:
+    def __init__(self, kv: KeyValue, per_minute: int, clock: Callable[[], float]) -> None:
+        self._kv = kv
+        self._limit = per_minute
+        self._clock = clock
+
+    def _window(self) -> tuple[int, int]:
+        """The current window's number, and the whole seconds left in it (at least 1)."""
+        now = self._clock()
+        window = int(now // _WINDOW_SECONDS)
+        return window, max(1, math.ceil((window + 1) * _WINDOW_SECONDS - now))
+
+    def _keys(self, client_id: str | None, address: str, window: int) -> list[str]:
+        return [
+            f"auth:failures:address:{window}:{_digest(address)}",
+            f"auth:failures:client:{window}:{_digest(client_id or '')}",
+            f"auth:known-address:{_digest(client_id or '', address)}",
+        ]
+
+    async def check(self, client_id: str | None, address: str) -> Throttled | None:
+        """Raises KeyValueUnavailable: without the shared counts, the caller must refuse."""
+        window, left = self._window()
+        by_address, by_client, known = await self._kv.get_many(
+            self._keys(client_id, address, window)
+        )
+        if int(by_address or 0) >= self._limit:
+            return Throttled(left, "address")
+        if client_id and int(by_client or 0) >= self._limit and known is None:
+            return Throttled(left, "client")
+        return None
+
+    async def failed(self, client_id: str | None, address: str) -> None:
+        window, _ = self._window()
+        address_key, client_key, _ = self._keys(client_id, address, window)
+        ttl = 2 * _WINDOW_SECONDS
+        await self._kv.incr(address_key, 1, ttl_seconds=ttl)
+        if client_id:
+            await self._kv.incr(client_key, 1, ttl_seconds=ttl)
+
+    async def succeeded(self, client_id: str, address: str) -> None:
+        window, _ = self._window()
+        known_key = self._keys(client_id, address, window)[2]
+        await self._kv.set(known_key, b"1", ttl_seconds=_KNOWN_ADDRESS_SECONDS)
