@@ -1,7 +1,8 @@
 """What stands before client authentication at the token and revocation endpoints.
 
 Each request is first checked cheaply: Basic credentials that are not UTF-8 and client ids the
-registry could never hold are refused as `invalid_client` without a lookup; then the shared
+registry could never hold are refused as `invalid_client` without a lookup, and a request using
+more than one authentication method as `invalid_request` (RFC 6749 5.2); then the shared
 failure throttle (`auth._throttle`) refuses attempts from an address or for a client id that
 failed too often, with HTTP 429, `invalid_client` and `Retry-After`, without hashing anything.
 Requests that may verify a client secret then wait for one of a few hashing slots (argon2 holds
@@ -62,6 +63,9 @@ class ClientAuthGate:
             return await self._refused(request, address, None, str(exc))
         if claimed is not None and not valid_client_id(claimed):
             return await self._refused(request, address, claimed, "client authentication failed")
+        if request.auth_mechanisms() > 1:
+            description = "more than one client authentication method"
+            return Answer(*self._server.refuse_request(request, description), address, claimed)
         throttled = await self._throttle.check(claimed, address)
         if throttled is not None:
             return _throttled_answer(throttled, address, claimed)

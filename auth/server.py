@@ -29,6 +29,7 @@ from authlib.oauth2.rfc6749 import (
     AuthorizationServer,
     ClientMixin,
     InvalidClientError,
+    InvalidRequestError,
     OAuth2Error,
     OAuth2Request,
 )
@@ -146,7 +147,13 @@ class TokenRequest(OAuth2Request):
     @property
     def hashes_secret(self) -> bool:
         """Whether authenticating this request may verify a client secret (argon2)."""
-        return "client_assertion" not in self._form
+        return "client_assertion" not in self._form or self.auth_mechanisms() > 1
+
+    def auth_mechanisms(self) -> int:
+        """How many client authentication methods the request uses (RFC 6749 allows one;
+        authlib would try each in turn, hashing a secret for each that carries one)."""
+        basic = self.headers.get("authorization", "").split(" ")[0].lower() == "basic"
+        return basic + ("client_secret" in self._form) + ("client_assertion" in self._form)
 
     def claimed_client_id(self) -> str | None:
         """The client id the request claims, before anything is verified.
@@ -304,6 +311,9 @@ class OAuthServer(AuthorizationServer):
         return self.handle_error_response(
             request, InvalidClientError(status_code=401, description=description)
         )
+
+    def refuse_request(self, request: TokenRequest, description: str) -> tuple[int, Any, list]:
+        return self.handle_error_response(request, InvalidRequestError(description=description))
 
 
 class BadForm(Exception):

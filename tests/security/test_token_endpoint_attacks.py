@@ -288,3 +288,26 @@ async def test_revoking_another_clients_token_looks_like_revoking_junk(scene: Sc
     assert (refused.client_id, refused.client_address, refused.error_codes) == (
         "auditor-hubei", ATTACKER_ADDRESS, ("invalid_grant",)
     )
+
+
+async def test_several_authentication_methods_in_one_request_are_refused_unheard(
+    scene: Scene,
+) -> None:
+    # authlib would try Basic, then the form's secret: two argon2 checks for one request.
+    both = await scene.attacker.post(
+        "/oauth/token", data={**GRANT, "client_id": "no-such-agency", "client_secret": "x"},
+        auth=("no-such-agency", "y"),
+    )
+    with_assertion = await scene.attacker.post(
+        "/oauth/token", data={**GRANT, "client_assertion_type": ASSERTION_TYPE,
+                              "client_assertion": "a.b.c"}, auth=("no-such-agency", "y"),
+    )
+
+    for response in (both, with_assertion):
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "invalid_request"
+    await scene.agency_is_served()
+    refused = await scene.audited("token_refused")
+    assert [(r.client_id, r.error_codes) for r in refused] == [
+        ("no-such-agency", ("invalid_request",))
+    ] * 2
