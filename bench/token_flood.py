@@ -66,10 +66,15 @@ async def _legit(base: str, client: dict[str, str], stop: float, out: list[float
     # Another address than the flood's (loopback is all of 127/8): an agency's own gateway.
     transport = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
     async with httpx.AsyncClient(timeout=30, transport=transport) as http:
-        response = await http.post(
-            base + "/oauth/token", data={"grant_type": "client_credentials"},
-            auth=(client["client_id"], client["client_secret"]),
-        )
+        started = time.perf_counter()
+        try:
+            response = await http.post(
+                base + "/oauth/token", data={"grant_type": "client_credentials"},
+                auth=(client["client_id"], client["client_secret"]),
+            )
+        except httpx.HTTPError as exc:
+            waited = time.perf_counter() - started
+            return f"legitimate token request: {type(exc).__name__} after {waited:.0f} s"
         if response.status_code != 200:
             return f"legitimate token request: {response.status_code} {response.text[:120]}"
         headers = {"Authorization": f"Bearer {response.json()['access_token']}",

@@ -52,6 +52,20 @@ async def test_the_throttle_lifts_when_the_minute_is_over(
     assert (await hub.token("no-such-agency", "guess")).status_code == 429
 
 
+async def test_successes_and_other_errors_do_not_count_as_failures(
+    make_hub: HubFactory, exit_entry: Agency
+) -> None:
+    hub = await make_hub(config(failures_per_minute=2))
+    await _fail(hub, 1)
+    for _ in range(4):
+        assert (await hub.token(exit_entry.client_id, exit_entry.secret)).status_code == 200
+        bad_scope = await hub.token(exit_entry.client_id, exit_entry.secret, scope="nope")
+        assert bad_scope.status_code == 400
+
+    await _fail(hub, 1)  # the second failure of the minute is still heard
+    assert (await hub.token("no-such-agency", "guess")).status_code == 429
+
+
 async def test_without_the_shared_store_no_secret_is_checked(
     engine: AsyncEngine, exit_entry: Agency
 ) -> None:
