@@ -27,10 +27,16 @@ from auth.errors import RegistryError, UnknownClient
 from auth.models import clients
 from auth.scopes import SCOPES
 
-__all__ = ["Client", "ClientRegistry"]
+__all__ = ["Client", "ClientRegistry", "valid_client_id"]
 
 _ID = re.compile(r"[a-z0-9][a-z0-9._:-]{0,127}")
 _PURPOSE = re.compile(r"[a-z0-9][a-z0-9._:-]{0,63}")
+
+
+def valid_client_id(client_id: str) -> bool:
+    """Whether the registry could hold this id. Checked before any lookup: an id with a NUL or
+    other odd characters is refused by PostgreSQL's driver with an error, not a miss."""
+    return _ID.fullmatch(client_id) is not None
 
 
 @dataclass(frozen=True)
@@ -128,7 +134,7 @@ class ClientRegistry:
         embargoed_until: date | None = None,
         webhook_url: str | None = None,
     ) -> tuple[Client, str | None]:
-        if not _ID.fullmatch(client_id):
+        if not valid_client_id(client_id):
             raise RegistryError("client id: [a-z0-9._:-], at most 128 characters")
         if public_key is not None and external_issuer is not None:
             raise RegistryError("a client has a public key or an external issuer, not both")
@@ -160,7 +166,7 @@ class ClientRegistry:
         return await self.get(client_id), secret
 
     async def find(self, client_id: str) -> Client | None:
-        if not _ID.fullmatch(client_id):  # none is registered (a NUL would even fail the query)
+        if not valid_client_id(client_id):
             return None
         async with self._engine.connect() as conn:
             result = await conn.execute(select(clients).where(clients.c.client_id == client_id))

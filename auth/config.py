@@ -82,6 +82,12 @@ class AuthConfig:
     secret_hash_time_cost: int = 3
     secret_hash_memory_kib: int = 65536
     secret_hash_parallelism: int = 4
+    # Failed client authentications per minute, per client id and per client address, before
+    # further attempts are refused without hashing (counted in the shared store).
+    failures_per_minute: int = 20
+    # Client-secret verifications running at once in this process (each holds
+    # `secret_hash_memory_kib`); more wait their turn.
+    max_concurrent_hashes: int = 2
 
     def __post_init__(self) -> None:
         if not is_secure_transport(self.issuer):
@@ -95,6 +101,8 @@ class AuthConfig:
             raise ValueError(
                 "secret hash cost: time >= 1, parallelism >= 1, memory >= 8 KiB per lane"
             )
+        if self.failures_per_minute < 1 or self.max_concurrent_hashes < 1:
+            raise ValueError("failures_per_minute and max_concurrent_hashes: at least 1")
         if self.signing_algorithm not in {"ES256", "ES384", "ES512", "EdDSA"}:
             raise ValueError("signing_algorithm: the key ring generates EC or OKP keys only")
         if len({t.issuer for t in self.trusted_issuers} | {self.issuer}) != (

@@ -12,7 +12,13 @@ from typing import Literal
 __all__ = ["AuthEvent", "EventKind", "EventSink"]
 
 EventKind = Literal[
-    "token_issued", "token_refused", "token_revoked", "client_changed", "key_rotated"
+    "token_issued",
+    "token_refused",
+    "token_revoked",
+    "revocation_refused",
+    "client_throttled",
+    "client_changed",
+    "key_rotated",
 ]
 
 
@@ -20,7 +26,10 @@ EventKind = Literal[
 class AuthEvent:
     """One security-relevant thing that happened.
 
-    For `token_refused`, `client_id` is the id the caller *claimed* (it may not exist).
+    For `token_refused`, `revocation_refused` and `client_throttled`, `client_id` is the id
+    the caller *claimed* (it may not exist). `client_throttled` is an attempt refused unheard
+    because of earlier failures; `revocation_refused` is a failed client authentication at the
+    revocation endpoint, or a client naming another client's token (answered as if unknown).
     """
 
     kind: EventKind
@@ -28,6 +37,7 @@ class AuthEvent:
     outcome: Literal["success", "failure"]
     error_code: str | None = None
     detail: str = ""
+    address: str | None = None  # the caller's address, for events of the OAuth endpoints
 
 
 EventSink = Callable[[AuthEvent], Awaitable[None]]

@@ -11,11 +11,13 @@ authlib pieces used: `AuthorizationServer`, `ClientCredentialsGrant` (client_sec
 client_secret_post and private_key_jwt), `JWTBearerClientAssertion` (RFC 7523 private_key_jwt),
 `RevocationEndpoint` (RFC 7009) and the RFC 9068 token generator (`auth.tokens`).
 
-Never: log or echo a secret or a token; let a malformed request reach a 500.
+Never: log or echo a secret or a token; let a malformed request reach a 500; look up in the
+database a client id the registry could never hold.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import parse_qsl
@@ -27,6 +29,7 @@ from authlib.oauth2.rfc6749 import (
     AuthorizationServer,
     ClientMixin,
     InvalidClientError,
+    InvalidRequestError,
     OAuth2Error,
     OAuth2Request,
 )
@@ -35,7 +38,7 @@ from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6749.util import extract_basic_authorization, scope_to_list
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from starlette.datastructures import Headers
@@ -43,12 +46,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from auth import _passwords
-from auth.clients import Client
+from auth.clients import Client, valid_client_id
 from auth.config import ASYMMETRIC_ALGORITHMS, AuthConfig
 from auth.scopes import SCOPES
 from auth.tokens import HubTokenGenerator, VerifiedToken
 
-__all__ = ["AUTH_METHODS", "Bridge", "OAuthClient", "OAuthServer", "TokenRequest"]
+__all__ = [
+    "AUTH_METHODS", "BadCredentials", "Bridge", "OAuthClient", "OAuthServer", "TokenRequest"
+]
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 _MAX_FORM_BYTES = 64 * 1024
@@ -117,6 +122,10 @@ class OAuthClient(ClientMixin):
         return method in AUTH_METHODS and self.client.secret_hash is not None
 
 
+class BadCredentials(Exception):
+    """The Authorization header claims Basic credentials that are not UTF-8 text."""
+
+
 class TokenRequest(OAuth2Request):
     """An OAuth2Request over a Starlette request whose form was read beforehand."""
 
@@ -125,6 +134,7 @@ class TokenRequest(OAuth2Request):
         self._form = form
         self.payload = BasicOAuth2Payload(form)
         self.revoked: VerifiedToken | None = None
+        self.foreign_token = False  # a revocation request named another client's token
 
     @property
     def form(self) -> dict[str, str]:
@@ -134,10 +144,41 @@ class TokenRequest(OAuth2Request):
     def args(self) -> dict[str, str]:
         return {}
 
+    @property
+    def hashes_secret(self) -> bool:
+        """Whether authenticating this request may verify a client secret (argon2)."""
+        return "client_assertion" not in self._form or self.auth_mechanisms() > 1
+
+    def auth_mechanisms(self) -> int:
+        """How many client authentication methods the request uses (RFC 6749 allows one;
+        authlib would try each in turn, hashing a secret for each that carries one)."""
+        basic = self.headers.get("authorization", "").split(" ")[0].lower() == "basic"
+        return basic + ("client_secret" in self._form) + ("client_assertion" in self._form)
+
     def claimed_client_id(self) -> str | None:
-        basic_id, _ = extract_basic_authorization(self.headers)
-        claimed = basic_id or self._form.get("client_id")
-        return claimed[:128] if claimed else None
+        """The client id the request claims, before anything is verified.
+
+        Raises BadCredentials for Basic credentials that are not UTF-8 (authlib would raise
+        UnicodeDecodeError from deep inside client authentication).
+        """
+        try:
+            basic_id, _ = extract_basic_authorization(self.headers)
+        except UnicodeDecodeError:
+            raise BadCredentials("malformed client credentials") from None
+        claimed = basic_id or self._form.get("client_id") or self._assertion_subject()
+        return claimed[:256] if claimed else None
+
+    def _assertion_subject(self) -> str | None:
+        """The unverified `sub` of a client assertion: authlib looks the client up by it."""
+        assertion = self._form.get("client_assertion")
+        if not assertion:
+            return None
+        try:
+            claims = json.loads(jws.extract_compact(assertion.encode("ascii")).payload)
+        except (JoseError, ValueError, UnicodeError):
+            return None
+        subject = claims.get("sub") if isinstance(claims, dict) else None
+        return subject if isinstance(subject, str) else None
 
 
 class _PrivateKeyJWT(JWTBearerClientAssertion):
@@ -172,7 +213,8 @@ class _PrivateKeyJWT(JWTBearerClientAssertion):
         exp = claims.get("exp")
         if not isinstance(jti, str) or not isinstance(exp, int | float):
             return False
-        iat = claims.get("iat", exp)
+        # Without `iat` the lifetime is unknown: an assertion valid for a year would pass.
+        iat = claims.get("iat")
         if not isinstance(iat, int | float) or exp - iat > _MAX_ASSERTION_LIFETIME:
             return False
         key = f"{claims['sub']}\n{jti}"
@@ -202,6 +244,18 @@ class _Revocation(RevocationEndpoint):
         token = anyio.from_thread.run(self._bridge.verified, token_string)
         return _RevokedToken(token) if token is not None else None
 
+    def authenticate_token(
+        self, request: TokenRequest, client: OAuthClient
+    ) -> _RevokedToken | None:
+        """Another client's token is left alone and answered as junk is (200, empty body):
+        authlib's `invalid_grant` would tell the caller that the token is valid."""
+        self.check_params(request, client)
+        token = self.query_token(request.form["token"], request.form.get("token_type_hint"))
+        if token is not None and not token.check_client(client):
+            request.foreign_token = True
+            return None
+        return token
+
     def revoke_token(self, token: _RevokedToken, request: TokenRequest) -> None:
         anyio.from_thread.run(self._bridge.revoke, token.token)
         request.revoked = token.token
@@ -226,6 +280,8 @@ class OAuthServer(AuthorizationServer):
         self.register_endpoint(_Revocation(self, bridge))
 
     def query_client(self, client_id: str) -> OAuthClient:
+        if not valid_client_id(client_id):
+            return OAuthClient(client_id, None, self._hasher)  # never sent to the database
         client = anyio.from_thread.run(self._bridge.client, client_id)
         return OAuthClient(client_id, client, self._hasher)
 
@@ -249,6 +305,15 @@ class OAuthServer(AuthorizationServer):
         if isinstance(error, InvalidClientError):
             error.status_code = 401  # RFC 6749 5.2 allows it; the hub promises it
         return self.handle_response(*error(None))
+
+    def refuse_client(self, request: TokenRequest, description: str) -> tuple[int, Any, list]:
+        """The `invalid_client` answer authlib gives, for a refusal decided before it runs."""
+        return self.handle_error_response(
+            request, InvalidClientError(status_code=401, description=description)
+        )
+
+    def refuse_request(self, request: TokenRequest, description: str) -> tuple[int, Any, list]:
+        return self.handle_error_response(request, InvalidRequestError(description=description))
 
 
 class BadForm(Exception):

@@ -29,8 +29,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from auth._gate import Answer, ClientAuthGate
 from auth._issuers import IssuerKeys
 from auth._passwords import SecretHasher
+from auth._throttle import FailureThrottle
 from auth.clients import Client, ClientRegistry
 from auth.config import AuthConfig
 from auth.errors import InvalidClient, Unauthenticated
@@ -126,6 +128,8 @@ class AuthService:
             Bridge(self._bridge_client, self._first_use, self._verified_or_none, self._revoke),
             hasher,
         )
+        throttle = FailureThrottle(kv, config.failures_per_minute, clock)
+        self._gate = ClientAuthGate(self._server, throttle, config.max_concurrent_hashes)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -283,11 +287,11 @@ class AuthService:
             await self._emit(refused)
             return oauth_error(400, "invalid_request", str(exc))
         try:
-            status, body, headers = await run_token_endpoint(self._server, oauth_request)
+            answer = await self._gate.run(oauth_request, _address(request), run_token_endpoint)
         except KeyValueUnavailable:
             return oauth_error(503, "temporarily_unavailable", "try again later")
-        await self._emit(_token_event(oauth_request, status, body))
-        return oauth_response(status, body, headers)
+        await self._emit(_token_event(oauth_request, answer))
+        return oauth_response(answer.status, answer.body, answer.headers)
 
     async def _revocation_endpoint(self, request: Request) -> Response:
         try:
@@ -297,15 +301,20 @@ class AuthService:
         except BadForm as exc:
             return oauth_error(400, "invalid_request", str(exc))
         try:
-            status, body, headers = await run_revocation_endpoint(self._server, oauth_request)
+            answer = await self._gate.run(
+                oauth_request, _address(request), run_revocation_endpoint
+            )
         except KeyValueUnavailable:
             return oauth_error(503, "temporarily_unavailable", "revocation not recorded")
+        refused = _revocation_refusal(oauth_request, answer)
+        if refused is not None:
+            await self._emit(refused)
         if oauth_request.revoked is not None:
             revoked = oauth_request.revoked
             await self._emit(AuthEvent(
                 "token_revoked", revoked.client_id, "success", detail=f"jti={revoked.token_id}"
             ))
-        return oauth_response(status, body, headers)
+        return oauth_response(answer.status, answer.body, answer.headers)
 
     async def _jwks_endpoint(self, request: Request) -> Response:
         await self._ring.refresh()
@@ -387,10 +396,40 @@ def _principal(verified: VerifiedToken, client: Client | None, hub_issuer: str) 
     )
 
 
-def _token_event(request: TokenRequest, status: int, body: Any) -> AuthEvent:
+def _address(request: Request) -> str:
+    """The ASGI client address (a trusted proxy's forwarded one, once the hub resolves it)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+def _throttled_event(answer: Answer, endpoint: str) -> AuthEvent:
+    assert answer.throttled is not None
+    detail = f"endpoint={endpoint} by={answer.throttled.by}"
+    return AuthEvent("client_throttled", answer.claimed, "failure", "invalid_client", detail,
+                     answer.address)
+
+
+def _revocation_refusal(request: TokenRequest, answer: Answer) -> AuthEvent | None:
+    if answer.throttled is not None:
+        return _throttled_event(answer, "revoke")
+    if answer.status == 401:
+        return AuthEvent("revocation_refused", answer.claimed, "failure", "invalid_client",
+                         "client authentication failed", answer.address)
+    if request.foreign_token:
+        client_id = request.client.get_client_id() if request.client else None
+        return AuthEvent("revocation_refused", client_id, "failure", "invalid_grant",
+                         "token of another client", answer.address)
+    return None
+
+
+def _token_event(request: TokenRequest, answer: Answer) -> AuthEvent:
+    if answer.throttled is not None:
+        return _throttled_event(answer, "token")
+    status, body = answer.status, answer.body
     if status == 200:
         client_id = request.client.get_client_id() if request.client else None
         detail = f"method={request.auth_method} scope={body.get('scope', '')}"
-        return AuthEvent("token_issued", client_id, "success", detail=detail)
+        return AuthEvent("token_issued", client_id, "success", detail=detail,
+                         address=answer.address)
     error = body.get("error") if isinstance(body, dict) else None
-    return AuthEvent("token_refused", request.claimed_client_id(), "failure", error, str(error))
+    return AuthEvent("token_refused", answer.claimed, "failure", error, str(error),
+                     answer.address)

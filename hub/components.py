@@ -61,6 +61,7 @@ class _AuthAuditBridge:
                 client_id=event.client_id,
                 operation=event.kind,
                 error_codes=(event.error_code,) if event.error_code else (),
+                client_address=event.address,
             )
         )
 

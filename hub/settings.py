@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     secret_hash_time_cost: int = 3
     secret_hash_memory_kib: int = 65536
     secret_hash_parallelism: int = 4
+    # Failed client authentications per minute per client id and per address (shared through
+    # Redis), then refused unheard; and client-secret checks at once per process.
+    auth_failures_per_minute: int = 20
+    auth_max_concurrent_hashes: int = 2
 
     # Audit log.
     audit_checkpoint_every: int = 1000
@@ -146,6 +150,8 @@ class Settings(BaseSettings):
             secret_hash_time_cost=self.secret_hash_time_cost,
             secret_hash_memory_kib=self.secret_hash_memory_kib,
             secret_hash_parallelism=self.secret_hash_parallelism,
+            failures_per_minute=self.auth_failures_per_minute,
+            max_concurrent_hashes=self.auth_max_concurrent_hashes,
             trusted_issuers=tuple(
                 TrustedIssuer(
                     issuer=t.issuer, jwks_url=t.jwks_url, audience=t.audience,
