@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -32,7 +34,10 @@ from observability.metrics import CONTENT_TYPE
 from schema import GraphQLOutcome, GraphQLRequest
 from schema.pipeline import Admission
 
-__all__ = ["EVIDENCE_HEADER", "RECORD_HEADER", "internal_error", "routes"]
+__all__ = [
+    "EVIDENCE_HEADER", "OUTAGES", "RECORD_HEADER", "dependency_unavailable", "internal_error",
+    "routes",
+]
 
 log = logging.getLogger("hub.routes")
 
@@ -316,7 +321,9 @@ async def _release(
     except AuditUnavailable:
         log.error("audit store unavailable; response withheld (trace %s)", trace_id)
         caller.observe(hub, "ERROR", "-", "INTERNAL")
-        return error_response(503, "INTERNAL", "The hub cannot record this access now.", trace_id)
+        retry = {"retry-after": str(Unavailable.retry_after)}
+        message = "The hub cannot record this access now."
+        return error_response(503, "INTERNAL", message, trace_id, retry)
     roots = ",".join(f for f in outcome.fields if f.startswith(("Query.", "Mutation.")))
     refusal = outcome.error_codes[0] if outcome.status >= 400 and outcome.error_codes else None
     caller.observe(hub, outcome.outcome, roots, refusal)
@@ -368,6 +375,27 @@ async def internal_error(request: Request, exc: Exception) -> Response:
     trace_id = trace_id_of(request.scope)
     log.exception("unexpected error (trace %s)", trace_id)
     return error_response(500, "INTERNAL", "Internal error.", trace_id)
+
+
+#: Exceptions that mean the hub database, the audit store or Redis is down, wherever they come
+#: from: answered 503 with Retry-After by `dependency_unavailable`, not 500.
+OUTAGES: tuple[type[Exception], ...] = (
+    AuditUnavailable, KeyValueUnavailable, DBAPIError, SQLAlchemyTimeout, ConnectionError,
+)
+
+
+async def dependency_unavailable(request: Request, exc: Exception) -> Response:
+    """A dependency outage no route mapped itself: 503, Retry-After, one log line (no stack)."""
+    trace_id = trace_id_of(request.scope)
+    log.warning("dependency unavailable on %s (%s; trace %s)",
+                request.url.path, type(exc).__name__, trace_id)
+    retry = {"retry-after": str(Unavailable.retry_after), "cache-control": "no-store"}
+    if request.url.path.startswith("/oauth/"):  # RFC 6749 error form on the OAuth routes
+        body = {"error": "temporarily_unavailable", "error_description": "try again later"}
+        return JSONResponse(body, status_code=503, headers=retry)
+    return error_response(
+        503, "UPSTREAM_UNAVAILABLE", "The hub cannot answer now; retry.", trace_id, retry
+    )
 
 
 async def metrics(request: Request) -> Response:

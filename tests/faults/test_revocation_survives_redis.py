@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 import pytest
@@ -133,6 +134,10 @@ async def _wait_healthy(url: str, process: asyncio.subprocess.Process) -> None:
     raise AssertionError(f"{url} did not become healthy")
 
 
+def _log_file(path: Path) -> BinaryIO:
+    return path.open("wb")
+
+
 @asynccontextmanager
 async def two_hubs(
     simulators: Simulators, database_url: str, tmp_path: Path, settings: Settings
@@ -152,7 +157,7 @@ async def two_hubs(
     ports = [_free_port(), _free_port()]
     processes = []
     for index, port in enumerate(ports):
-        with open(tmp_path / f"hub{index}.log", "wb") as log:
+        with _log_file(tmp_path / f"hub{index}.log") as log:
             processes.append(await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "hub", "serve", "--port", str(port), "--no-access-log",
                 env=env, stdout=subprocess.DEVNULL, stderr=log,

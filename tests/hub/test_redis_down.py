@@ -1,9 +1,11 @@
-"""Issue 6, item 2: with Redis unreachable, revocation fails closed; nothing leaks or breaks.
+"""With Redis unreachable, revocation fails closed; nothing leaks or breaks.
 
 The hub is pointed at a Redis that does not answer (a closed port). Tokens can still be
 issued and the hub still starts and answers health checks, but a bearer token whose
-revocation status cannot be read is refused (UNAUTHENTICATED), before any source system is
-called, and the refusal is audited. (The cache falling through to the WMS when the store is
+revocation status cannot be read is refused before any source system is called, and the
+refusal is audited. The refusal is a 503 UPSTREAM_UNAVAILABLE with Retry-After, not a 401: the
+token is not at fault, and a 401 would send the client for a new one (argon2, about 0.2 s of
+the hub's CPU each) instead of retrying. (The cache falling through to the WMS when the store is
 down is tested on the connector, tests/connectors/test_permit_cache.py.)
 """
 
@@ -54,16 +56,30 @@ async def test_revocation_fails_closed_when_redis_is_down(
             headers={"authorization": f"Bearer {token.json()['access_token']}",
                      "x-purpose-of-use": "residence-permit-check"},
         )
+        wms = await http.post(
+            "/oauth/token", data={"grant_type": "client_credentials"},
+            auth=("wms", secrets["wms"]),
+        )
+        event = await http.post(
+            "/events/permits", json={"event": "not-even-read"},
+            headers={"authorization": f"Bearer {wms.json()['access_token']}"},
+        )
         ready = await http.get("/readyz")
         health = await http.get("/healthz")
         page = await hub.audit.search(
             AuditFilter(), 10, None, subject_view=False, today=dt.date.today()
         )
 
-    assert response.status_code == 401
-    assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert "www-authenticate" not in response.headers
+    assert response.json()["errors"][0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
     assert "data" not in response.json()
     assert await simulators.upstream_calls() == 0
-    assert [r.error_codes for r in page.records if r.kind == "graphql"] == [("UNAUTHENTICATED",)]
+    refusals = [r.error_codes for r in page.records if r.kind == "graphql"]
+    assert refusals == [("UPSTREAM_UNAVAILABLE",)]
+    # The event route shares the check: the WMS is told to send the event again.
+    assert event.status_code == 503 and event.headers["retry-after"] == "1"
+    assert event.json()["errors"][0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
     assert health.status_code == 200
     assert ready.status_code == 503 and ready.json()["checks"]["redis"] is False
