@@ -238,3 +238,45 @@ async def test_revocations_and_disables_survive_a_flushed_and_a_restarted_redis(
     assert down.json()["errors"][0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
     for index in (0, 1):
         assert "Traceback" not in (tmp_path / f"hub{index}.log").read_text()
+
+
+async def test_a_revocation_made_while_redis_does_not_answer_is_done_and_reaches_it_later(
+    simulators: Simulators, database_url: str, tmp_path: Path
+) -> None:
+    """Redis keeps its data but does not answer for a while (CLIENT PAUSE): the revocation is
+    recorded in the database and answered as done; once Redis answers, the revoking instance
+    rewrites the copy and both instances refuse the token."""
+    async with private_redis() as redis_server:
+        prefix = f"test:{uuid.uuid4().hex[:12]}:"
+        settings = hub_settings(simulators, database_url, tmp_path, prefix)
+        settings = Settings(**(settings.model_dump() | {"redis_url": redis_server.url}))
+        async with admin_services(settings) as admin:
+            secrets = {str(c["client_id"]): str(c["client_secret"])
+                       for c in await seed_demo_clients(admin.auth)}
+        async with two_hubs(simulators, database_url, tmp_path, settings) as urls, \
+                httpx.AsyncClient(timeout=30) as http:
+            auth = ("exit-entry-wuhan", secrets["exit-entry-wuhan"])
+            form = {"grant_type": "client_credentials"}
+            token = (await http.post(urls[0] + "/oauth/token", data=form, auth=auth)).json()
+            hubs = Instances(urls, http, simulators.dataset.samples["valid_permit"])
+            for url in urls:
+                assert (await hubs.ask(url, token["access_token"], "investigation")).is_success
+            pauser = redis_async.Redis.from_url(redis_server.url)
+            try:
+                await pauser.execute_command("CLIENT", "PAUSE", "4000", "ALL")
+                revoked = await http.post(
+                    urls[0] + "/oauth/revoke", data={"token": token["access_token"]}, auth=auth
+                )
+                await pauser.execute_command("CLIENT", "UNPAUSE")
+            finally:
+                await pauser.aclose()
+            final: dict[str, list[int]] = {url: [] for url in urls}
+            for _ in range(50):  # the rewrite follows within about a second
+                for url in urls:
+                    final[url] = await hubs.settled(url, token["access_token"], "investigation")
+                if all(answers[-1] == 401 for answers in final.values()):
+                    break
+                await asyncio.sleep(0.2)
+
+    assert revoked.status_code == 200
+    assert {url: answers[-1] for url, answers in final.items()} == dict.fromkeys(urls, 401)
