@@ -3,7 +3,9 @@
 Two `hub serve` processes share one hub database and a PRIVATE Redis that this test starts
 (no persistence) and then flushes, and separately restarts: a revoked token and a disabled
 client's token stay refused (401) on both instances, a good token is answered (200). While
-that Redis is down, a bearer request is a 503 with Retry-After, never a 401 or a 500.
+that Redis is down, a bearer request is a 503 with Retry-After, never a 401 or a 500. The
+last test needs no Redis: a hub started with an empty store (the embedded one's in-process
+store after a restart) still refuses a token revoked before.
 """
 
 from __future__ import annotations
@@ -25,15 +27,17 @@ from typing import BinaryIO
 import httpx
 import pytest
 import redis.asyncio as redis_async
+from asgi_lifespan import LifespanManager
 
 from hub.admin import admin_services
+from hub.app import create_app
 from hub.demo_clients import seed_demo_clients
 from hub.settings import Settings
-from tests.conftest import Simulators, hub_settings
+from tests.conftest import Simulators, _drop_prefix, hub_settings
 from tests.services import CHEAP_SECRET_HASH_ENV
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-pytestmark = pytest.mark.skipif(
+needs_redis_server = pytest.mark.skipif(
     not os.access(REDIS_SERVER, os.X_OK),
     reason="needs a redis-server binary to start a private Redis it may flush and restart",
 )
@@ -173,6 +177,7 @@ async def two_hubs(
             await asyncio.wait_for(process.wait(), timeout=20)
 
 
+@needs_redis_server
 async def test_revocations_and_disables_survive_a_flushed_and_a_restarted_redis(
     simulators: Simulators, database_url: str, tmp_path: Path
 ) -> None:
@@ -240,6 +245,7 @@ async def test_revocations_and_disables_survive_a_flushed_and_a_restarted_redis(
         assert "Traceback" not in (tmp_path / f"hub{index}.log").read_text()
 
 
+@needs_redis_server
 async def test_a_revocation_made_while_redis_does_not_answer_is_done_and_reaches_it_later(
     simulators: Simulators, database_url: str, tmp_path: Path
 ) -> None:
@@ -280,3 +286,40 @@ async def test_a_revocation_made_while_redis_does_not_answer_is_done_and_reaches
 
     assert revoked.status_code == 200
     assert {url: answers[-1] for url, answers in final.items()} == dict.fromkeys(urls, 401)
+
+
+async def test_a_revocation_survives_a_fresh_store(
+    simulators: Simulators, database_url: str, tmp_path: Path
+) -> None:
+    """The embedded hub's in-process store dies with the process (and a Redis key prefix can be
+    new): a hub started on the same database with an empty store still refuses the token."""
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    settings = hub_settings(simulators, database_url, tmp_path, prefix)
+    async with admin_services(settings) as admin:
+        secrets = {str(c["client_id"]): str(c["client_secret"])
+                   for c in await seed_demo_clients(admin.auth)}
+    auth = ("exit-entry-wuhan", secrets["exit-entry-wuhan"])
+    permit = simulators.dataset.samples["valid_permit"]
+    answers = []
+    tokens: list[str] = []
+    for run in range(2):
+        fresh = Settings(**(settings.model_dump() | {"redis_prefix": f"{prefix}{run}:"}))
+        app = create_app(fresh)
+        async with LifespanManager(app, startup_timeout=30) as manager, httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://127.0.0.1:8000"
+        ) as http:
+            if run == 0:
+                for _ in range(2):
+                    issued = await http.post(
+                        "/oauth/token", data={"grant_type": "client_credentials"}, auth=auth
+                    )
+                    tokens.append(issued.json()["access_token"])
+                revoked = await http.post("/oauth/revoke", data={"token": tokens[1]}, auth=auth)
+                assert revoked.status_code == 200
+            hubs = Instances(["http://127.0.0.1:8000"], http, permit)
+            answers.append([
+                (await hubs.ask(hubs.urls[0], t, "investigation")).status_code for t in tokens
+            ])
+        await _drop_prefix(f"{prefix}{run}:")
+
+    assert answers == [[200, 401], [200, 401]]
