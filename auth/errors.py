@@ -5,8 +5,9 @@
     │   └── InvalidClient          401 UNAUTHENTICATED / invalid_client
     ├── PurposeRequired            403 PURPOSE_REQUIRED / invalid_request
     ├── Forbidden                  403 FORBIDDEN / insufficient_scope
-    └── RegistryError              400 BAD_USER_INPUT / invalid_request
-        └── UnknownClient          404 BAD_USER_INPUT / invalid_request
+    ├── RegistryError              400 BAD_USER_INPUT / invalid_request
+    │   └── UnknownClient          404 BAD_USER_INPUT / invalid_request
+    └── Unavailable                503 UPSTREAM_UNAVAILABLE / temporarily_unavailable
 
 A description never contains a token, a secret or a key: it is safe to show the caller and
 to write to the audit log. The hub maps `code` to GraphQL `extensions.code` in one place.
@@ -21,6 +22,7 @@ __all__ = [
     "PurposeRequired",
     "RegistryError",
     "Unauthenticated",
+    "Unavailable",
     "UnknownClient",
 ]
 
@@ -80,3 +82,15 @@ class UnknownClient(RegistryError):
     """No client is registered under that id."""
 
     status = 404
+
+
+class Unavailable(AuthError):
+    """The hub database or the shared store could not answer: retry, do not fetch a new token.
+
+    Fails closed: the request is refused (no data), but it is not the caller's fault.
+    """
+
+    code = "UPSTREAM_UNAVAILABLE"
+    status = 503
+    error = "temporarily_unavailable"
+    retry_after = 1  # seconds, for the Retry-After header

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, Date, DateTime, MetaData, String, Table, Text
 
-__all__ = ["auth_metadata", "clients", "signing_keys"]
+__all__ = ["auth_metadata", "clients", "revocations", "signing_keys"]
 
 auth_metadata = MetaData()
 
@@ -41,4 +41,14 @@ signing_keys = Table(
     Column("activates_at", DateTime(timezone=True), nullable=False),
     Column("retired_at", DateTime(timezone=True), nullable=True),
     Column("expires_from_jwks_at", DateTime(timezone=True), nullable=True),
+)
+
+# Revoked hub tokens, the record the shared denylist is rebuilt from (`auth.revocation`).
+# `token_key` is a hash of (issuer, jti), never the token; rows past `expires_at` are pruned.
+revocations = Table(
+    "auth_revocations",
+    auth_metadata,
+    Column("token_key", String(64), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=False),
 )

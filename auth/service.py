@@ -18,6 +18,7 @@ Never: log or return a token or secret; read os.environ; block the event loop on
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date
@@ -35,13 +36,13 @@ from auth._passwords import SecretHasher
 from auth._throttle import FailureThrottle
 from auth.clients import Client, ClientRegistry
 from auth.config import AuthConfig
-from auth.errors import InvalidClient, Unauthenticated
+from auth.errors import InvalidClient, Unauthenticated, Unavailable
 from auth.events import AuthEvent, EventSink
 from auth.keys import KeyRing
 from auth.models import auth_metadata
 from auth.principal import Principal
 from auth.purpose import purpose_of_use
-from auth.revocation import Denylist
+from auth.revocation import DATABASE_ERRORS, Denylist
 from auth.server import (
     AUTH_METHODS,
     BadForm,
@@ -59,6 +60,8 @@ from auth.tokens import HubTokenGenerator, TokenVerifier, VerifiedToken
 from connectors.kv import KeyValue, KeyValueUnavailable
 
 __all__ = ["AuthService"]
+
+log = logging.getLogger("auth.service")
 
 _CLIENT_CACHE_SIZE = 10_000
 
@@ -119,7 +122,7 @@ class AuthService:
         self.registry = ClientRegistry(engine, hasher)
         self._clients = _ClientCache(self.registry, config.client_cache_seconds, clock)
         self._ring = KeyRing(engine, config, clock)
-        self._denylist = Denylist(kv, config.leeway_seconds, clock)
+        self._denylist = Denylist(kv, engine, config.leeway_seconds, clock)
         self._verifier = TokenVerifier(config, self._ring, IssuerKeys(self._http, clock), clock)
         self._generator = HubTokenGenerator(config, self._ring)
         self._server = OAuthServer(
@@ -142,13 +145,15 @@ class AuthService:
         await self._ring.ensure_active()
 
     async def close(self) -> None:
+        await self._denylist.close()
         if self._own_http and self._http is not None:
             await self._http.aclose()
 
     # -- resource server -----------------------------------------------------------------------
 
     async def authenticate(self, authorization: str | None) -> Principal:
-        """The resource-server check; raises `Unauthenticated` (401) on any failure."""
+        """The resource-server check; raises `Unauthenticated` (401) on any failure, and
+        `Unavailable` (503) when the hub database or the shared store cannot answer."""
         principal = await self.identify(authorization)
         await self._denylist.check(principal.issuer, principal.token_id, principal.client_id)
         return principal
@@ -161,19 +166,28 @@ class AuthService:
         as its rate and cost counters).
         """
         token = _bearer_token(authorization, self.config.max_token_bytes)
-        await self._ring.refresh()
-        verified = await self._verifier.verify(token)
-        client = await self._clients.get(verified.client_id)
+        try:
+            await self._ring.refresh()
+            verified = await self._verifier.verify(token)
+            client = await self._clients.get(verified.client_id)
+        except DATABASE_ERRORS as exc:
+            # A one-line log and a 503: the caller should retry, not fetch a new token.
+            log.warning("hub database unavailable (%s); bearer token not checked",
+                        type(exc).__name__)
+            raise Unavailable("the hub database is unavailable") from None
         return _principal(verified, client, self.config.issuer)
 
     @staticmethod
     def revocation_keys(principal: Principal) -> list[str]:
         return Denylist.keys(principal.issuer, principal.token_id, principal.client_id)
 
-    @staticmethod
-    def judge_revocation(values: list[bytes | None]) -> None:
-        """Raises `Unauthenticated` if the values read for `revocation_keys` deny the token."""
-        Denylist.judge(values)
+    async def judge_revocation(self, principal: Principal, values: list[bytes | None]) -> None:
+        """Raises `Unauthenticated` if the values read for `revocation_keys` deny the token,
+        `Unavailable` if they cannot be trusted and the denylist cannot be rebuilt now (the
+        store lost it: it is reloaded from the database before the token is judged)."""
+        await self._denylist.judge(
+            values, principal.issuer, principal.token_id, principal.client_id
+        )
 
     def purpose_of_use(self, principal: Principal, header_value: str | None) -> str:
         return purpose_of_use(principal, header_value)
@@ -288,8 +302,8 @@ class AuthService:
             return oauth_error(400, "invalid_request", str(exc))
         try:
             answer = await self._gate.run(oauth_request, _address(request), run_token_endpoint)
-        except KeyValueUnavailable:
-            return oauth_error(503, "temporarily_unavailable", "try again later")
+        except (KeyValueUnavailable, *DATABASE_ERRORS) as exc:
+            return _unavailable("token", exc, "try again later")
         await self._emit(_token_event(oauth_request, answer))
         return oauth_response(answer.status, answer.body, answer.headers)
 
@@ -304,8 +318,8 @@ class AuthService:
             answer = await self._gate.run(
                 oauth_request, _address(request), run_revocation_endpoint
             )
-        except KeyValueUnavailable:
-            return oauth_error(503, "temporarily_unavailable", "revocation not recorded")
+        except (Unavailable, KeyValueUnavailable, *DATABASE_ERRORS) as exc:
+            return _unavailable("revocation", exc, "revocation not recorded")
         refused = _revocation_refusal(oauth_request, answer)
         if refused is not None:
             await self._emit(refused)
@@ -362,6 +376,14 @@ class AuthService:
 
     async def _revoke(self, token: VerifiedToken) -> None:
         await self._denylist.revoke(token.issuer, token.token_id, token.expires_at)
+
+
+def _unavailable(endpoint: str, exc: Exception, description: str) -> Response:
+    """A dependency outage at an OAuth endpoint: 503 and Retry-After, one log line."""
+    log.warning("%s endpoint: dependency unavailable (%s)", endpoint, type(exc).__name__)
+    response = oauth_error(503, "temporarily_unavailable", description)
+    response.headers["retry-after"] = str(Unavailable.retry_after)
+    return response
 
 
 def _bearer_token(authorization: str | None, max_bytes: int) -> str:

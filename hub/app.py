@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from hub.components import Hub
-from hub.routes import internal_error, routes
+from hub.routes import OUTAGES, dependency_unavailable, internal_error, routes
 from hub.settings import Settings
 from hub.transport import BodyLimit, RequestTraceContext
 from observability.tracing import tracer_provider
@@ -53,7 +53,9 @@ def create_app(
             Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
         ],
         lifespan=lifespan,
-        exception_handlers={Exception: internal_error},
+        exception_handlers={
+            Exception: internal_error, **{outage: dependency_unavailable for outage in OUTAGES}
+        },
     )
 
 

@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from auth import AuthError, Principal
+from auth.errors import Unavailable
 from connectors.events import EventBusUnavailable, EventRejected, verify_permit_event
 from connectors.kv import KeyValueUnavailable
 from hub.accesses import access_event
@@ -63,6 +64,8 @@ async def events_post(request: Request) -> Response:
             principal = await hub.auth.authenticate(request.headers.get("authorization"))
         except AuthError as exc:
             challenge = {"www-authenticate": exc.www_authenticate()} if exc.status == 401 else None
+            if isinstance(exc, Unavailable):  # Redis or the hub database: retry, same token
+                challenge = {"retry-after": str(exc.retry_after)}
             raise _Refused(exc.status, exc.code, exc.description, challenge) from None
         if PUBLISH_SCOPE not in principal.scopes:
             raise _Refused(403, "FORBIDDEN", f"pushing permit events needs {PUBLISH_SCOPE}")

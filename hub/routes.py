@@ -10,13 +10,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from strawberry.http.ides import get_graphql_ide_html
 
 from auth import PURPOSE_HEADER, AuthError, Principal
-from auth.errors import Unauthenticated
+from auth.errors import Unavailable
+from auth.revocation import DATABASE_ERRORS
 from connectors.kv import KeyValueUnavailable
 from hub.accesses import access_event
 from hub.components import Hub
@@ -31,7 +34,10 @@ from observability.metrics import CONTENT_TYPE
 from schema import GraphQLOutcome, GraphQLRequest
 from schema.pipeline import Admission
 
-__all__ = ["EVIDENCE_HEADER", "RECORD_HEADER", "internal_error", "routes"]
+__all__ = [
+    "EVIDENCE_HEADER", "OUTAGES", "RECORD_HEADER", "dependency_unavailable", "internal_error",
+    "routes",
+]
 
 log = logging.getLogger("hub.routes")
 
@@ -126,6 +132,9 @@ async def graphql_post(request: Request) -> Response:
             input_refused = (exc.status, exc.code, exc.message)
         except BadRequest as exc:
             input_refused = (400, "BAD_USER_INPUT", exc.message)
+        except DATABASE_ERRORS as exc:  # the trusted-document lookup
+            log.warning("hub database unavailable (%s); request refused", type(exc).__name__)
+            input_refused = (503, "UPSTREAM_UNAVAILABLE", "the hub database is unavailable")
     if graphql_request is None:
         shared = await _shared_checks(hub, principal, rate=purpose_refused is None, cost=None)
         early = await _refuse_early(request, hub, caller, trace_id, shared, purpose_refused)
@@ -133,7 +142,8 @@ async def graphql_post(request: Request) -> Response:
             return early
         assert input_refused is not None
         status, code, message = input_refused
-        return await _refuse(request, hub, caller, trace_id, status, code, message)
+        retry = {"retry-after": str(Unavailable.retry_after)} if status == 503 else None
+        return await _refuse(request, hub, caller, trace_id, status, code, message, retry)
     with hub.tracer.start_as_current_span("graphql") as span:
         admitted = await hub.graphql.admit(
             graphql_request, scopes=principal.scopes, trace_id=trace_id
@@ -193,7 +203,8 @@ async def _shared_checks(
 
     `reads`: more keys to read in that round trip (the request's permit cache entries).
 
-    Revocation fails CLOSED when Redis is down. The rate and the budget would fail open (the
+    Revocation fails CLOSED when Redis is down: 503 with Retry-After (the caller should retry,
+    not fetch a new token), audited, no data. The rate and the budget would fail open (the
     static limits still hold, and refusing every request for want of a counter would turn a
     cache outage into a hub outage), but they are read together, so a request never gets that
     far without its revocation status.
@@ -207,9 +218,9 @@ async def _shared_checks(
         values, spent = await hub.kv.read_and_count([*revocation, *reads], counts)
     except KeyValueUnavailable as exc:
         log.warning("shared store unavailable (%s); revocation unknown, request refused", exc)
-        return _Shared(revoked=Unauthenticated("revocation status unavailable"))
+        return _Shared(revoked=Unavailable("revocation status unavailable"))
     try:
-        hub.auth.judge_revocation(values[: len(revocation)])
+        await hub.auth.judge_revocation(principal, values[: len(revocation)])
     except AuthError as exc:
         return _Shared(revoked=exc)
     totals = iter(spent)
@@ -259,6 +270,8 @@ async def _refuse_auth(
 
 
 def _www_authenticate(exc: AuthError) -> dict[str, str]:
+    if isinstance(exc, Unavailable):
+        return {"retry-after": str(exc.retry_after)}
     return {"www-authenticate": exc.www_authenticate()} if exc.status == 401 else {}
 
 
@@ -308,7 +321,9 @@ async def _release(
     except AuditUnavailable:
         log.error("audit store unavailable; response withheld (trace %s)", trace_id)
         caller.observe(hub, "ERROR", "-", "INTERNAL")
-        return error_response(503, "INTERNAL", "The hub cannot record this access now.", trace_id)
+        retry = {"retry-after": str(Unavailable.retry_after)}
+        message = "The hub cannot record this access now."
+        return error_response(503, "INTERNAL", message, trace_id, retry)
     roots = ",".join(f for f in outcome.fields if f.startswith(("Query.", "Mutation.")))
     refusal = outcome.error_codes[0] if outcome.status >= 400 and outcome.error_codes else None
     caller.observe(hub, outcome.outcome, roots, refusal)
@@ -360,6 +375,27 @@ async def internal_error(request: Request, exc: Exception) -> Response:
     trace_id = trace_id_of(request.scope)
     log.exception("unexpected error (trace %s)", trace_id)
     return error_response(500, "INTERNAL", "Internal error.", trace_id)
+
+
+#: Exceptions that mean the hub database, the audit store or Redis is down, wherever they come
+#: from: answered 503 with Retry-After by `dependency_unavailable`, not 500.
+OUTAGES: tuple[type[Exception], ...] = (
+    AuditUnavailable, KeyValueUnavailable, DBAPIError, SQLAlchemyTimeout, ConnectionError,
+)
+
+
+async def dependency_unavailable(request: Request, exc: Exception) -> Response:
+    """A dependency outage no route mapped itself: 503, Retry-After, one log line (no stack)."""
+    trace_id = trace_id_of(request.scope)
+    log.warning("dependency unavailable on %s (%s; trace %s)",
+                request.url.path, type(exc).__name__, trace_id)
+    retry = {"retry-after": str(Unavailable.retry_after), "cache-control": "no-store"}
+    if request.url.path.startswith("/oauth/"):  # RFC 6749 error form on the OAuth routes
+        body = {"error": "temporarily_unavailable", "error_description": "try again later"}
+        return JSONResponse(body, status_code=503, headers=retry)
+    return error_response(
+        503, "UPSTREAM_UNAVAILABLE", "The hub cannot answer now; retry.", trace_id, retry
+    )
 
 
 async def metrics(request: Request) -> Response:

@@ -13,8 +13,10 @@
 The bearer token and purpose may also come as headers of the upgrade request (a browser
 cannot set them, so the `connection_init` payload is the usual place). The token is checked
 again before every event: a revoked or expired token ends the connection with 4401, so a
-long-lived socket never outlives its authorization. No audit, no data: an event whose audit
-record cannot be written is not sent, and the subscription ends with an INTERNAL error.
+long-lived socket never outlives its authorization; when the revocation status cannot be read
+(Redis or the hub database down) the connection ends with 1013, "try again later". No audit,
+no data: an event whose audit record cannot be written is not sent, and the subscription ends
+with an INTERNAL error.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from graphql import ExecutionResult
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from auth import PURPOSE_HEADER, AuthError, Principal
+from auth.errors import Unavailable
 from hub.accesses import access_event
 from hub.components import Hub
 from hub.transport import trace_id_of
@@ -46,6 +49,7 @@ PROTOCOL = "graphql-transport-ws"
 INIT_TIMEOUT_SECONDS = 10.0
 MAX_SUBSCRIPTIONS = 20
 MAX_MESSAGE_BYTES = 64 * 1024
+TRY_AGAIN_LATER = 1013  # RFC 6455 close code: the revocation status cannot be read now
 
 
 class _Close(Exception):
@@ -106,6 +110,9 @@ class _Connection:
         try:
             self.principal = await self.hub.auth.authenticate(authorization)
             self.purpose = self.hub.auth.purpose_of_use(self.principal, purpose)
+        except Unavailable as exc:
+            await self.audit_refusal(exc.code, "ERROR")
+            raise _Close(TRY_AGAIN_LATER, "try again later") from None
         except AuthError as exc:
             await self.audit_refusal(exc.code, "DENIED")
             raise _Close(4403, "forbidden") from None
@@ -185,6 +192,9 @@ class _Connection:
     async def still_authorized(self) -> None:
         try:
             principal = await self.hub.auth.authenticate(self.token)
+        except Unavailable:
+            # Fails closed, but says "retry": the token may well still be good.
+            raise _Close(TRY_AGAIN_LATER, "try again later") from None
         except AuthError:
             raise _Close(4401, "the token expired or was revoked") from None
         if "events:subscribe" not in principal.scopes:

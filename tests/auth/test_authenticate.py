@@ -207,4 +207,9 @@ async def test_unreachable_denylist_fails_closed(hub: Hub, exit_entry: Agency) -
 
     service: AuthService = hub.service
     service._denylist._kv = Down()  # type: ignore[assignment]
-    await assert_refused(hub, await hub.call(token), "revocation status unavailable")
+    response = await hub.call(token)
+    # Refused, but as "retry" (503), not as a bad token (401) that sends the client for another.
+    assert response.status_code == 503
+    assert response.json() == {"code": "UPSTREAM_UNAVAILABLE", "error": "temporarily_unavailable",
+                               "description": "revocation status unavailable"}
+    assert "www-authenticate" not in response.headers
