@@ -65,6 +65,7 @@ class Run:
     ok: list[float] = field(default_factory=list)
     failed: list[float] = field(default_factory=list)  # by start time of the write
     answered: list[float] = field(default_factory=list)  # when each failed write was answered
+    latency: list[float] = field(default_factory=list)  # of the writes done before the blip
     refused: list[float] = field(default_factory=list)  # when the breaker refused it
     opened: list[float] = field(default_factory=list)  # breaker OPEN at a sample
     codes: dict[str, int] = field(default_factory=dict)  # error code -> failed writes
@@ -120,6 +121,8 @@ async def _one(write: Write, permit: Permit, run: Run) -> None:
     code = await write(permit)
     if code is None:
         run.ok.append(began)
+        if began < 0:
+            run.latency.append(run.since() - began)
     else:
         run.failed.append(began)
         run.answered.append(run.since())
@@ -164,6 +167,9 @@ def _span(times: list[float]) -> str:
 def report(name: str, run: Run) -> None:
     print(f"{name}:")
     print(f"  blip (database refusing connections): 0 to {run.blip_end:.3f} s")
+    latency = sorted(run.latency) or [0.0]
+    print(f"  before the blip, a write took {latency[len(latency) // 2] * 1000:.0f} ms (p50),"
+          f" {latency[int(len(latency) * 0.99)] * 1000:.0f} ms (p99)")
     print(f"  writes ok {len(run.ok)}, failed {len(run.failed)}, refused by the breaker "
           f"{len(run.refused)}")
     print(f"  failed writes, by start:  {_span(sorted(run.failed))}; codes {run.codes}")
@@ -202,6 +208,7 @@ async def main(args: argparse.Namespace) -> None:
                 cards_url=cards_url, agency_databases=agencies,
                 issuer="http://127.0.0.1:8000", secret_hash_time_cost=1,
                 secret_hash_memory_kib=1024, secret_hash_parallelism=1,  # as the suite's
+                rate_limit_per_minute=int(args.rate * 120),  # the writer is one client
             )
             print(f"{args.rate:g} writes/s through the {args.via} for"
                   f" {args.before + args.blip + args.after:g} s, a {args.blip:g} s blip of"
