@@ -72,7 +72,11 @@ class Ticket:
 
 
 class _Window:
-    """Calls and failures over the last `seconds`, in `BUCKETS` slices (constant memory)."""
+    """Calls and failures over the last `seconds` (to a tenth of it: constant memory and time).
+
+    Outcomes go into `BUCKETS` slices of `seconds / BUCKETS` each; a slice leaves the window
+    whole once it is `BUCKETS` slices old.
+    """
 
     BUCKETS = 10
 
@@ -80,14 +84,17 @@ class _Window:
         self._width = seconds / self.BUCKETS
         self._slices: dict[int, list[int]] = {}  # slice number -> [calls, failures]
 
-    def add(self, now: float, failed: bool) -> tuple[int, int]:
-        """Record one outcome; the window's (calls, failures) afterwards."""
+    def add(self, now: float, failed: bool) -> None:
         current = int(now // self._width)
-        for old in [n for n in self._slices if n <= current - self.BUCKETS]:
-            del self._slices[old]
+        if current not in self._slices:  # a new slice: the oldest may have left the window
+            for old in [n for n in self._slices if n <= current - self.BUCKETS]:
+                del self._slices[old]
         counts = self._slices.setdefault(current, [0, 0])
         counts[0] += 1
         counts[1] += failed
+
+    def totals(self) -> tuple[int, int]:
+        """(calls, failures) in the window as of the last outcome added."""
         return sum(c[0] for c in self._slices.values()), sum(c[1] for c in self._slices.values())
 
     def clear(self) -> None:
@@ -144,7 +151,8 @@ class CircuitBreaker:
         if ticket.trial:
             self._transition(opened_at=now)
             return
-        calls, failures = self._window.add(now, failed=True)
+        self._window.add(now, failed=True)
+        calls, failures = self._window.totals()
         if calls >= self._policy.min_calls and failures >= self._policy.failure_ratio * calls:
             self._transition(opened_at=now)
 
