@@ -12,10 +12,15 @@ within `timeout` whatever the upstream does (hang, trickle, resets). Writes are 
 an attempt whose outcome is unknown may have been applied. A `WriteConflict` is the upstream
 working as it should, so it counts as a success for the breaker.
 
-The breaker opens after `failure_threshold` consecutive failures (timeouts included), fails
-fast for `open_seconds`, then lets one trial call through (half-open): success closes it,
-failure opens it again. While one upstream is down, calls to the others are untouched: each
-has its own slots and breaker, which keeps the queries that do not need it as fast as before.
+The breaker opens on a failure rate, not on a run of failures: when, over the last
+`window_seconds`, at least `min_calls` calls ended and at least `failure_ratio` of them failed
+(timeouts included). It then fails fast for `open_seconds`, counted from the moment it opened,
+and lets `half_open_calls` trial calls through (half-open): a success closes it, a failure
+opens it again. Outcomes of calls admitted before the last transition are ignored, so the
+calls in flight when it opens cannot keep it open. So a blip that fails fewer than
+`failure_ratio` of the window's calls costs the calls that meet it and nothing more, while an
+outage still opens the breaker. While one upstream is down, calls to the others are untouched:
+each has its own slots and breaker, which keeps the queries that do not need it as fast as before.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from opentelemetry.trace import NoOpTracer, Status, StatusCode, Tracer
 
 from connectors.errors import RegionNotServed, UpstreamTimeout, UpstreamUnavailable, WriteConflict
 
-__all__ = ["BreakerState", "CircuitBreaker", "Guard", "GuardStats", "Policy"]
+__all__ = ["BreakerState", "CircuitBreaker", "Guard", "GuardStats", "Policy", "Ticket"]
 
 T = TypeVar("T")
 
@@ -43,8 +48,13 @@ class Policy:
     retries: int = 2  # extra attempts for a safe read
     backoff: float = 0.05  # base of the full-jitter backoff, seconds
     max_concurrency: int = 50
-    failure_threshold: int = 5
+    # The breaker opens when, over the last `window_seconds`, at least `min_calls` calls ended
+    # and at least `failure_ratio` of them failed.
+    min_calls: int = 20
+    failure_ratio: float = 0.5
+    window_seconds: float = 10.0
     open_seconds: float = 10.0
+    half_open_calls: int = 1  # trial calls let through at once after the open period
 
 
 class BreakerState(StrEnum):
@@ -53,48 +63,109 @@ class BreakerState(StrEnum):
     HALF_OPEN = "half_open"
 
 
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """Handed to an admitted call; its outcome counts only in the breaker state it began in."""
+
+    generation: int
+    trial: bool
+
+
+class _Window:
+    """Calls and failures over the last `seconds` (to a tenth of it: constant memory and time).
+
+    Outcomes go into `BUCKETS` slices of `seconds / BUCKETS` each; a slice leaves the window
+    whole once it is `BUCKETS` slices old.
+    """
+
+    BUCKETS = 10
+
+    def __init__(self, seconds: float) -> None:
+        self._width = seconds / self.BUCKETS
+        self._slices: dict[int, list[int]] = {}  # slice number -> [calls, failures]
+
+    def add(self, now: float, failed: bool) -> None:
+        current = int(now // self._width)
+        if current not in self._slices:  # a new slice: the oldest may have left the window
+            for old in [n for n in self._slices if n <= current - self.BUCKETS]:
+                del self._slices[old]
+        counts = self._slices.setdefault(current, [0, 0])
+        counts[0] += 1
+        counts[1] += failed
+
+    def totals(self) -> tuple[int, int]:
+        """(calls, failures) in the window as of the last outcome added."""
+        return sum(c[0] for c in self._slices.values()), sum(c[1] for c in self._slices.values())
+
+    def clear(self) -> None:
+        self._slices.clear()
+
+
 class CircuitBreaker:
-    def __init__(
-        self, threshold: int, open_seconds: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._threshold = threshold
-        self._open_seconds = open_seconds
+    """Closed -> open on a failure rate; open -> half-open after `open_seconds`; trials decide.
+
+    Every transition starts a new generation. An outcome counts only if the call was admitted
+    in the current one: a call that began before the breaker opened and fails after it must
+    not move the open period (at 80 calls/s, hundreds of them would), and one that began
+    before it closed again says nothing of the upstream now.
+    """
+
+    def __init__(self, policy: Policy, clock: Callable[[], float] = time.monotonic) -> None:
+        self._policy = policy
         self._clock = clock
-        self._failures = 0
+        self._window = _Window(policy.window_seconds)
+        self._generation = 0
         self._opened_at: float | None = None
-        self._trial_running = False
+        self._trials = 0  # trial calls under way in the current half-open period
 
     @property
     def state(self) -> BreakerState:
         if self._opened_at is None:
             return BreakerState.CLOSED
-        if self._clock() - self._opened_at >= self._open_seconds:
+        if self._clock() - self._opened_at >= self._policy.open_seconds:
             return BreakerState.HALF_OPEN
         return BreakerState.OPEN
 
-    def allow(self) -> bool:
+    def allow(self) -> Ticket | None:
+        """A ticket for a call that may go ahead; None: fail fast."""
         state = self.state
         if state is BreakerState.CLOSED:
-            return True
-        if state is BreakerState.HALF_OPEN and not self._trial_running:
-            self._trial_running = True  # one trial at a time; the rest still fail fast
-            return True
-        return False
+            return Ticket(self._generation, trial=False)
+        if state is BreakerState.HALF_OPEN and self._trials < self._policy.half_open_calls:
+            self._trials += 1  # the rest still fail fast until a trial tells
+            return Ticket(self._generation, trial=True)
+        return None
 
-    def success(self) -> None:
-        self._failures = 0
-        self._opened_at = None
-        self._trial_running = False
+    def success(self, ticket: Ticket) -> None:
+        if ticket.generation != self._generation:
+            return
+        if ticket.trial:
+            self._transition(opened_at=None)  # the upstream answers again: closed
+        else:
+            self._window.add(self._clock(), failed=False)
 
-    def release(self) -> None:
-        """The trial call ended without telling anything: let the next one try."""
-        self._trial_running = False
+    def failure(self, ticket: Ticket) -> None:
+        if ticket.generation != self._generation:
+            return
+        now = self._clock()
+        if ticket.trial:
+            self._transition(opened_at=now)
+            return
+        self._window.add(now, failed=True)
+        calls, failures = self._window.totals()
+        if calls >= self._policy.min_calls and failures >= self._policy.failure_ratio * calls:
+            self._transition(opened_at=now)
 
-    def failure(self) -> None:
-        self._failures += 1
-        if self._trial_running or self._failures >= self._threshold:
-            self._opened_at = self._clock()
-        self._trial_running = False
+    def release(self, ticket: Ticket) -> None:
+        """The call ended without telling anything: a trial's place goes to the next call."""
+        if ticket.trial and ticket.generation == self._generation:
+            self._trials -= 1
+
+    def _transition(self, opened_at: float | None) -> None:
+        self._generation += 1
+        self._opened_at = opened_at
+        self._trials = 0
+        self._window.clear()
 
 
 @dataclass(slots=True)
@@ -118,7 +189,7 @@ class Guard:
         self.upstream = upstream
         self.policy = policy
         self.tracer = tracer or NoOpTracer()
-        self.breaker = CircuitBreaker(policy.failure_threshold, policy.open_seconds, clock)
+        self.breaker = CircuitBreaker(policy, clock)
         self._slots = asyncio.Semaphore(policy.max_concurrency)
         self.stats = GuardStats()
         self.observers: list[Callable[[str, str, float], None]] = []  # (upstream, result, s)
@@ -155,7 +226,8 @@ class Guard:
     async def _guarded(
         self, call: Callable[[], Awaitable[T]], retries: int, deadline: float
     ) -> T:
-        if not self.breaker.allow():
+        ticket = self.breaker.allow()
+        if ticket is None:
             self.stats.rejected += 1
             self._observe("rejected", 0.0)
             raise UpstreamUnavailable(self.upstream, "failing fast: the circuit breaker is open")
@@ -172,26 +244,27 @@ class Guard:
                         self.stats.in_flight -= 1
         except TimeoutError:
             self.stats.timeouts += 1
-            self._failed("timeout", loop.time() - started)
+            self._failed(ticket, "timeout", loop.time() - started)
             raise UpstreamTimeout(self.upstream, f"no answer within {deadline:g} s") from None
         except UpstreamTimeout:
             self.stats.timeouts += 1
-            self._failed("timeout", loop.time() - started)
+            self._failed(ticket, "timeout", loop.time() - started)
             raise
         except RegionNotServed:
-            self.breaker.success()  # a configuration answer, not a fault of the upstream
+            self.breaker.success(ticket)  # a configuration answer, not a fault of the upstream
             raise
         except UpstreamUnavailable:
-            self._failed("error", loop.time() - started)
+            self._failed(ticket, "error", loop.time() - started)
             raise
         except WriteConflict:
-            self.breaker.success()
+            self.breaker.success(ticket)
             self._observe("ok", loop.time() - started)
             raise
         except BaseException:
-            self.breaker.release()  # cancelled by the caller, or a bug: no news of the upstream
+            # Cancelled by the caller, or a bug: no news of the upstream.
+            self.breaker.release(ticket)
             raise
-        self.breaker.success()
+        self.breaker.success(ticket)
         self._observe("ok", loop.time() - started)
         return result
 
@@ -210,9 +283,9 @@ class Guard:
             # Full jitter (AWS architecture blog): spreads retries of many callers apart.
             await asyncio.sleep(random.uniform(0, self.policy.backoff * 2**attempt))
 
-    def _failed(self, result: str, seconds: float) -> None:
+    def _failed(self, ticket: Ticket, result: str, seconds: float) -> None:
         self.stats.failures += 1
-        self.breaker.failure()
+        self.breaker.failure(ticket)
         self._observe(result, seconds)
 
     def _observe(self, result: str, seconds: float) -> None:

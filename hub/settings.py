@@ -50,8 +50,13 @@ class Settings(BaseSettings):
     # Resilience (connectors.resilience), per source system.
     upstream_retries: int = 2  # extra attempts for safe reads, within the same deadline
     upstream_max_concurrency: int = 50
-    breaker_failure_threshold: int = 5
+    # The breaker opens on a failure rate over a sliding window (connectors.resilience).
+    breaker_min_calls: int = Field(default=20, ge=1)
+    breaker_failure_ratio: float = Field(default=0.5, gt=0, le=1)
+    breaker_window_seconds: float = Field(default=10.0, gt=0)
+    breaker_failure_threshold: int | None = Field(default=None, ge=1)  # former name of min_calls
     breaker_open_seconds: float = 10.0
+    breaker_half_open_calls: int = Field(default=1, ge=1)
     cache_ttl_seconds: float = 30.0  # the shared permit cache; 0 turns it off
 
     # Permit change events (hub.events) and the webhooks they trigger (hub.webhooks).
@@ -128,8 +133,11 @@ class Settings(BaseSettings):
             timeout=self.upstream_timeouts.get(upstream, self.upstream_timeout_seconds),
             retries=self.upstream_retries,
             max_concurrency=self.upstream_max_concurrency,
-            failure_threshold=self.breaker_failure_threshold,
+            min_calls=self.breaker_failure_threshold or self.breaker_min_calls,
+            failure_ratio=self.breaker_failure_ratio,
+            window_seconds=self.breaker_window_seconds,
             open_seconds=self.breaker_open_seconds,
+            half_open_calls=self.breaker_half_open_calls,
         )
 
     def query_limits(self) -> Limits:
