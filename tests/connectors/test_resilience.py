@@ -93,7 +93,7 @@ async def test_the_breaker_opens_fails_fast_then_lets_one_trial_through() -> Non
         "test", Policy(timeout=1, retries=0, min_calls=3, open_seconds=10), clock=clock
     )
     failing = Upstream(failures=10_000)
-    for _ in range(3):
+    for _ in range(3):  # three calls in the window (min_calls), all failed: ratio 1
         with pytest.raises(UpstreamUnavailable):
             await guard.read(failing)
     assert guard.breaker.state is BreakerState.OPEN
