@@ -42,6 +42,10 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = Settings()  # a configuration error shows here, once, not in every worker
+    problem = settings.shared_state_problem(args.workers)
+    if problem is not None:
+        sys.stderr.write(f"hub: error: {problem}\n")
+        return 2
     if args.workers > 1:
         # Migrations and the first signing key, once, before the workers race to make them.
         asyncio.run(_prepare_database(settings))

@@ -5,10 +5,11 @@ Nothing else in the hub reads `os.environ`.
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, IPvAnyNetwork
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from auth import AuthConfig, TrustedIssuer
@@ -31,6 +32,10 @@ class TrustedIssuerSettings(BaseModel):
     agency_claim: str | None = None
 
 
+def _loopback() -> list[IPvAnyNetwork]:
+    return [IPv4Network("127.0.0.0/8"), IPv6Network("::1/128")]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HUB_", env_nested_delimiter="__", extra="ignore")
 
@@ -38,6 +43,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///var/hub.db"
     redis_url: str | None = None
     redis_prefix: str = "hub:"
+    # How many `hub serve` processes share this database (behind a load balancer). Above one,
+    # Redis is required: an in-process store would give each its own revocations and counters.
+    instances: int = Field(default=1, ge=1)
     data_dir: Path = Path("var")
 
     # Source systems. Empty means "not configured": `hub demo` fills them with its simulators.
@@ -79,6 +87,10 @@ class Settings(BaseSettings):
     audit_checkpoint_seconds: float = 60.0
     audit_commit_timeout_seconds: float = 5.0
 
+    # Operational endpoints (hub.operations): /metrics and /readyz's detail are shown to these
+    # socket addresses (IPs or CIDRs, a JSON list), or to a bearer token with `ops:read`.
+    operations_allowed: list[IPvAnyNetwork] = Field(default_factory=_loopback)
+
     # Request limits.
     max_body_bytes: int = 256 * 1024
     max_batch_size: int = 500
@@ -104,6 +116,16 @@ class Settings(BaseSettings):
     tracing_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
 
     demo: bool = False
+
+    def shared_state_problem(self, workers: int = 1) -> str | None:
+        """Why this hub cannot run as configured with `workers` processes, or None."""
+        if self.redis_url or (workers <= 1 and self.instances <= 1):
+            return None
+        return (
+            f"{workers} workers x HUB_INSTANCES={self.instances} need shared state: set"
+            " HUB_REDIS_URL (without it each process keeps its own revoked tokens, replay"
+            " guards and budgets)"
+        )
 
     def tracing_config(self) -> TracingConfig:
         return TracingConfig(
