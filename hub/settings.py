@@ -147,7 +147,7 @@ class Settings(BaseSettings):
             max_depth=self.max_depth, max_aliases=self.max_aliases,
             max_root_fields=self.max_root_fields, max_fields=self.max_fields,
             max_document_bytes=self.max_document_bytes, max_tokens=self.max_tokens,
-            max_cost=self.max_cost,
+            max_cost=self.max_cost, max_batch_items=self.max_batch_size,
         )
 
     def auth_config(self) -> AuthConfig:
