@@ -93,6 +93,11 @@ class Settings(BaseSettings):
 
     # Request limits.
     max_body_bytes: int = 256 * 1024
+    # A connection that has not sent a request's complete headers this long after it opened
+    # (or after the last response) is closed; a body not complete this long after its
+    # headers gets 408 and the connection is closed.
+    request_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    request_body_timeout_seconds: float = Field(default=10.0, gt=0)
     max_batch_size: int = 500
 
     # Query limits (schema.limits), checked before execution; over one: QUERY_TOO_COMPLEX.
