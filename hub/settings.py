@@ -127,7 +127,7 @@ class Settings(BaseSettings):
         if self.redis_url or (workers <= 1 and self.instances <= 1):
             return None
         return (
-            f"{workers} workers x HUB_INSTANCES={self.instances} need shared state: set"
+            f"--workers {workers} x HUB_INSTANCES={self.instances} needs shared state: set"
             " HUB_REDIS_URL (without it each process keeps its own revoked tokens, replay"
             " guards and budgets)"
         )

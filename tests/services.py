@@ -16,6 +16,7 @@ from pathlib import Path
 
 import asyncpg
 import redis.asyncio as redis_async
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.engine import make_url
 
 from connectors.kv import KeyValue, MemoryKeyValue, RedisKeyValue
@@ -146,9 +147,7 @@ async def private_redis() -> AsyncIterator[str]:
             try:
                 await client.ping()
                 break
-            except OSError:
-                await asyncio.sleep(0.05)
-            except Exception:  # redis-py's ConnectionError while it starts
+            except (OSError, RedisConnectionError):  # still starting
                 await asyncio.sleep(0.05)
         yield url
     finally:
