@@ -19,5 +19,6 @@ SCOPES: frozenset[str] = frozenset(
         "audit:subject",  # the data tracker: accesses to one subject, embargoes applied
         "events:publish",
         "events:subscribe",
+        "ops:read",  # /metrics and /readyz's detail, from outside HUB_OPERATIONS_ALLOWED
     }
 )

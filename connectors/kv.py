@@ -53,6 +53,11 @@ class KeyValue(Protocol):
     async def ping(self) -> bool: ...
     async def close(self) -> None: ...
 
+    @property
+    def shared(self) -> bool:
+        """Whether other processes see the same data (Redis), or only this one (in-process)."""
+        ...
+
 
 class MemoryKeyValue:
     """In-process store with expiry; one per hub process, so only for the embedded mode."""
@@ -107,6 +112,10 @@ class MemoryKeyValue:
 
     async def ping(self) -> bool:
         return True
+
+    @property
+    def shared(self) -> bool:
+        return False
 
     async def close(self) -> None:
         self._data.clear()
@@ -321,6 +330,10 @@ class RedisKeyValue:
             for call in batch:
                 if not call.reply.done():
                     call.reply.set_exception(KeyValueUnavailable(failure))
+
+    @property
+    def shared(self) -> bool:
+        return True
 
     async def ping(self) -> bool:
         try:

@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from hub.components import Hub
 from hub.routes import OUTAGES, dependency_unavailable, internal_error, routes
 from hub.settings import Settings
-from hub.transport import BodyLimit, RequestTraceContext
+from hub.transport import BodyDeadline, BodyLimit, RequestTraceContext
 from observability.tracing import tracer_provider
 
 __all__ = ["create_app", "serving_app"]
@@ -51,6 +51,7 @@ def create_app(
         middleware=[
             _trace_middleware(provider, traced=settings.tracing_config().enabled),
             Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+            Middleware(BodyDeadline, seconds=settings.request_body_timeout_seconds),
         ],
         lifespan=lifespan,
         exception_handlers={

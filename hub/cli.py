@@ -41,12 +41,19 @@ def _demo(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from hub.servers import http_protocol
+
     settings = Settings()  # a configuration error shows here, once, not in every worker
+    problem = settings.shared_state_problem(args.workers)
+    if problem is not None:
+        sys.stderr.write(f"hub: error: {problem}\n")
+        return 2
     if args.workers > 1:
         # Migrations and the first signing key, once, before the workers race to make them.
         asyncio.run(_prepare_database(settings))
     uvicorn.run(
         "hub.app:serving_app",
+        http=http_protocol(settings.request_header_timeout_seconds),
         factory=True,
         host=args.host,
         port=args.port,

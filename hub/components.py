@@ -91,6 +91,9 @@ class Hub:
     async def open(cls, settings: Settings, provider: TracerProvider | None = None) -> Hub:
         if not settings.wms_url or not settings.cards_url:
             raise NotConfigured("HUB_WMS_URL and HUB_CARDS_URL must be set (or run `hub demo`)")
+        shared_state = settings.shared_state_problem()
+        if shared_state is not None:
+            raise NotConfigured(shared_state)
         if settings.database_url.startswith("sqlite"):
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(settings.database_url)
@@ -185,8 +188,11 @@ class Hub:
             tracer,
         )
 
-    async def readiness(self) -> dict[str, bool]:
-        checks = {"database": await self._database_ok(), "redis": await self.kv.ping()}
+    async def readiness(self) -> dict[str, bool | str]:
+        """Each dependency: True (answers), False (does not), or a word for what stands in for
+        it: "in-process" when there is no Redis (fine for one process, and only then)."""
+        redis: bool | str = await self.kv.ping() if self.kv.shared else "in-process"
+        checks: dict[str, bool | str] = {"database": await self._database_ok(), "redis": redis}
         checks["audit"] = await self.audit.writable()
         # A key older than the rotation period means `hub keys rotate` is not being run.
         max_age = self.settings.signing_key_max_age_seconds

@@ -94,14 +94,16 @@ async def run_demo(host: str, port: int, data_dir: Path, seed: int, foreigners: 
     hub_sock = bind(host, port)
     loopback = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
     hub_url = f"http://{loopback}:{port_of(hub_sock)}"
+    timeout = settings.request_header_timeout_seconds
     servers = [
-        (new_server(wms_app), wms_sock),
-        (new_server(build_cards_app(dataset)), cards_sock),
+        (new_server(wms_app, header_timeout=timeout), wms_sock),
+        (new_server(build_cards_app(dataset), header_timeout=timeout), cards_sock),
         (
             new_server(
                 create_app(settings, _seeder(demo_dir / "clients.json", wms_app, hub_url)),
                 log_level="info",
                 forwarded_allow_ips=settings.forwarded_allow_ips(),
+                header_timeout=timeout,
             ),
             hub_sock,
         ),

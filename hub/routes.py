@@ -25,6 +25,7 @@ from hub.accesses import access_event
 from hub.components import Hub
 from hub.documents import DocumentRefused
 from hub.events import events_post
+from hub.operations import check_operations_access
 from hub.responses import JSONResponse, error_response
 from hub.subscriptions import graphql_ws
 from hub.transport import trace_id_of
@@ -399,7 +400,16 @@ async def dependency_unavailable(request: Request, exc: Exception) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    return Response(_hub(request).metrics.render(), media_type=CONTENT_TYPE)
+    """Operators only (`hub.operations`): the samples name every client and its traffic."""
+    hub = _hub(request)
+    try:
+        await check_operations_access(request, hub)
+    except AuthError as exc:
+        trace_id = trace_id_of(request.scope)
+        return error_response(
+            exc.status, exc.code, exc.description, trace_id, _www_authenticate(exc)
+        )
+    return Response(hub.metrics.render(), media_type=CONTENT_TYPE)
 
 
 async def healthz(request: Request) -> Response:
@@ -407,9 +417,15 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """The overall status for anyone (a load balancer); the checks for operators only."""
     hub = _hub(request)
     checks = await hub.readiness()
-    ready = all(checks.values())
+    ready = all(ok is not False for ok in checks.values())
+    try:
+        await check_operations_access(request, hub)
+    except AuthError:
+        status = "ready" if ready else "unready"
+        return JSONResponse({"status": status}, status_code=200 if ready else 503)
     return JSONResponse(
         {
             "status": "ready" if ready else "unready",

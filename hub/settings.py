@@ -5,6 +5,7 @@ Nothing else in the hub reads `os.environ`.
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Literal
 
@@ -31,6 +32,10 @@ class TrustedIssuerSettings(BaseModel):
     agency_claim: str | None = None
 
 
+def _loopback() -> list[IPvAnyNetwork]:
+    return [IPv4Network("127.0.0.0/8"), IPv6Network("::1/128")]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HUB_", env_nested_delimiter="__", extra="ignore")
 
@@ -38,6 +43,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///var/hub.db"
     redis_url: str | None = None
     redis_prefix: str = "hub:"
+    # How many `hub serve` processes share this database (behind a load balancer). Above one,
+    # Redis is required: an in-process store would give each its own revocations and counters.
+    instances: int = Field(default=1, ge=1)
     data_dir: Path = Path("var")
 
     # Source systems. Empty means "not configured": `hub demo` fills them with its simulators.
@@ -88,8 +96,17 @@ class Settings(BaseSettings):
     audit_checkpoint_seconds: float = 60.0
     audit_commit_timeout_seconds: float = 5.0
 
+    # Operational endpoints (hub.operations): /metrics and /readyz's detail are shown to these
+    # socket addresses (IPs or CIDRs, a JSON list), or to a bearer token with `ops:read`.
+    operations_allowed: list[IPvAnyNetwork] = Field(default_factory=_loopback)
+
     # Request limits.
     max_body_bytes: int = 256 * 1024
+    # A connection that has not sent a request's complete headers this long after it opened
+    # (or after the last response) is closed; a body not complete this long after its
+    # headers gets 408 and the connection is closed.
+    request_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    request_body_timeout_seconds: float = Field(default=10.0, gt=0)
     max_batch_size: int = 500
 
     # Query limits (schema.limits), checked before execution; over one: QUERY_TOO_COMPLEX.
@@ -122,6 +139,16 @@ class Settings(BaseSettings):
         """`trusted_proxies` as uvicorn's `forwarded_allow_ips`."""
         return [str(network) for network in self.trusted_proxies]
 
+    def shared_state_problem(self, workers: int = 1) -> str | None:
+        """Why this hub cannot run as configured with `workers` processes, or None."""
+        if self.redis_url or (workers <= 1 and self.instances <= 1):
+            return None
+        return (
+            f"--workers {workers} x HUB_INSTANCES={self.instances} needs shared state: set"
+            " HUB_REDIS_URL (without it each process keeps its own revoked tokens, replay"
+            " guards and budgets)"
+        )
+
     def tracing_config(self) -> TracingConfig:
         return TracingConfig(
             enabled=self.tracing == "on", exporter=self.tracing_exporter,
@@ -145,7 +172,7 @@ class Settings(BaseSettings):
             max_depth=self.max_depth, max_aliases=self.max_aliases,
             max_root_fields=self.max_root_fields, max_fields=self.max_fields,
             max_document_bytes=self.max_document_bytes, max_tokens=self.max_tokens,
-            max_cost=self.max_cost,
+            max_cost=self.max_cost, max_batch_items=self.max_batch_size,
         )
 
     def auth_config(self) -> AuthConfig:

@@ -1,10 +1,13 @@
-"""Transport step of the request path: body size limit and the W3C trace id. Plain ASGI.
+"""Transport step of the request path: body size limit, body deadline, the W3C trace id.
 
-`BaseHTTPMiddleware` costs a task per request, so this is written against ASGI directly.
+Plain ASGI: `BaseHTTPMiddleware` costs a task per request, so this is written against ASGI
+directly.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import secrets
 
@@ -18,11 +21,21 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from observability.tracing import current_trace_id
 
-__all__ = ["BodyLimit", "BodyTooLarge", "RequestTraceContext", "trace_id_of"]
+__all__ = [
+    "BodyDeadline",
+    "BodyLimit",
+    "BodyTimeout",
+    "BodyTooLarge",
+    "RequestTraceContext",
+    "trace_id_of",
+]
+
+log = logging.getLogger("hub.transport")
 
 _TRACEPARENT = re.compile(rb"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 
@@ -142,4 +155,73 @@ async def _too_large(send: Send) -> None:
     )
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyTimeout(Exception):
+    """The request body did not fully arrive within the deadline."""
+
+
+class BodyDeadline:
+    """A request's body must arrive within `seconds` of its headers, else 408 and the
+    connection is closed; a client that hangs up mid-body is one INFO line, not an error.
+
+    Only the body is timed: once it is complete, `receive` is the server's own again (it then
+    waits for the client to disconnect, which is not a body arriving late).
+    """
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline = asyncio.get_running_loop().time() + self.seconds
+        complete = False
+
+        async def timed() -> Message:
+            nonlocal complete
+            if complete:
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimeout from None
+            complete = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, timed, tracking_send)
+        except BodyTimeout:
+            log.info("request body not received within %s s (trace %s)",
+                     self.seconds, trace_id_of(scope))
+            if not started:
+                await _request_timeout(send)
+        except ClientDisconnect:
+            # Nobody is left to answer, and nothing went wrong on the hub's side.
+            log.info("client disconnected before its request body arrived (trace %s)",
+                     trace_id_of(scope))
+
+
+async def _request_timeout(send: Send) -> None:
+    body = (
+        b'{"errors":[{"message":"request body not received in time",'
+        b'"extensions":{"code":"BAD_USER_INPUT"}}]}'
+    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),  # the rest of the body may still come: not a next request
+    ]
+    await send({"type": "http.response.start", "status": 408, "headers": headers})
     await send({"type": "http.response.body", "body": body})

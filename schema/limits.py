@@ -27,7 +27,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
@@ -57,6 +57,7 @@ from schema.document import PreparedDocument
 from schema.errors import QueryTooComplex
 
 __all__ = [
+    "BATCH_ARGUMENTS",
     "CONNECTOR_FIELDS",
     "CONNECTOR_FIELD_COST",
     "DEFAULT_LIST_SIZE",
@@ -113,6 +114,14 @@ LIST_SIZES: dict[tuple[str, str], _SizedBy | int] = {
 }
 
 
+# The batch arguments: each item is one record asked for, and the items of every batch field of
+# a request count together against `Limits.max_batch_items` (aliased batches add up).
+BATCH_ARGUMENTS: dict[tuple[str, str], _SizedBy] = {
+    ("Query", "permits"): _SizedBy("numbers"),
+    ("Subscription", "permitStatusChanged"): _SizedBy("numbers"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_depth: int = 10
@@ -122,6 +131,7 @@ class Limits:
     max_document_bytes: int = 16 * 1024
     max_tokens: int = 5000
     max_cost: int = 20_000
+    max_batch_items: int = 500  # the numbers of all batch fields of one request, together
 
 
 def _too_complex(limit: str, value: int | str, maximum: int) -> QueryTooComplex:
@@ -238,26 +248,43 @@ def _add(into: _Poly, poly: _Poly, factor: float = 1.0, ref: _Ref | None = None)
         into[new_key] = into.get(new_key, 0.0) + coefficient * factor
 
 
+_Terms = tuple[tuple[tuple[_Ref, ...], float], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class CostPlan:
-    """The cost of each operation of one document, as polynomials over variable list sizes."""
+    """The cost of each operation of one document, as polynomials over variable list sizes;
+    and likewise the batch items it asks for (`BATCH_ARGUMENTS`, times the lists above them)."""
 
-    operations: Mapping[str | None, tuple[tuple[tuple[_Ref, ...], float], ...]]
+    operations: Mapping[str | None, _Terms]
+    batch_items: Mapping[str | None, _Terms] = field(default_factory=dict)
 
     def cost(self, operation_name: str | None, variables: Mapping[str, Any] | None) -> int | None:
         """None when the operation is not in the document (the pipeline refuses that itself)."""
-        if operation_name is None and len(self.operations) == 1:
-            terms = next(iter(self.operations.values()))
-        elif operation_name in self.operations:
-            terms = self.operations[operation_name]
-        else:
-            return None
-        given = variables or {}
-        total = 0.0
-        for refs, coefficient in terms:
-            sizes = (_size(given.get(name), fallback) for name, fallback in refs)
-            total += coefficient * math.prod(sizes)
-        return math.ceil(total)
+        return _evaluate(self.operations, operation_name, variables)
+
+    def items(self, operation_name: str | None, variables: Mapping[str, Any] | None) -> int | None:
+        """The batch items of one request, literal or from variables alike."""
+        return _evaluate(self.batch_items, operation_name, variables)
+
+
+def _evaluate(
+    operations: Mapping[str | None, _Terms],
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+) -> int | None:
+    if operation_name is None and len(operations) == 1:
+        terms = next(iter(operations.values()))
+    elif operation_name in operations:
+        terms = operations[operation_name]
+    else:
+        return None
+    given = variables or {}
+    total = 0.0
+    for refs, coefficient in terms:
+        sizes = (_size(given.get(name), fallback) for name, fallback in refs)
+        total += coefficient * math.prod(sizes)
+    return math.ceil(total)
 
 
 def _size(value: Any, fallback: int) -> int:
@@ -277,12 +304,18 @@ def _unwrap(kind: GraphQLOutputType) -> tuple[GraphQLOutputType, bool]:
 
 
 class _CostWalker:
+    """`items=False`: the cost polynomial; `items=True`: the batch items', where a field's own
+    share is the size of its batch argument (0 for other fields), multiplied the same way."""
+
     def __init__(
         self,
         schema: GraphQLSchema,
         fragments: Mapping[str, FragmentDefinitionNode],
         defaults: Mapping[str, Any],
+        *,
+        items: bool = False,
     ) -> None:
+        self._items = items
         self._schema = schema
         self._fragments = fragments
         self._defaults = defaults  # variable defaults of the operation being costed
@@ -318,8 +351,7 @@ class _CostWalker:
             return {}  # introspection and __typename never reach a source system
         definition = parent.fields[name]
         child, is_list = _unwrap(definition.type)
-        own = CONNECTOR_FIELD_COST if (parent.name, name) in CONNECTOR_FIELDS else 1
-        poly: _Poly = {(): float(own)}
+        poly = self._own(parent.name, node)
         if node.selection_set is None:
             return poly
         inner = self.selections(
@@ -335,6 +367,16 @@ class _CostWalker:
         else:
             _add(poly, inner, 1.0, size)
         return poly
+
+    def _own(self, parent: str, node: FieldNode) -> _Poly:
+        name = node.name.value
+        if not self._items:
+            return {(): float(CONNECTOR_FIELD_COST if (parent, name) in CONNECTOR_FIELDS else 1)}
+        batch = BATCH_ARGUMENTS.get((parent, name))
+        if batch is None:
+            return {}
+        size = self._argument_size(node, batch)
+        return {(): float(size)} if isinstance(size, int) else {(size,): 1.0}
 
     def _argument_size(self, node: FieldNode, sizing: _SizedBy) -> int | _Ref:
         value: ValueNode | None = next(
@@ -358,7 +400,8 @@ def plan_cost(schema: GraphQLSchema, document: DocumentNode) -> CostPlan:
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
-    operations: dict[str | None, tuple[tuple[tuple[_Ref, ...], float], ...]] = {}
+    operations: dict[str | None, _Terms] = {}
+    batch_items: dict[str | None, _Terms] = {}
     for op in document.definitions:
         if not isinstance(op, OperationDefinitionNode):
             continue
@@ -370,7 +413,10 @@ def plan_cost(schema: GraphQLSchema, document: DocumentNode) -> CostPlan:
         root = _root_type(schema, op)
         poly = _CostWalker(schema, fragments, defaults).selections(root, op.selection_set)
         operations[op.name.value if op.name else None] = tuple(poly.items())
-    return CostPlan(operations)
+        walker = _CostWalker(schema, fragments, defaults, items=True)
+        items = walker.selections(root, op.selection_set)
+        batch_items[op.name.value if op.name else None] = tuple(items.items())
+    return CostPlan(operations, batch_items)
 
 
 def _root_type(schema: GraphQLSchema, op: OperationDefinitionNode) -> GraphQLObjectType | None:
@@ -438,6 +484,18 @@ class QueryLimits:
     ) -> int | None:
         """The estimated cost of one request (None: the operation is not in the document)."""
         return self.plan(prepared).cost(operation_name, variables)
+
+    def check_batch_items(
+        self,
+        prepared: PreparedDocument,
+        operation_name: str | None,
+        variables: Mapping[str, Any] | None,
+    ) -> QueryTooComplex | None:
+        """Refuse a request whose batch fields ask for more items together than one may."""
+        items = self.plan(prepared).items(operation_name, variables)
+        if items is not None and items > self.limits.max_batch_items:
+            return _too_complex("max_batch_size", items, self.limits.max_batch_items)
+        return None
 
     def check_cost(self, cost: int | None) -> QueryTooComplex | None:
         """Refuse a request whose cost (from `cost`, computed once per request) is too high."""

@@ -312,6 +312,12 @@ class GraphQLService:
             )
         except BadUserInput as exc:
             return _refusal([exc], 400, trace_id, prepared)
+        # After the per-field bound, which names the one field over it; this adds them up.
+        too_many = self.limits.check_batch_items(
+            prepared, request.operation_name, variables.coerced
+        )
+        if too_many is not None:
+            return _refusal([too_many], 400, trace_id, prepared)
         return Admission(prepared, operation, cost or 0, variables, permit_numbers)
 
     async def _introspect(

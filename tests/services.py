@@ -16,6 +16,7 @@ from pathlib import Path
 
 import asyncpg
 import redis.asyncio as redis_async
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.engine import make_url
 
 from connectors.kv import KeyValue, MemoryKeyValue, RedisKeyValue
@@ -123,3 +124,33 @@ async def database_outage(database_url: str) -> AsyncIterator[None]:
     finally:
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         await admin.close()
+
+
+@asynccontextmanager
+async def private_redis() -> AsyncIterator[str]:
+    """A redis-server of this test's own on a free port (nothing saved), stopped afterwards."""
+    import asyncio
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    process = await asyncio.create_subprocess_exec(
+        "/usr/bin/redis-server", "--port", str(port), "--bind", "127.0.0.1",
+        "--save", "", "--appendonly", "no",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis_async.Redis.from_url(url)
+    try:
+        for _ in range(100):
+            try:
+                await client.ping()
+                break
+            except (OSError, RedisConnectionError):  # still starting
+                await asyncio.sleep(0.05)
+        yield url
+    finally:
+        await client.aclose()
+        process.terminate()
+        await process.wait()

@@ -87,8 +87,8 @@ DESIGN_SCOPES = {
 }
 
 
-def test_scopes_are_the_design_table_plus_the_data_tracker() -> None:
-    assert {"audit:subject"} | DESIGN_SCOPES == SCOPES
+def test_scopes_are_the_design_table_plus_the_data_tracker_and_operations() -> None:
+    assert {"audit:subject", "ops:read"} | DESIGN_SCOPES == SCOPES
 
 
 def test_all_is_sorted_and_public() -> None:

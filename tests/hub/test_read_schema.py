@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.conftest import HubClient, Simulators, SqlCounter
+from tests.services import REDIS_URL
 
 VALIDITY = "query($n: ID!) { permit(number: $n) { number status isValid validUntil medium } }"
 
@@ -128,7 +129,7 @@ async def test_readyz_reports_every_dependency(hub: HubClient) -> None:
     assert response.json()["checks"] == {
         "database": True,
         "audit": True,
-        "redis": True,
+        "redis": True if REDIS_URL else "in-process",  # never "up" when there is none
         "wms": True,
         "cards": True,
         "agency-420100": True,

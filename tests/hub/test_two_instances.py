@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,7 @@ from hub.demo_clients import seed_demo_clients
 from hub.settings import Settings
 from observability.audit import AuditFilter
 from tests.conftest import Simulators, _drop_prefix, hub_settings
+from tests.services import REDIS_URL, private_redis
 
 
 def _free_port() -> int:
@@ -136,9 +138,19 @@ async def test_hub_serve_with_two_workers_starts_on_a_fresh_database(
     simulators: Simulators, database_url: str, tmp_path: Path
 ) -> None:
     """The workers of `hub serve --workers 2` must not race to migrate one database."""
+    async with AsyncExitStack() as stack:
+        # Several workers need shared state: a private Redis when the suite runs without one.
+        redis_url = REDIS_URL or await stack.enter_async_context(private_redis())
+        await _serve_two_workers(simulators, database_url, tmp_path, redis_url)
+
+
+async def _serve_two_workers(
+    simulators: Simulators, database_url: str, tmp_path: Path, redis_url: str
+) -> None:
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     settings = hub_settings(simulators, database_url, tmp_path, prefix)
     env = _serve_env(simulators, database_url, tmp_path, settings, prefix)
+    env["HUB_REDIS_URL"] = redis_url
     port = _free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "hub", "serve", "--port", str(port), "--workers", "2",
@@ -160,3 +172,53 @@ async def test_hub_serve_with_two_workers_starts_on_a_fresh_database(
         process.terminate()
         await asyncio.wait_for(process.wait(), timeout=20)
         await _drop_prefix(prefix)
+
+
+def _without_redis(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k != "HUB_REDIS_URL"}
+
+
+async def _refusal_of(env: dict[str, str], *args: str) -> tuple[int, str, bool]:
+    """(exit code, stderr, whether the port ever answered) of a `hub serve` that should refuse."""
+    port = _free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hub", "serve", "--port", str(port), *args,
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    finally:
+        with socket.socket() as sock:
+            answered = sock.connect_ex(("127.0.0.1", port)) == 0
+        if process.returncode is None:  # it started: stop it, the test has failed
+            process.terminate()
+            await asyncio.wait_for(process.wait(), timeout=20)
+    assert process.returncode is not None
+    return process.returncode, stderr.decode(), answered
+
+
+async def test_several_workers_without_redis_refuse_to_start(
+    simulators: Simulators, database_url: str, tmp_path: Path
+) -> None:
+    """Per-worker revocation lists, replay caches and budgets would let a revoked token in."""
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    settings = hub_settings(simulators, database_url, tmp_path, prefix)
+    env = _without_redis(_serve_env(simulators, database_url, tmp_path, settings, prefix))
+    code, stderr, answered = await _refusal_of(env, "--workers", "2")
+    assert code != 0 and not answered
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "HUB_REDIS_URL" in lines[0] and "Traceback" not in stderr
+
+
+async def test_an_instance_declared_one_of_several_without_redis_refuses_to_start(
+    simulators: Simulators, database_url: str, tmp_path: Path
+) -> None:
+    """One worker per process, several processes behind a load balancer: the same danger."""
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    settings = hub_settings(simulators, database_url, tmp_path, prefix)
+    env = _without_redis(_serve_env(simulators, database_url, tmp_path, settings, prefix))
+    code, stderr, answered = await _refusal_of({**env, "HUB_INSTANCES": "2"})
+    assert code != 0 and not answered
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert "HUB_REDIS_URL" in stderr and "HUB_INSTANCES" in stderr

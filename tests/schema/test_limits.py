@@ -176,3 +176,22 @@ async def test_cost_budget_refuses_past_the_minute_budget(amounts: list[int]) ->
         assert second.retry_after == 45
     assert (await budget.charge("other", 10, now=615.0)).allowed
     assert (await budget.charge("c", 10, now=660.0)).allowed  # a new window
+
+
+def test_batch_items_add_up_across_aliases_fragments_literals_and_variables() -> None:
+    limits, documents = _limits(max_batch_items=500)
+    prepared = documents.get(
+        """query($ns: [ID!]!, $more: [ID!]! = ["d", "e"]) {
+          a: permits(numbers: $ns) { status }
+          b: permits(numbers: ["x", "y", "z"]) { status }
+          ...Again ...Defaulted
+        }
+        fragment Again on Query { c: permits(numbers: $ns) { number } }
+        fragment Defaulted on Query { d: permits(numbers: $more) { number } }"""
+    )
+    assert not prepared.errors
+    assert limits.check_batch_items(prepared, None, {"ns": ["n"] * 10}) is None
+    refused = limits.check_batch_items(prepared, None, {"ns": ["n"] * 248})
+    assert refused is not None  # 248 + 3 + 248 + 2 = 501
+    assert refused.message == "max_batch_size is 501, over the limit of 500"
+    assert limits.check_batch_items(prepared, None, {"ns": ["n"] * 247, "more": []}) is None
