@@ -33,7 +33,7 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,10 +117,12 @@ class Child:
             await self.kill()
 
     def tail(self, lines: int = 40) -> str:
+        """The end of the log, without the hub's line per call to a source system."""
         try:
             text = self.log.read_text(errors="replace").splitlines()
         except OSError:
             return ""
+        text = [line for line in text if '"logger":"httpx"' not in line]
         return "\n".join(line[:400] for line in text[-lines:])
 
 
@@ -337,10 +339,7 @@ async def _start_wms(stack: AsyncExitStack, tmp: Path, env: dict[str, str]) -> t
 
 @contextlib.asynccontextmanager
 async def open_fault_stack(simulators: Simulators, tmp: Path) -> AsyncIterator[FaultStack]:
-    if POSTGRES_URL is None:
-        pytest.skip("production shape: needs PostgreSQL (HUB_TEST_DATABASE_URL, as in CI)")
-    if REDIS_SERVER is None:
-        pytest.skip("needs a redis-server binary for a private Redis")
+    """Everything above, up and ready; everything stopped and dropped on the way out."""
     dataset = simulators.dataset
     assert (dataset.seed, len(dataset.permits)) == (2025, 1809), "the WMS process's dataset"
     async with AsyncExitStack() as stack:
@@ -394,8 +393,13 @@ async def open_fault_stack(simulators: Simulators, tmp: Path) -> AsyncIterator[F
 
 @pytest.fixture(scope="module")
 async def fault_stack(
-    simulators: Simulators, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[FaultStack]:
+    if POSTGRES_URL is None:  # before the session's simulators are started for nothing
+        pytest.skip("production shape: needs PostgreSQL (HUB_TEST_DATABASE_URL, as in CI)")
+    if REDIS_SERVER is None:
+        pytest.skip("needs a redis-server binary for a private Redis")
+    simulators: Simulators = request.getfixturevalue("simulators")
     tmp = tmp_path_factory.mktemp("faults")
     async with open_fault_stack(simulators, tmp) as stack:
         yield stack
@@ -416,12 +420,12 @@ def _remember_stack(request: pytest.FixtureRequest) -> Iterator[None]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
-) -> Iterator[None]:
-    report: Any = yield
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report: pytest.TestReport = yield
     stack = _STACKS.get(item.nodeid)
     if stack is not None and report.failed:
         report.sections.append(("hub, wms and redis logs (tails)", stack.logs()))
-    return report  # type: ignore[no-any-return]
+    return report
 
 
 # -- load ------------------------------------------------------------------------------------------

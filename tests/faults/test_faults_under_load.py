@@ -253,13 +253,13 @@ async def test_nothing_is_written_twice(fault_run: FaultRun, fault_stack: FaultS
                     select(enrollment_requests.c.idempotency_key, enrollment_requests.c.ssn)
                     .where(enrollment_requests.c.idempotency_key.in_(list(load.enrolled)))
                 )
-                stored_ssns.update({k: s for k, s in rows.tuples()})
+                stored_ssns.update({k: s for k, s in rows})
                 counts = await conn.execute(
                     select(enrollments.c.permit_number, func.count())
                     .where(enrollments.c.permit_number.in_(permits))
                     .group_by(enrollments.c.permit_number)
                 )
-                per_permit.update({p: int(n) for p, n in counts.tuples()})
+                per_permit.update({p: int(n) for p, n in counts})
         finally:
             await engine.dispose()
     assert stored_ssns == {k: next(iter(s)) for k, s in given.items()}
