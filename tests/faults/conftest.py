@@ -189,7 +189,7 @@ class TcpProxy:
         self.port = free_port()
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
-        self.accepted = 0
+        self._cuts = 0
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
@@ -197,6 +197,7 @@ class TcpProxy:
     async def cut(self) -> None:
         assert self._server is not None
         self._server.close()
+        self._cuts += 1
         for writer in list(self._open):
             writer.transport.abort()
         self._open.clear()
@@ -207,11 +208,15 @@ class TcpProxy:
             await self.cut()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.accepted += 1
+        cuts = self._cuts
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.transport.abort()
+            return
+        if cuts != self._cuts:  # accepted just before a cut: it goes with the others
+            for end in (writer, up_writer):
+                end.transport.abort()
             return
         self._open.update((writer, up_writer))
         try:
