@@ -398,17 +398,21 @@ async def open_fault_stack(simulators: Simulators, tmp: Path) -> AsyncIterator[F
 
 @pytest.fixture(scope="module")
 async def fault_stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    simulators: Simulators, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[FaultStack]:
-    if POSTGRES_URL is None:  # before the session's simulators are started for nothing
-        pytest.skip("production shape: needs PostgreSQL (HUB_TEST_DATABASE_URL, as in CI)")
-    if REDIS_SERVER is None:
-        pytest.skip("needs a redis-server binary for a private Redis")
-    simulators: Simulators = request.getfixturevalue("simulators")
     tmp = tmp_path_factory.mktemp("faults")
     async with open_fault_stack(simulators, tmp) as stack:
         yield stack
 
+
+# Skips before the session's simulators are started for nothing (`fault_stack` needs them).
+needs_production_shape = [
+    pytest.mark.skipif(
+        POSTGRES_URL is None,
+        reason="production shape: needs PostgreSQL (HUB_TEST_DATABASE_URL, as in CI)",
+    ),
+    pytest.mark.skipif(REDIS_SERVER is None, reason="needs a redis-server binary"),
+]
 
 _STACKS: dict[str, FaultStack] = {}
 

@@ -33,7 +33,16 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from connectors.agency_tables import enrollment_requests, enrollments
 from observability.audit import check_evidence
-from tests.faults.conftest import READER, VALIDITY, FaultStack, Load, Outcome
+from tests.faults.conftest import (
+    READER,
+    VALIDITY,
+    FaultStack,
+    Load,
+    Outcome,
+    needs_production_shape,
+)
+
+pytestmark = needs_production_shape
 
 BEFORE_SECONDS = 2.0  # load before the fault
 RECOVERY_SECONDS = 3.0  # after the fault ends, what may still fail
