@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = 8
     webhook_backoff_seconds: float = 2.0
     webhook_timeout_seconds: float = 5.0
+    max_subscriptions_per_connection: int = Field(default=20, ge=1)  # per WebSocket
 
     # Tokens.
     issuer: str = "http://127.0.0.1:8000"
