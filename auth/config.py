@@ -82,6 +82,8 @@ class AuthConfig:
     secret_hash_time_cost: int = 3
     secret_hash_memory_kib: int = 65536
     secret_hash_parallelism: int = 4
+    # The embedded demo: webhooks may use http to a loopback address (auth.webhook_targets).
+    demo_webhooks: bool = False
 
     def __post_init__(self) -> None:
         if not is_secure_transport(self.issuer):

@@ -139,6 +139,7 @@ class Settings(BaseSettings):
             secret_hash_time_cost=self.secret_hash_time_cost,
             secret_hash_memory_kib=self.secret_hash_memory_kib,
             secret_hash_parallelism=self.secret_hash_parallelism,
+            demo_webhooks=self.demo,
             trusted_issuers=tuple(
                 TrustedIssuer(
                     issuer=t.issuer, jwks_url=t.jwks_url, audience=t.audience,
