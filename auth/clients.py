@@ -98,7 +98,7 @@ def _check_purposes(purposes: Iterable[str]) -> frozenset[str]:
     return wanted
 
 
-async def check_webhook_url(targets: WebhookTargets, url: str) -> str:
+async def _check_webhook_url(targets: WebhookTargets, url: str) -> str:
     """The URL if webhooks may go there (`auth.webhook_targets`), else RegistryError.
 
     A name that does not resolve yet is accepted: it is checked again before every delivery,
@@ -156,7 +156,7 @@ class ClientRegistry:
             raise RegistryError("a client has a public key or an external issuer, not both")
         jwks = public_key_set(public_key) if public_key is not None else None
         if webhook_url is not None:
-            webhook_url = await check_webhook_url(self._webhook_targets, webhook_url)
+            webhook_url = await _check_webhook_url(self._webhook_targets, webhook_url)
         secret = None if jwks or external_issuer else _passwords.new_secret()
         secret_hash = None
         if secret is not None:

@@ -29,6 +29,7 @@ __all__ = [
     "WebhookTargetRefused",
     "WebhookTargetUnresolved",
     "WebhookTargets",
+    "refusal_of",
     "system_resolver",
 ]
 
@@ -40,6 +41,7 @@ _METADATA = frozenset(
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 MAX_URL_CHARS = 2048  # the registry's column
+RESOLVE_TIMEOUT_SECONDS = 5.0
 
 
 class WebhookTargetRefused(ValueError):
@@ -163,8 +165,9 @@ class WebhookTargets:
 
     async def _resolved(self, host: str, port: int) -> list[Address]:
         try:
-            answers = await self.resolve(host, port)
-        except OSError:
+            async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
+                answers = await self.resolve(host, port)
+        except (OSError, TimeoutError):
             raise WebhookTargetUnresolved(f"webhook URL: {host} does not resolve") from None
         addresses = []
         for answer in answers:

@@ -49,7 +49,7 @@ from hub.components import Hub
 from hub.documents import DocumentRefused
 from hub.transport import trace_id_of
 from observability.audit import AuditEvent, AuditUnavailable
-from schema import GraphQLOutcome
+from schema import GraphQLOutcome, GraphQLRequest
 from schema.pipeline import Subscription
 
 __all__ = ["PROTOCOL", "graphql_ws"]
@@ -212,18 +212,10 @@ class _Connection:
             self.purpose = self.hub.auth.purpose_of_use(principal, self.purpose_header)
         except AuthError as exc:
             purpose_refused = exc
+        request: GraphQLRequest | None = None
         input_refused: tuple[int, str, str] | None = None
-        request = None
         if purpose_refused is None:
-            input_refused = self.over_limit()
-            try:
-                if input_refused is None:
-                    query = await self.hub.documents.resolve(principal.client_id, payload)
-                    request = graphql_request_of(payload, query)
-            except DocumentRefused as exc:
-                input_refused = (exc.status, exc.code, exc.message)
-            except BadRequest as exc:
-                input_refused = (400, "BAD_USER_INPUT", exc.message)
+            request, input_refused = await self.read(principal, payload)
         if request is None:
             shared = await shared_checks(
                 self.hub, principal, rate=purpose_refused is None, cost=None
@@ -253,6 +245,22 @@ class _Connection:
             await _discard(admitted)
             return None
         return admitted
+
+    async def read(
+        self, principal: Principal, payload: dict[str, Any]
+    ) -> tuple[GraphQLRequest | None, tuple[int, str, str] | None]:
+        """The request to admit, or why not (status, code, message): room on this connection,
+        trusted documents, the payload's form, as POST reads its body."""
+        refused = self.over_limit()
+        if refused is not None:
+            return None, refused
+        try:
+            query = await self.hub.documents.resolve(principal.client_id, payload)
+            return graphql_request_of(payload, query), None
+        except DocumentRefused as exc:
+            return None, (exc.status, exc.code, exc.message)
+        except BadRequest as exc:
+            return None, (400, "BAD_USER_INPUT", exc.message)
 
     def over_limit(self) -> tuple[int, str, str] | None:
         limit = self.hub.settings.max_subscriptions_per_connection
