@@ -26,6 +26,7 @@ from auth import _passwords
 from auth.errors import RegistryError, UnknownClient
 from auth.models import clients
 from auth.scopes import SCOPES
+from auth.webhook_targets import WebhookTargetRefused, WebhookTargets, WebhookTargetUnresolved
 
 __all__ = ["Client", "ClientRegistry", "valid_client_id"]
 
@@ -103,6 +104,21 @@ def _check_purposes(purposes: Iterable[str]) -> frozenset[str]:
     return wanted
 
 
+async def _check_webhook_url(targets: WebhookTargets, url: str) -> str:
+    """The URL if webhooks may go there (`auth.webhook_targets`), else RegistryError.
+
+    A name that does not resolve yet is accepted: it is checked again before every delivery,
+    and an agency's new endpoint may be registered before its DNS record exists.
+    """
+    try:
+        await targets.check(url)
+    except WebhookTargetUnresolved:
+        pass
+    except WebhookTargetRefused as exc:
+        raise RegistryError(str(exc)) from None
+    return url
+
+
 def public_key_set(key: Mapping[str, Any]) -> dict[str, Any]:
     """Validate an agency's public key (one JWK or a JWK set) and return it as a JWK set."""
     data = dict(key) if "keys" in key else {"keys": [dict(key)]}
@@ -118,9 +134,15 @@ def public_key_set(key: Mapping[str, Any]) -> dict[str, Any]:
 class ClientRegistry:
     """Async CRUD over the clients table; small, so that the CLI can wrap each method."""
 
-    def __init__(self, engine: AsyncEngine, hasher: _passwords.SecretHasher) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        hasher: _passwords.SecretHasher,
+        webhook_targets: WebhookTargets | None = None,
+    ) -> None:
         self._engine = engine
         self._hasher = hasher
+        self._webhook_targets = webhook_targets or WebhookTargets()
 
     async def add(
         self,
@@ -139,6 +161,8 @@ class ClientRegistry:
         if public_key is not None and external_issuer is not None:
             raise RegistryError("a client has a public key or an external issuer, not both")
         jwks = public_key_set(public_key) if public_key is not None else None
+        if webhook_url is not None:
+            webhook_url = await _check_webhook_url(self._webhook_targets, webhook_url)
         secret = None if jwks or external_issuer else _passwords.new_secret()
         secret_hash = None
         if secret is not None:

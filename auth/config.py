@@ -88,6 +88,8 @@ class AuthConfig:
     # Client-secret verifications running at once in this process (each holds
     # `secret_hash_memory_kib`); more wait their turn.
     max_concurrent_hashes: int = 2
+    # The embedded demo: webhooks may use http to a loopback address (auth.webhook_targets).
+    demo_webhooks: bool = False
 
     def __post_init__(self) -> None:
         if not is_secure_transport(self.issuer):

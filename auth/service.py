@@ -57,6 +57,7 @@ from auth.server import (
     run_token_endpoint,
 )
 from auth.tokens import HubTokenGenerator, TokenVerifier, VerifiedToken
+from auth.webhook_targets import WebhookTargets
 from connectors.kv import KeyValue, KeyValueUnavailable
 
 __all__ = ["AuthService"]
@@ -119,7 +120,7 @@ class AuthService:
             config.secret_hash_parallelism,
         )
         self._hasher = hasher
-        self.registry = ClientRegistry(engine, hasher)
+        self.registry = ClientRegistry(engine, hasher, WebhookTargets(demo=config.demo_webhooks))
         self._clients = _ClientCache(self.registry, config.client_cache_seconds, clock)
         self._ring = KeyRing(engine, config, clock)
         self._denylist = Denylist(kv, engine, config.leeway_seconds, clock)

@@ -440,7 +440,8 @@ def _clients_parser(commands: _Commands) -> None:
     add.add_argument("--public-key-file", metavar="JWK.json",
                      help="authenticate with private_key_jwt using this public JWK (set)")
     add.add_argument("--embargoed-until", metavar="YYYY-MM-DD")
-    add.add_argument("--webhook-url", metavar="URL")
+    add.add_argument("--webhook-url", metavar="URL",
+                     help="https, its host resolving to public addresses only")
     add.set_defaults(run=_admin(_clients_add))
     sub.add_parser("list", help="registered clients (never secrets)").set_defaults(
         run=_admin(_clients_list))

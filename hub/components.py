@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth import AuthEvent, AuthService
+from auth.webhook_targets import WebhookTargets
 from connectors._http import new_http_client
 from connectors.agency import SqlEnrollmentSource, create_agency_engines
 from connectors.cache import CachedPermitSource
@@ -149,6 +150,7 @@ class Hub:
             issuer=settings.issuer,
             max_attempts=settings.webhook_max_attempts,
             backoff_seconds=settings.webhook_backoff_seconds,
+            targets=WebhookTargets(demo=settings.demo),
         )
         webhooks.start()
         graphql = GraphQLService(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +21,10 @@ from auth.errors import Unavailable
 from auth.revocation import DATABASE_ERRORS
 from connectors.kv import KeyValueUnavailable
 from hub.accesses import access_event
+from hub.admission import BadRequest
+from hub.admission import Shared as _Shared
+from hub.admission import graphql_request_of as _graphql_request_of
+from hub.admission import shared_checks as _shared_checks
 from hub.components import Hub
 from hub.documents import DocumentRefused
 from hub.events import events_post
@@ -43,12 +46,6 @@ __all__ = [
 log = logging.getLogger("hub.routes")
 
 
-class BadRequest(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
 def _hub(request: Request) -> Hub:
     hub: Hub = request.app.state.hub
     return hub
@@ -65,18 +62,6 @@ async def _read_payload(request: Request) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise BadRequest("the body must be one JSON object (batched requests are not accepted)")
     return payload
-
-
-def _graphql_request_of(payload: dict[str, Any], query: str | None) -> GraphQLRequest:
-    """`query` is the document to run: sent, or resolved from a trusted document id."""
-    variables, operation = payload.get("variables"), payload.get("operationName")
-    if not isinstance(query, str) or not query.strip():
-        raise BadRequest("`query` must be a non-empty string")
-    if variables is not None and not isinstance(variables, dict):
-        raise BadRequest("`variables` must be an object")
-    if operation is not None and not isinstance(operation, str):
-        raise BadRequest("`operationName` must be a string")
-    return GraphQLRequest(query=query, variables=variables, operation_name=operation)
 
 
 EVIDENCE_HEADER = "X-Hub-Evidence"
@@ -185,57 +170,6 @@ async def graphql_post(request: Request) -> Response:
         if outcome.error_codes:
             span.set_attribute("hub.error_codes", outcome.error_codes)
     return await _release(request, hub, caller, trace_id, outcome)
-
-
-@dataclass(frozen=True, slots=True)
-class _Shared:
-    """What the shared store said: a revocation refusal, else seconds to wait (None: allowed)."""
-
-    revoked: AuthError | None = None
-    rate_retry_after: int | None = None
-    cost_retry_after: int | None = None
-    read: list[bytes | None] = field(default_factory=list)  # the values of `reads`
-
-
-async def _shared_checks(
-    hub: Hub, principal: Principal, *, rate: bool, cost: int | None, reads: Sequence[str] = ()
-) -> _Shared:
-    """Revocation, the request rate (if `rate`) and the cost budget (if a cost), one round trip.
-
-    `reads`: more keys to read in that round trip (the request's permit cache entries).
-
-    Revocation fails CLOSED when Redis is down: 503 with Retry-After (the caller should retry,
-    not fetch a new token), audited, no data. The rate and the budget would fail open (the
-    static limits still hold, and refusing every request for want of a counter would turn a
-    cache outage into a hub outage), but they are read together, so a request never gets that
-    far without its revocation status.
-    """
-    now = time.time()
-    counts = [hub.rate_limit.count(principal.client_id, 1, now)] if rate else []
-    if cost is not None:
-        counts.append(hub.cost_budget.count(principal.client_id, cost, now))
-    revocation = hub.auth.revocation_keys(principal)
-    try:
-        values, spent = await hub.kv.read_and_count([*revocation, *reads], counts)
-    except KeyValueUnavailable as exc:
-        log.warning("shared store unavailable (%s); revocation unknown, request refused", exc)
-        return _Shared(revoked=Unavailable("revocation status unavailable"))
-    try:
-        await hub.auth.judge_revocation(principal, values[: len(revocation)])
-    except AuthError as exc:
-        return _Shared(revoked=exc)
-    totals = iter(spent)
-    rate_decision = hub.rate_limit.decide(next(totals), now) if rate else None
-    cost_decision = hub.cost_budget.decide(next(totals), now) if cost is not None else None
-    return _Shared(
-        rate_retry_after=(
-            rate_decision.retry_after if rate_decision and not rate_decision.allowed else None
-        ),
-        cost_retry_after=(
-            cost_decision.retry_after if cost_decision and not cost_decision.allowed else None
-        ),
-        read=values[len(revocation) :],
-    )
 
 
 async def _refuse_early(

@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = 8
     webhook_backoff_seconds: float = 2.0
     webhook_timeout_seconds: float = 5.0
+    max_subscriptions_per_connection: int = Field(default=20, ge=1)  # per WebSocket
 
     # Tokens.
     issuer: str = "http://127.0.0.1:8000"
@@ -187,6 +188,7 @@ class Settings(BaseSettings):
             secret_hash_parallelism=self.secret_hash_parallelism,
             failures_per_minute=self.auth_failures_per_minute,
             max_concurrent_hashes=self.auth_max_concurrent_hashes,
+            demo_webhooks=self.demo,
             trusted_issuers=tuple(
                 TrustedIssuer(
                     issuer=t.issuer, jwks_url=t.jwks_url, audience=t.audience,

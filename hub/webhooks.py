@@ -8,6 +8,12 @@ backoff and jitter until `max_attempts`, then failed. A claim is a lease: a work
 mid-delivery leaves the row due again once the lease runs out, so a receiver can see one event
 twice and must deduplicate on the token's `jti` (RFC 8935 makes the same demand).
 
+Before every attempt the URL is checked again (`auth.webhook_targets`: https, no userinfo, its
+host resolving only to public addresses; http to loopback in the demo only), and the request
+goes to the address that was checked, with the name in Host and TLS SNI, never through a
+second resolution, and never following a redirect. A target that fails the check is not
+attempted: its delivery is REFUSED at once (a name that does not resolve is retried).
+
 The body is a Security Event Token (RFC 8417) signed by the hub's current signing key, sent
 as `application/secevent+jwt`; receivers verify it against the hub's JWKS. It carries the
 permit number, the kind of change and the permit's state after it, nothing about the holder.
@@ -31,6 +37,12 @@ from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from auth.webhook_targets import (
+    WebhookTarget,
+    WebhookTargetRefused,
+    WebhookTargets,
+    WebhookTargetUnresolved,
+)
 from connectors.events import PermitChange
 from hub.tables import webhook_deliveries
 
@@ -109,6 +121,7 @@ class WebhookWorker:
         lease_seconds: float = 60.0,
         poll_seconds: float = 1.0,
         batch: int = 20,
+        targets: WebhookTargets | None = None,
     ) -> None:
         self._engine = engine
         self._http = http
@@ -121,6 +134,7 @@ class WebhookWorker:
         self._lease = lease_seconds
         self._poll = poll_seconds
         self._batch = batch
+        self._targets = targets or WebhookTargets()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -183,8 +197,19 @@ class WebhookWorker:
     async def _deliver(
         self, delivery_id: str, event_id: str, url: str, payload: str, attempts: int
     ) -> None:
-        status = await self._send(event_id, url, orjson.loads(payload))
         attempts += 1
+        try:
+            target = await self._targets.check(url)
+        except WebhookTargetUnresolved:
+            status = "unresolved"
+        except WebhookTargetRefused as exc:  # final: no later attempt would be allowed either
+            log.warning("webhook %s (delivery %s) refused: %s", event_id, delivery_id, exc)
+            await self._record(
+                delivery_id, {"attempts": attempts, "state": "REFUSED", "last_status": exc.brief}
+            )
+            return
+        else:
+            status = await self._send(event_id, url, target, orjson.loads(payload))
         values: dict[str, object] = {"attempts": attempts, "last_status": status}
         if status.isdigit() and 200 <= int(status) < 300:
             values |= {"state": "DELIVERED", "delivered_at": _now()}
@@ -193,6 +218,9 @@ class WebhookWorker:
             log.warning("webhook %s to %s failed for good: %s", event_id, url, status)
         else:
             values |= {"next_attempt_at": _now() + dt.timedelta(seconds=self.delay(attempts))}
+        await self._record(delivery_id, values)
+
+    async def _record(self, delivery_id: str, values: dict[str, object]) -> None:
         try:
             async with self._engine.begin() as conn:
                 await conn.execute(
@@ -208,7 +236,9 @@ class WebhookWorker:
         ceiling = min(self._max_backoff, self._backoff * 2 ** (attempts - 1))
         return random.uniform(ceiling / 2, ceiling)
 
-    async def _send(self, event_id: str, url: str, change: dict[str, object]) -> str:
+    async def _send(
+        self, event_id: str, url: str, target: WebhookTarget, change: dict[str, object]
+    ) -> str:
         claims = {
             "iss": self._issuer,
             "jti": event_id,
@@ -217,12 +247,21 @@ class WebhookWorker:
             "events": {EVENT_URI: change},
         }
         token = await self._sign(orjson.dumps(claims), "secevent+jwt")
+        headers = {
+            "host": target.authority,
+            "content-type": SET_MEDIA_TYPE,
+            "accept": "application/json",
+            # The pool knows connections by address: one must not carry another name's request.
+            "connection": "close",
+        }
         try:
             response = await self._http.post(
-                url,
+                target.pinned(),  # the checked address: no second resolution
                 content=token.encode(),
-                headers={"content-type": SET_MEDIA_TYPE, "accept": "application/json"},
+                headers=headers,
                 timeout=self._timeout,
+                follow_redirects=False,
+                extensions={"sni_hostname": target.host} if target.url.scheme == "https" else {},
             )
         except httpx.HTTPError as exc:
             return type(exc).__name__

@@ -147,14 +147,15 @@ async def _subscribe_wms_to(simulators: Simulators, *hubs: LiveHub) -> None:
         assert response.status_code == 200
 
 
-@pytest.fixture
-async def live(
-    simulators: Simulators, database_url: str, tmp_path: Path
+@asynccontextmanager
+async def _pushed_to(
+    simulators: Simulators, database_url: str, tmp_path: Path, **overrides: Any
 ) -> AsyncIterator[LiveHub]:
+    """A live hub the simulated WMS pushes its events to."""
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     try:
         async with _live_hub(
-            simulators, database_url, tmp_path, prefix, webhook_backoff_seconds=0.05
+            simulators, database_url, tmp_path, prefix, webhook_backoff_seconds=0.05, **overrides
         ) as hub:
             await _subscribe_wms_to(simulators, hub)
             yield hub
@@ -162,6 +163,23 @@ async def live(
         async with httpx.AsyncClient() as client:
             await client.delete(simulators.wms_url + "/admin/subscribers")
         await _drop_prefix(prefix)
+
+
+@pytest.fixture
+async def live(
+    simulators: Simulators, database_url: str, tmp_path: Path
+) -> AsyncIterator[LiveHub]:
+    async with _pushed_to(simulators, database_url, tmp_path) as hub:
+        yield hub
+
+
+@pytest.fixture
+async def demo_live(
+    simulators: Simulators, database_url: str, tmp_path: Path
+) -> AsyncIterator[LiveHub]:
+    """In demo mode, where webhooks may go over http to loopback receivers like the tests'."""
+    async with _pushed_to(simulators, database_url, tmp_path, demo=True) as hub:
+        yield hub
 
 
 async def _change(simulators: Simulators, number: str, kind: str, **extra: Any) -> dict[str, Any]:
@@ -430,8 +448,9 @@ class Receiver:
 
 
 async def test_a_registered_webhook_gets_a_signed_event_retried_until_delivered(
-    live: LiveHub, simulators: Simulators
+    demo_live: LiveHub, simulators: Simulators
 ) -> None:
+    live = demo_live
     [permit] = _fresh(simulators, "webhook")
     receiver = Receiver(fail_first=1)
     app = Starlette(routes=[Route("/hook", receiver.endpoint, methods=["POST"])])
