@@ -56,8 +56,7 @@ class ClientAuthGate:
         self._hashing = asyncio.Semaphore(max_hashes)
 
     async def run(self, request: TokenRequest, address: str, endpoint: Endpoint) -> Answer:
-        """Raises KeyValueUnavailable: the throttle's counts are shared, and without them the
-        caller must refuse rather than hash for anyone."""
+        """Raises KeyValueUnavailable from the endpoint (a client assertion's jti check)."""
         try:
             claimed = request.claimed_client_id()
         except BadCredentials as exc:

@@ -7,18 +7,21 @@ before any secret is hashed (and are not counted: they were not heard). An addre
 client has authenticated in the last week stays exempt from that client's id count, so an
 attacker hammering a known id does not lock the agency out of its own gateway; the address count
 still applies to it. A new address of that client is refused while its id is throttled.
+When the store cannot be reached the throttle is not applied (the hub keeps issuing tokens, as
+it did before the throttle existed); the bound on concurrent hashing still holds.
 
 Never: store a client id, an address or a secret in a key (keys carry digests).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from connectors.kv import Count, KeyValue
+from connectors.kv import Count, KeyValue, KeyValueUnavailable
 
 __all__ = ["FailureThrottle", "Throttled"]
 
@@ -64,11 +67,13 @@ class FailureThrottle:
         )
 
     async def check(self, client_id: str | None, address: str) -> Throttled | None:
-        """Raises KeyValueUnavailable: without the shared counts, the caller must refuse."""
         window, left = self._window()
-        by_address, by_client, known = await self._kv.get_many(
-            list(self._keys(client_id, address, window))
-        )
+        try:
+            by_address, by_client, known = await self._kv.get_many(
+                list(self._keys(client_id, address, window))
+            )
+        except KeyValueUnavailable:
+            return None  # fail open: tokens are still issued, the hashing bound still holds
         if int(by_address or 0) >= self._limit:
             return Throttled(left, "address")
         if client_id and int(by_client or 0) >= self._limit and known is None:
@@ -80,9 +85,11 @@ class FailureThrottle:
         address_key, client_key, _ = self._keys(client_id, address, window)
         ttl = 2 * _WINDOW_SECONDS
         counts = [Count(address_key, 1, ttl)] + ([Count(client_key, 1, ttl)] if client_id else [])
-        await self._kv.read_and_count([], counts)
+        with contextlib.suppress(KeyValueUnavailable):
+            await self._kv.read_and_count([], counts)
 
     async def succeeded(self, client_id: str, address: str) -> None:
         """`client_id` authenticated from `address`: exempt it from that id's count."""
         known = self._keys(client_id, address, 0)[2]
-        await self._kv.set(known, b"1", ttl_seconds=_KNOWN_ADDRESS_SECONDS)
+        with contextlib.suppress(KeyValueUnavailable):
+            await self._kv.set(known, b"1", ttl_seconds=_KNOWN_ADDRESS_SECONDS)
