@@ -6,8 +6,9 @@ more than one authentication method as `invalid_request` (RFC 6749 5.2); then th
 failure throttle (`auth._throttle`) refuses attempts from an address or for a client id that
 failed too often, with HTTP 429, `invalid_client` and `Retry-After`, without hashing anything.
 Requests that may verify a client secret then wait for one of a few hashing slots (argon2 holds
-`secret_hash_memory_kib` per verification, so unbounded concurrency means unbounded memory).
-Attempts are counted when they arrive, so a burst waiting for a slot is cut at the limit too.
+`secret_hash_memory_kib` per verification, so unbounded concurrency means unbounded memory) and
+are checked against the throttle again when their turn comes, so a burst queued at once is cut
+at the limit too.
 
 Never: hash a secret for a refused attempt; hold a worker thread while waiting for a slot.
 """
@@ -55,33 +56,41 @@ class ClientAuthGate:
         self._hashing = asyncio.Semaphore(max_hashes)
 
     async def run(self, request: TokenRequest, address: str, endpoint: Endpoint) -> Answer:
-        """Raises KeyValueUnavailable: the throttle's counts are shared, and without them the
-        caller must refuse rather than hash for anyone."""
+        """Raises KeyValueUnavailable from the endpoint (a client assertion's jti check)."""
         try:
             claimed = request.claimed_client_id()
         except BadCredentials as exc:
-            await self._throttle.attempt(None, address)  # a failure, counted for the address
-            return self._refused(request, address, str(exc))
-        attempt = await self._throttle.attempt(claimed, address)
-        if attempt.throttled is not None:
-            await self._throttle.not_a_failure(attempt, None)  # not heard, so not counted
-            return _throttled_answer(attempt.throttled, address, claimed)
+            return await self._refused(request, address, None, str(exc))
         if claimed is not None and not valid_client_id(claimed):
-            return self._refused(request, address, "client authentication failed")
+            return await self._refused(request, address, claimed, "client authentication failed")
         if request.auth_mechanisms() > 1:
-            await self._throttle.not_a_failure(attempt, None)
             description = "more than one client authentication method"
             return Answer(*self._server.refuse_request(request, description), address, claimed)
-        if request.hashes_secret:
-            async with self._hashing:
-                status, body, headers = await endpoint(self._server, request)
-        else:
-            status, body, headers = await endpoint(self._server, request)
-        if status != 401:  # invalid_client is the only 401 these endpoints give
-            client = request.client.get_client_id() if request.client is not None else None
-            await self._throttle.not_a_failure(attempt, client if status == 200 else None)
+        throttled = await self._throttle.check(claimed, address)
+        if throttled is not None:
+            return _throttled_answer(throttled, address, claimed)
+        if not request.hashes_secret:
+            return await self._heard(request, address, claimed, endpoint)
+        async with self._hashing:
+            # Again now that it is this attempt's turn: the ones before it may have failed.
+            throttled = await self._throttle.check(claimed, address)
+            if throttled is not None:
+                return _throttled_answer(throttled, address, claimed)
+            return await self._heard(request, address, claimed, endpoint)
+
+    async def _heard(
+        self, request: TokenRequest, address: str, claimed: str | None, endpoint: Endpoint
+    ) -> Answer:
+        status, body, headers = await endpoint(self._server, request)
+        if status == 401:  # invalid_client: the only 401 these endpoints give
+            await self._throttle.failed(claimed, address)
+        elif status == 200 and request.client is not None:
+            await self._throttle.succeeded(request.client.get_client_id(), address)
         return Answer(status, body, headers, address, claimed)
 
-    def _refused(self, request: TokenRequest, address: str, description: str) -> Answer:
+    async def _refused(
+        self, request: TokenRequest, address: str, claimed: str | None, description: str
+    ) -> Answer:
+        await self._throttle.failed(claimed, address)
         # A malformed id is counted but not recorded: it may hold a NUL or be huge.
         return Answer(*self._server.refuse_client(request, description), address, None)

@@ -2,25 +2,28 @@
 
 Failures are counted per claimed client id and per client address in fixed one-minute windows
 in the shared key-value store (Redis in production), so an attacker cannot spread attempts over
-instances. Once either count is over the limit, further attempts in that window are refused
+instances. Once either count reaches the limit, further attempts in that window are refused
 before any secret is hashed (and are not counted: they were not heard). An address from which a
 client has authenticated in the last week stays exempt from that client's id count, so an
 attacker hammering a known id does not lock the agency out of its own gateway; the address count
 still applies to it. A new address of that client is refused while its id is throttled.
+When the store cannot be reached the throttle is not applied (the hub keeps issuing tokens, as
+it did before the throttle existed); the bound on concurrent hashing still holds.
 
 Never: store a client id, an address or a secret in a key (keys carry digests).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from connectors.kv import Count, KeyValue
+from connectors.kv import Count, KeyValue, KeyValueUnavailable
 
-__all__ = ["Attempt", "FailureThrottle", "Throttled"]
+__all__ = ["FailureThrottle", "Throttled"]
 
 _WINDOW_SECONDS = 60
 _KNOWN_ADDRESS_SECONDS = 7 * 86400
@@ -38,18 +41,10 @@ class Throttled:
     by: str  # "address" or "client"
 
 
-@dataclass(frozen=True)
-class Attempt:
-    client_id: str | None
-    address: str
-    window: int
-    throttled: Throttled | None
-
-
 class FailureThrottle:
-    """Each attempt is counted as a failure when it arrives, atomically, and the count is given
-    back once it turns out not to be one: so a burst that arrives at once is cut at the limit
-    too, instead of every request in it passing a check made before any of them failed."""
+    """Failures are counted once they are known; an attempt is checked against the counts
+    before it is heard. (Counting every attempt on arrival would cut bursts sooner but also
+    throttle an agency whose fifty workers fetch a token at the same moment.)"""
 
     def __init__(self, kv: KeyValue, per_minute: int, clock: Callable[[], float]) -> None:
         self._kv = kv
@@ -62,40 +57,39 @@ class FailureThrottle:
         window = int(now // _WINDOW_SECONDS)
         return window, max(1, math.ceil((window + 1) * _WINDOW_SECONDS - now))
 
-    def _counts(self, client_id: str | None, address: str, window: int, amount: int) -> list[Count]:
-        ttl = 2 * _WINDOW_SECONDS
-        counts = [Count(f"auth:failures:address:{window}:{_digest(address)}", amount, ttl)]
-        if client_id:
-            counts.append(Count(f"auth:failures:client:{window}:{_digest(client_id)}", amount, ttl))
-        return counts
-
     @staticmethod
-    def _known_key(client_id: str, address: str) -> str:
-        return f"auth:known-address:{_digest(client_id, address)}"
+    def _keys(client_id: str | None, address: str, window: int) -> tuple[str, str, str]:
+        """The address's failure count, the client id's, and whether the address is known."""
+        return (
+            f"auth:failures:address:{window}:{_digest(address)}",
+            f"auth:failures:client:{window}:{_digest(client_id or '')}",
+            f"auth:known-address:{_digest(client_id or '', address)}",
+        )
 
-    async def attempt(self, client_id: str | None, address: str) -> Attempt:
-        """Count an attempt; it is throttled if a count is over the limit.
-
-        Raises KeyValueUnavailable: without the shared counts, the caller must refuse.
-        """
+    async def check(self, client_id: str | None, address: str) -> Throttled | None:
         window, left = self._window()
-        reads = [self._known_key(client_id, address)] if client_id else []
-        known, counts = await self._kv.read_and_count(
-            reads, self._counts(client_id, address, window, 1)
-        )
-        throttled = None
-        if counts[0] > self._limit:
-            throttled = Throttled(left, "address")
-        elif client_id and counts[1] > self._limit and known[0] is None:
-            throttled = Throttled(left, "client")
-        return Attempt(client_id, address, window, throttled)
+        try:
+            by_address, by_client, known = await self._kv.get_many(
+                list(self._keys(client_id, address, window))
+            )
+        except KeyValueUnavailable:
+            return None  # fail open: tokens are still issued, the hashing bound still holds
+        if int(by_address or 0) >= self._limit:
+            return Throttled(left, "address")
+        if client_id and int(by_client or 0) >= self._limit and known is None:
+            return Throttled(left, "client")
+        return None
 
-    async def not_a_failure(self, attempt: Attempt, authenticated: str | None) -> None:
-        """Give back the attempt's counts; `authenticated` is the client it authenticated, if
-        any, whose address is then known (exempt from that client id's count)."""
-        await self._kv.read_and_count(
-            [], self._counts(attempt.client_id, attempt.address, attempt.window, -1)
-        )
-        if authenticated is not None:
-            known = self._known_key(authenticated, attempt.address)
+    async def failed(self, client_id: str | None, address: str) -> None:
+        window, _ = self._window()
+        address_key, client_key, _ = self._keys(client_id, address, window)
+        ttl = 2 * _WINDOW_SECONDS
+        counts = [Count(address_key, 1, ttl)] + ([Count(client_key, 1, ttl)] if client_id else [])
+        with contextlib.suppress(KeyValueUnavailable):
+            await self._kv.read_and_count([], counts)
+
+    async def succeeded(self, client_id: str, address: str) -> None:
+        """`client_id` authenticated from `address`: exempt it from that id's count."""
+        known = self._keys(client_id, address, 0)[2]
+        with contextlib.suppress(KeyValueUnavailable):
             await self._kv.set(known, b"1", ttl_seconds=_KNOWN_ADDRESS_SECONDS)

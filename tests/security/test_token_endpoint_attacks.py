@@ -187,7 +187,7 @@ async def test_a_burst_arriving_at_once_is_cut_at_the_limit_too(scene: Scene) ->
         for n in range(10)
     ))
 
-    # Attempts are counted as they arrive, not when their secret check ends.
+    # One hashing slot: each waiting attempt looks at the counts again when its turn comes.
     assert sorted(r.status_code for r in burst) == [401] * LIMIT + [429] * (10 - LIMIT)
     assert len(await scene.audited("token_refused")) == LIMIT
     assert len(await scene.audited("client_throttled")) == 10 - LIMIT
