@@ -92,5 +92,6 @@ class ClientAuthGate:
         self, request: TokenRequest, address: str, claimed: str | None, description: str
     ) -> Answer:
         await self._throttle.failed(claimed, address)
-        # A malformed id is counted but not recorded: it may hold a NUL or be huge.
-        return Answer(*self._server.refuse_client(request, description), address, None)
+        # A malformed id is recorded as claimed: the audit record bounds it and replaces its
+        # control characters, and "who tried" is what an auditor asks of a refusal.
+        return Answer(*self._server.refuse_client(request, description), address, claimed)

@@ -229,7 +229,12 @@ async def test_a_client_id_with_a_nul_or_odd_characters_is_invalid_client(scene:
         _assert_invalid_client(response)
     await scene.agency_is_served()
     refused = await scene.audited("token_refused") + await scene.audited("revocation_refused")
-    assert [(r.client_id, r.client_address) for r in refused] == [(None, ATTACKER_ADDRESS)] * 3
+    # Recorded as claimed, made printable by the audit record's bounds: who tried, and from where.
+    assert [(r.client_id, r.client_address) for r in refused] == [
+        ("a\ufffdb", ATTACKER_ADDRESS),
+        ("exit-entry-wuhan\ufffd", ATTACKER_ADDRESS),
+        ("a\ufffdb", ATTACKER_ADDRESS),
+    ]
     with pytest.raises(RegistryError):
         await scene.hub.auth.add_client("a\x00b", "Nobody", ["permit:validity"], ["audit"])
 
