@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import httpx
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
@@ -87,6 +89,12 @@ class Hub:
     rate_limit: CostBudget
     tracer_provider: TracerProvider
     tracer: Tracer
+    _readiness_check: asyncio.Future[dict[str, bool | str]] | None = field(
+        default=None, init=False, repr=False
+    )
+    _last_readiness: tuple[float, dict[str, bool | str]] | None = field(
+        default=None, init=False, repr=False
+    )
 
     @classmethod
     async def open(cls, settings: Settings, provider: TracerProvider | None = None) -> Hub:
@@ -189,6 +197,24 @@ class Hub:
             provider,
             tracer,
         )
+
+    async def shared_readiness(self) -> dict[str, bool | str]:
+        """`readiness`, made at most once a second and shared by the callers meanwhile: what an
+        unauthenticated `/readyz` gets, so a flood of them cannot turn into a flood of pings to
+        every source system and database."""
+        now = time.monotonic()
+        if self._last_readiness is not None and now - self._last_readiness[0] < 1.0:
+            return self._last_readiness[1]
+        if self._readiness_check is None:
+            self._readiness_check = asyncio.ensure_future(self.readiness())
+        check = self._readiness_check
+        try:
+            checks = await asyncio.shield(check)
+        finally:
+            if self._readiness_check is check and check.done():
+                self._readiness_check = None
+        self._last_readiness = (time.monotonic(), checks)
+        return checks
 
     async def readiness(self) -> dict[str, bool | str]:
         """Each dependency: True (answers), False (does not), or a word for what stands in for

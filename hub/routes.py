@@ -353,13 +353,14 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     """The overall status for anyone (a load balancer); the checks for operators only."""
     hub = _hub(request)
-    checks = await hub.readiness()
-    ready = all(ok is not False for ok in checks.values())
     try:
         await check_operations_access(request, hub)
     except AuthError:
+        ready = all(ok is not False for ok in (await hub.shared_readiness()).values())
         status = "ready" if ready else "unready"
         return JSONResponse({"status": status}, status_code=200 if ready else 503)
+    checks = await hub.readiness()
+    ready = all(ok is not False for ok in checks.values())
     return JSONResponse(
         {
             "status": "ready" if ready else "unready",

@@ -6,6 +6,7 @@ server would set it from the connection (a forwarding header is not an address).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,7 +21,7 @@ from hub.app import create_app
 from hub.components import Hub
 from hub.demo_clients import seed_demo_clients
 from hub.settings import Settings
-from tests.conftest import Simulators, _drop_prefix, hub_settings
+from tests.conftest import Simulators, SqlCounter, _drop_prefix, hub_settings
 from tests.services import REDIS_URL
 
 REMOTE = ("203.0.113.7", 40123)
@@ -146,3 +147,20 @@ async def test_the_operations_list_is_a_setting(
         local = await callers.local.get("/metrics")
     assert remote.status_code == 200
     assert local.status_code == 401
+
+
+async def test_a_flood_of_strangers_readyz_checks_the_dependencies_once(
+    simulators: Simulators, database_url: str, tmp_path: Path
+) -> None:
+    """An open endpoint must not multiply into pings of every source system and database."""
+    async with _callers(simulators, database_url, tmp_path) as callers:
+        statements = SqlCounter(callers.hub)
+        remote = await asyncio.gather(*(callers.remote.get("/readyz") for _ in range(50)))
+        strangers = dict(statements.counts)
+        statements.counts.clear()
+        for _ in range(3):
+            await callers.local.get("/readyz")
+        operator = dict(statements.counts)
+    assert {r.status_code for r in remote} == {200}
+    assert strangers == {"420100": 1, "420500": 1}  # one shared round for all fifty
+    assert operator == {"420100": 3, "420500": 3}  # an operator's view is always fresh
