@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from connectors.kv import Count, KeyValue, KeyValueUnavailable
+from infra.kv import Count, KeyValue, KeyValueUnavailable
 
 __all__ = ["FailureThrottle", "Throttled"]
 

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.errors import Unauthenticated, Unavailable
 from auth.models import clients, revocations
-from connectors.kv import KeyValue, KeyValueUnavailable
+from infra.kv import KeyValue, KeyValueUnavailable
 
 __all__ = ["DATABASE_ERRORS", "Denylist"]
 

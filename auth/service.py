@@ -58,7 +58,7 @@ from auth.server import (
 )
 from auth.tokens import HubTokenGenerator, TokenVerifier, VerifiedToken
 from auth.webhook_targets import WebhookTargets
-from connectors.kv import KeyValue, KeyValueUnavailable
+from infra.kv import KeyValue, KeyValueUnavailable
 
 __all__ = ["AuthService"]
 

@@ -41,7 +41,7 @@ from bench import audit_commit
 from bench._procs import Processes, StartFailed
 from bench._report import render
 from bench._stack import Options, open_stack
-from connectors.simulators import generate
+from simulators import generate
 
 SCENARIOS = ("ceiling", "peers", "validity", "turns", "half", "batch", "growth", "enroll",
              "faults", "profile", "servers", "tracing", "audit")

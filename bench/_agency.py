@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from connectors.simulators.run import run_simulator
+from simulators.run import run_simulator
 
 
 def main() -> None:

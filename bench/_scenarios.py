@@ -28,7 +28,7 @@ from bench._load import Spec
 from bench._procs import Processes, StartFailed, free_port
 from bench._stack import BIN, ROOT, Stack
 from connectors.records import Permit
-from connectors.simulators import AGENCY_REGIONS, Dataset
+from simulators import AGENCY_REGIONS, Dataset
 
 VALIDITY = "query Validity($n: ID!) { permit(number: $n) { number status validUntil isValid } }"
 BATCH = (

@@ -34,10 +34,10 @@ import redis.asyncio as redis_async
 from sqlalchemy.engine import make_url
 
 from bench._procs import Child, Processes, StartFailed, free_port
-from connectors.simulators import AGENCY_REGIONS, Dataset, generate
 from hub.admin import admin_services
 from hub.demo_clients import seed_demo_clients
 from hub.settings import Settings
+from simulators import AGENCY_REGIONS, Dataset, generate
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

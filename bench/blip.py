@@ -34,17 +34,17 @@ from connectors.agency import SqlEnrollmentSource, create_agency_engines
 from connectors.errors import UpstreamTimeout, UpstreamUnavailable
 from connectors.records import NewEnrollment, Permit
 from connectors.resilience import Guard
-from connectors.simulators import (
+from hub.app import create_app
+from hub.components import Hub
+from hub.demo_clients import seed_demo_clients
+from hub.settings import Settings
+from simulators import (
     AGENCY_REGIONS,
     build_cards_app,
     build_wms_app,
     generate,
     seed_agency_databases,
 )
-from hub.app import create_app
-from hub.components import Hub
-from hub.demo_clients import seed_demo_clients
-from hub.settings import Settings
 from tests.services import database_outage
 from tests.simulators.servers import serve
 

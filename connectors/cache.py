@@ -26,10 +26,10 @@ import orjson
 from joserfc.jwk import Key
 from opentelemetry.trace import NoOpTracer, Tracer
 
-from connectors.kv import KeyValue, KeyValueUnavailable
 from connectors.records import Permit, PermitEvent
 from connectors.sources import PermitSource
 from connectors.wire import permit_from_wire, permit_to_wire
+from infra.kv import KeyValue, KeyValueUnavailable
 
 __all__ = ["CacheStats", "CachedPermitSource", "PrimedPermits"]
 

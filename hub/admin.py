@@ -16,10 +16,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth import AuthService
-from connectors.kv import open_key_value
 from hub.components import _AuthAuditBridge
 from hub.database import create_engine, migrate
 from hub.settings import Settings
+from infra.kv import open_key_value
 from observability.audit import AuditLog
 
 __all__ = ["AdminServices", "AdminUnavailable", "admin_services"]

@@ -17,8 +17,8 @@ from typing import Any
 
 from auth import AuthError, Principal
 from auth.errors import Unavailable
-from connectors.kv import KeyValueUnavailable
 from hub.components import Hub
+from infra.kv import KeyValueUnavailable
 from schema import GraphQLRequest
 
 __all__ = ["BadRequest", "Shared", "graphql_request_of", "shared_checks"]

@@ -75,7 +75,7 @@ async def _prepare_database(settings: Settings) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from connectors.simulators.run import run_simulator
+    from simulators.run import run_simulator
 
     run_simulator(
         args.kind, args.host, args.port, Path(args.data_dir), args.seed, args.foreigners, None
@@ -129,8 +129,8 @@ def _settings() -> Settings:
 
 def _guarded(run: Callable[[], int]) -> int:
     from auth import AuthError
-    from connectors.kv import KeyValueUnavailable
     from hub.admin import AdminUnavailable
+    from infra.kv import KeyValueUnavailable
     from observability.audit import AuditError, AuditQueryError
 
     try:

@@ -23,13 +23,13 @@ from connectors.agency import SqlEnrollmentSource, create_agency_engines
 from connectors.cache import CachedPermitSource
 from connectors.cards import HttpCardSource
 from connectors.events import EventBus, PermitChange, open_event_bus
-from connectors.kv import KeyValue, open_key_value
 from connectors.resilience import Guard
 from connectors.wms import HttpPermitSource
 from hub.database import create_engine, migrate
 from hub.documents import TrustedDocuments
 from hub.settings import Settings
 from hub.webhooks import WebhookWorker
+from infra.kv import KeyValue, open_key_value
 from observability.audit import AuditEvent, AuditLog
 from observability.metrics import HubMetrics
 from observability.tracing import PassThroughTracer, tracer_provider

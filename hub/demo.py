@@ -15,7 +15,12 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from connectors.simulators import (
+from hub.app import create_app
+from hub.components import Hub
+from hub.demo_clients import DEMO_AGENCIES, seed_demo_clients
+from hub.servers import bind, new_server, port_of
+from hub.settings import Settings
+from simulators import (
     build_cards_app,
     build_wms_app,
     generate,
@@ -23,12 +28,7 @@ from connectors.simulators import (
     qr_samples,
     seed_agency_databases,
 )
-from connectors.simulators.wms import publish_to_hub
-from hub.app import create_app
-from hub.components import Hub
-from hub.demo_clients import DEMO_AGENCIES, seed_demo_clients
-from hub.servers import bind, new_server, port_of
-from hub.settings import Settings
+from simulators.wms import publish_to_hub
 
 __all__ = ["DEMO_REGIONS", "run_demo"]
 

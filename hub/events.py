@@ -30,12 +30,12 @@ from starlette.responses import Response
 from auth import AuthError, Principal
 from auth.errors import Unavailable
 from connectors.events import EventBusUnavailable, EventRejected, verify_permit_event
-from connectors.kv import KeyValueUnavailable
 from hub.accesses import access_event
 from hub.components import Hub
 from hub.responses import JSONResponse, error_response
 from hub.transport import trace_id_of
 from hub.webhooks import Recipient, enqueue_deliveries
+from infra.kv import KeyValueUnavailable
 from observability.audit import AuditEvent, AuditUnavailable
 
 __all__ = ["PUBLISH_SCOPE", "SUBSCRIBE_SCOPE", "events_post"]

@@ -19,7 +19,6 @@ from strawberry.http.ides import get_graphql_ide_html
 from auth import PURPOSE_HEADER, AuthError, Principal
 from auth.errors import Unavailable
 from auth.revocation import DATABASE_ERRORS
-from connectors.kv import KeyValueUnavailable
 from hub.accesses import access_event
 from hub.admission import BadRequest
 from hub.admission import Shared as _Shared
@@ -32,6 +31,7 @@ from hub.operations import check_operations_access
 from hub.responses import JSONResponse, error_response
 from hub.subscriptions import graphql_ws
 from hub.transport import trace_id_of
+from infra.kv import KeyValueUnavailable
 from observability.audit import AuditEvent, AuditUnavailable, Kind
 from observability.logs import bind_request
 from observability.metrics import CONTENT_TYPE

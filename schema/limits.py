@@ -52,7 +52,7 @@ from graphql import (
     value_from_ast_untyped,
 )
 
-from connectors.kv import Count, KeyValue
+from infra.kv import Count, KeyValue
 from schema.document import PreparedDocument
 from schema.errors import QueryTooComplex
 

@@ -22,18 +22,18 @@ from asgi_lifespan import LifespanManager
 from opentelemetry.sdk.trace.export import SpanExporter
 from sqlalchemy import event
 
-from connectors.kv import KeyValue
-from connectors.simulators import (
+from hub.app import create_app
+from hub.components import Hub
+from hub.demo_clients import DEMO_AGENCIES, seed_demo_clients
+from hub.settings import Settings
+from infra.kv import KeyValue
+from simulators import (
     Dataset,
     build_cards_app,
     build_wms_app,
     generate,
     seed_agency_databases,
 )
-from hub.app import create_app
-from hub.components import Hub
-from hub.demo_clients import DEMO_AGENCIES, seed_demo_clients
-from hub.settings import Settings
 from tests.services import CHEAP_SECRET_HASH, REDIS_URL, fresh_database, fresh_key_value
 from tests.simulators.servers import serve
 

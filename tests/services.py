@@ -19,7 +19,7 @@ import redis.asyncio as redis_async
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.engine import make_url
 
-from connectors.kv import KeyValue, MemoryKeyValue, RedisKeyValue
+from infra.kv import KeyValue, MemoryKeyValue, RedisKeyValue
 
 # argon2id at its lowest cost for client secrets: every hub a test starts registers seven
 # clients, and at the production cost (about 0.2 s a hash here) that was most of the suite's

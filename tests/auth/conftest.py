@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from auth import AuthConfig, AuthError, AuthEvent, AuthService
-from connectors.kv import KeyValue
+from infra.kv import KeyValue
 from tests.services import CHEAP_SECRET_HASH
 
 ISSUER = "https://hub.test"

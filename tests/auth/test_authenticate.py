@@ -197,7 +197,7 @@ async def test_narrowed_scopes_apply_to_live_tokens(hub: Hub, exit_entry: Agency
 
 
 async def test_unreachable_denylist_fails_closed(hub: Hub, exit_entry: Agency) -> None:
-    from connectors.kv import KeyValueUnavailable
+    from infra.kv import KeyValueUnavailable
 
     token = await hub.access_token(exit_entry.client_id, exit_entry.secret)
 

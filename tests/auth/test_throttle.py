@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth import AuthService, RegistryError
-from connectors.kv import open_key_value
+from infra.kv import open_key_value
 from tests.auth.conftest import Agency, Clock, Hub, HubFactory, config, protected_app
 
 

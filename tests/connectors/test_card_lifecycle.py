@@ -17,7 +17,7 @@ from connectors.card_lifecycle import (
     is_valid_history,
 )
 from connectors.records import CardKind, CardStatus
-from connectors.simulators import generate
+from simulators import generate
 
 S = CardStatus
 

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.cache import CachedPermitSource
-from connectors.kv import KeyValue, RedisKeyValue
 from connectors.wms import HttpPermitSource
+from infra.kv import KeyValue, RedisKeyValue
 from tests.conftest import Simulators
 
 BATCH = "POST /permits:batch"

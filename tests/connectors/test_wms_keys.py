@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from connectors.simulators.wms import generate_signing_key
 from connectors.wms import HttpPermitSource
+from simulators.wms import generate_signing_key
 from tests.conftest import Simulators
 
 JWKS = "GET /.well-known/jwks.json"

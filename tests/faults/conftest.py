@@ -45,10 +45,10 @@ import redis.asyncio as redis_async
 from sqlalchemy.engine import make_url
 
 from connectors.records import Permit
-from connectors.simulators import Dataset, seed_agency_databases
 from hub.admin import admin_services
 from hub.demo_clients import seed_demo_clients
 from hub.settings import Settings
+from simulators import Dataset, seed_agency_databases
 from tests.conftest import AGENCY_REGIONS, Simulators
 from tests.services import CHEAP_SECRET_HASH, CHEAP_SECRET_HASH_ENV, POSTGRES_URL, fresh_database
 

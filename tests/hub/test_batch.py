@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from connectors.identifiers import mod11_2_check_char
-from connectors.simulators import Dataset
 from observability.audit import AuditFilter
+from simulators import Dataset
 from tests.conftest import HubClient, Simulators, SqlCounter, open_hub
 
 CLIENT = "ssc-card-center-hubei"  # permit:validity enrollment:read card:status card:read

@@ -31,7 +31,6 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from connectors.records import Permit, PermitMedium
-from connectors.simulators import generate_signing_key
 from hub.app import create_app
 from hub.components import Hub
 from hub.demo_clients import DEMO_AGENCIES, seed_demo_clients
@@ -39,6 +38,7 @@ from hub.settings import Settings
 from hub.tables import webhook_deliveries
 from hub.webhooks import EVENT_URI
 from observability.audit import AuditFilter
+from simulators import generate_signing_key
 from tests.conftest import Simulators, _drop_prefix, hub_settings
 from tests.services import REDIS_URL
 from tests.simulators.servers import serve

@@ -8,7 +8,7 @@ import json
 
 import httpx
 
-from connectors.simulators.wms import generate_signing_key, qr_payload
+from simulators.wms import generate_signing_key, qr_payload
 from tests.conftest import HubClient, Simulators
 
 VERIFY = """query($p: String!) {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from graphql import GraphQLError, get_introspection_query
 
-from connectors.kv import MemoryKeyValue
+from infra.kv import MemoryKeyValue
 from schema.document import DocumentCache
 from schema.limits import (
     CONNECTOR_FIELD_COST,

@@ -12,8 +12,8 @@ from joserfc.jwk import Key
 
 from connectors.identifiers import make_permit_number
 from connectors.records import Permit
-from connectors.simulators.wms import generate_signing_key, qr_payload
 from schema.workflows.qr import QrReason, verify_permit_qr
+from simulators.wms import generate_signing_key, qr_payload
 
 KEY = generate_signing_key()
 NOW = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)

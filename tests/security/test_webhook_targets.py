@@ -39,10 +39,10 @@ from auth import RegistryError
 from auth.webhook_targets import WebhookTargets
 from connectors.events import PermitChange
 from connectors.records import PermitEventKind, PermitMedium, PermitStatus
-from connectors.simulators import generate_signing_key
 from hub.database import create_engine, migrate
 from hub.tables import webhook_deliveries
 from hub.webhooks import Recipient, WebhookWorker, enqueue_deliveries
+from simulators import generate_signing_key
 from tests.conftest import HubClient
 from tests.hub.test_cli import Cli, cli  # noqa: F401 (the fixture)
 from tests.simulators.servers import serve

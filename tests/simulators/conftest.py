@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from connectors.simulators import Dataset, build_cards_app, build_wms_app, generate
+from simulators import Dataset, build_cards_app, build_wms_app, generate
 from tests.simulators.servers import serve
 
 TODAY = dt.date(2025, 6, 1)

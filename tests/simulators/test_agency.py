@@ -9,8 +9,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from connectors.agency_tables import enrollments, persons, ssn_sequences
-from connectors.simulators import Dataset, build_agency_app, seed_agency_databases
-from connectors.simulators.agency import public_url
+from simulators import Dataset, build_agency_app, seed_agency_databases
+from simulators.agency import public_url
 from tests.services import fresh_database
 from tests.simulators.servers import serve
 

@@ -8,8 +8,8 @@ import pytest
 
 from connectors.identifiers import make_ssn, validate_card_number
 from connectors.records import CardApplicationResult, CardChannel, CardKind, CardStatus
-from connectors.simulators import Dataset
 from connectors.wire import application_result_from_wire, card_from_wire
+from simulators import Dataset
 
 UNKNOWN = make_ssn("420100", 99_999_999_999)
 

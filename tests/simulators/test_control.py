@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from connectors.simulators import Dataset
+from simulators import Dataset
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import inspect
 
-import connectors.simulators as simulators
+import simulators
 
 
 def test_all_is_sorted_and_names_only_what_exists() -> None:

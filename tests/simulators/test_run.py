@@ -5,7 +5,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connectors.simulators import (
+from simulators import (
     Dataset,
     build_simulator_app,
     default_agency_urls,

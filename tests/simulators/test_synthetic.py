@@ -13,8 +13,8 @@ from connectors.identifiers import (
     validate_ssn,
 )
 from connectors.records import CardKind, CardStatus, EnrollmentStatus, PermitMedium, PermitStatus
-from connectors.simulators import AGENCY_REGIONS, Dataset, generate
-from connectors.simulators.synthetic import MIN_FOREIGNERS
+from simulators import AGENCY_REGIONS, Dataset, generate
+from simulators.synthetic import MIN_FOREIGNERS
 from tests.simulators.conftest import FOREIGNERS, SEED, TODAY
 
 REQUIRED_SAMPLES = {

@@ -5,7 +5,6 @@ from typing import Any
 
 import pytest
 
-from connectors.simulators import Dataset
 from connectors.wire import (
     WireFormatError,
     card_from_wire,
@@ -17,6 +16,7 @@ from connectors.wire import (
     permit_from_wire,
     permit_to_wire,
 )
+from simulators import Dataset
 
 
 def test_every_record_survives_a_round_trip(dataset: Dataset) -> None:

@@ -9,9 +9,9 @@ from joserfc.errors import BadSignatureError, JoseError
 from joserfc.jwk import KeySet
 
 from connectors.identifiers import make_permit_number
-from connectors.simulators import Dataset, build_wms_app, generate_signing_key, qr_payload
-from connectors.simulators.wms import load_or_create_signing_key
 from connectors.wire import event_from_wire, permit_from_wire
+from simulators import Dataset, build_wms_app, generate_signing_key, qr_payload
+from simulators.wms import load_or_create_signing_key
 
 UNKNOWN = make_permit_number("420100", 2020, 9_999_999)
 

@@ -39,7 +39,7 @@ from connectors.records import (
     PermitMedium,
     PermitStatus,
 )
-from connectors.simulators import _vocabulary as words
+from simulators import _vocabulary as words
 
 __all__ = ["AGENCY_REGIONS", "MIN_FOREIGNERS", "WORK_REGIONS", "Dataset", "generate"]
 

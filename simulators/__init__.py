@@ -9,14 +9,16 @@
   command), seeding the agency databases first (SQLite files under the data dir by default).
 
 Every app carries the `/_sim` test controls (request counters, fault injection). Simulators
-are for demos and tests: nothing in the hub's request path may import this package.
+are for demos and tests, not part of the production hub: only `hub demo`, `hub simulate`, the
+tests and the bench import this package. The records and identifier formats they share with
+the hub live in `connectors/` (this package imports `connectors`, never the reverse).
 """
 
-from connectors.simulators.agency import build_agency_app, seed_agency_databases
-from connectors.simulators.cards import build_cards_app
-from connectors.simulators.run import build_simulator_app, default_agency_urls, run_simulator
-from connectors.simulators.synthetic import AGENCY_REGIONS, Dataset, generate
-from connectors.simulators.wms import (
+from simulators.agency import build_agency_app, seed_agency_databases
+from simulators.cards import build_cards_app
+from simulators.run import build_simulator_app, default_agency_urls, run_simulator
+from simulators.synthetic import AGENCY_REGIONS, Dataset, generate
+from simulators.wms import (
     build_wms_app,
     generate_signing_key,
     load_or_create_signing_key,

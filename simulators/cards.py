@@ -47,7 +47,13 @@ from connectors.records import (
     CardStatus,
     CardStatusChange,
 )
-from connectors.simulators._http import (
+from connectors.wire import (
+    WireFormatError,
+    application_from_wire,
+    application_result_to_wire,
+    card_to_wire,
+)
+from simulators._http import (
     BadRequest,
     JSONBody,
     healthz,
@@ -56,13 +62,7 @@ from connectors.simulators._http import (
     read_object,
     simulator_app,
 )
-from connectors.simulators.synthetic import Dataset
-from connectors.wire import (
-    WireFormatError,
-    application_from_wire,
-    application_result_to_wire,
-    card_to_wire,
-)
+from simulators.synthetic import Dataset
 
 __all__ = ["build_cards_app"]
 

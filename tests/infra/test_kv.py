@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as redis_async
 
-from connectors.kv import Count, KeyValue, KeyValueUnavailable, RedisKeyValue
+from infra.kv import Count, KeyValue, KeyValueUnavailable, RedisKeyValue
 from tests.services import REDIS_URL
 
 

@@ -31,8 +31,8 @@ from starlette.routing import Route
 
 from connectors.agency_tables import enrollments, metadata, persons, ssn_sequences
 from connectors.records import Enrollment
-from connectors.simulators._http import JSONBody, simulator_app
-from connectors.simulators.synthetic import Dataset
+from simulators._http import JSONBody, simulator_app
+from simulators.synthetic import Dataset
 
 __all__ = ["agency_rows", "build_agency_app", "public_url", "seed_agency_databases"]
 

@@ -49,7 +49,8 @@ from starlette.routing import Route
 
 from connectors.events import CHANGE_KINDS, EVENT_TYPE, PermitChange
 from connectors.records import Permit, PermitEvent, PermitEventKind, PermitMedium, PermitStatus
-from connectors.simulators._http import (
+from connectors.wire import event_to_wire, permit_to_wire
+from simulators._http import (
     BadRequest,
     JSONBody,
     healthz,
@@ -57,8 +58,7 @@ from connectors.simulators._http import (
     read_id_list,
     simulator_app,
 )
-from connectors.simulators.synthetic import Dataset
-from connectors.wire import event_to_wire, permit_to_wire
+from simulators.synthetic import Dataset
 
 __all__ = [
     "EVENT_TYPE",

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import Lifespan
 
-from connectors.simulators._control import SimControl
+from simulators._control import SimControl
 
 __all__ = [
     "MAX_BATCH",

@@ -15,10 +15,10 @@ from typing import Literal
 import uvicorn
 from starlette.applications import Starlette
 
-from connectors.simulators.agency import build_agency_app, seed_agency_databases
-from connectors.simulators.cards import build_cards_app
-from connectors.simulators.synthetic import AGENCY_REGIONS, Dataset, generate
-from connectors.simulators.wms import build_wms_app, load_or_create_signing_key
+from simulators.agency import build_agency_app, seed_agency_databases
+from simulators.cards import build_cards_app
+from simulators.synthetic import AGENCY_REGIONS, Dataset, generate
+from simulators.wms import build_wms_app, load_or_create_signing_key
 
 __all__ = ["SimulatorKind", "build_simulator_app", "default_agency_urls", "run_simulator"]
 

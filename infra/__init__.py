@@ -1,0 +1,7 @@
+"""Shared infrastructure below every other package: the key-value store and per-minute counters.
+
+`infra.kv` is the store (Redis in production, in-process for the embedded mode) with its
+batched read-and-count script; `infra.counters` counts per client in fixed one-minute windows
+(the request-rate limit and the cost budget). This package imports none of the hub's own
+packages (`hub`, `schema`, `connectors`, `auth`, `observability`); they all may import it.
+"""
