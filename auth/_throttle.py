@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from infra import counters
 from infra.kv import Count, KeyValue, KeyValueUnavailable
 
 __all__ = ["FailureThrottle", "Throttled"]
 
-_WINDOW_SECONDS = 60
 _KNOWN_ADDRESS_SECONDS = 7 * 86400
 
 
@@ -53,9 +52,7 @@ class FailureThrottle:
 
     def _window(self) -> tuple[int, int]:
         """The current window's number, and the whole seconds left in it (at least 1)."""
-        now = self._clock()
-        window = int(now // _WINDOW_SECONDS)
-        return window, max(1, math.ceil((window + 1) * _WINDOW_SECONDS - now))
+        return counters.window(self._clock())
 
     @staticmethod
     def _keys(client_id: str | None, address: str, window: int) -> tuple[str, str, str]:
@@ -83,7 +80,7 @@ class FailureThrottle:
     async def failed(self, client_id: str | None, address: str) -> None:
         window, _ = self._window()
         address_key, client_key, _ = self._keys(client_id, address, window)
-        ttl = 2 * _WINDOW_SECONDS
+        ttl = 2 * counters.WINDOW_SECONDS
         counts = [Count(address_key, 1, ttl)] + ([Count(client_key, 1, ttl)] if client_id else [])
         with contextlib.suppress(KeyValueUnavailable):
             await self._kv.read_and_count([], counts)

@@ -29,12 +29,12 @@ from hub.database import create_engine, migrate
 from hub.documents import TrustedDocuments
 from hub.settings import Settings
 from hub.webhooks import WebhookWorker
+from infra.counters import CostBudget, RateLimit
 from infra.kv import KeyValue, open_key_value
 from observability.audit import AuditEvent, AuditLog
 from observability.metrics import HubMetrics
 from observability.tracing import PassThroughTracer, tracer_provider
 from schema import GraphQLService, Sources
-from schema.limits import CostBudget
 
 __all__ = ["Hub", "NotConfigured"]
 
@@ -86,7 +86,7 @@ class Hub:
     bus: EventBus
     webhooks: WebhookWorker
     documents: TrustedDocuments
-    rate_limit: CostBudget
+    rate_limit: RateLimit
     tracer_provider: TracerProvider
     tracer: Tracer
     _readiness_check: asyncio.Future[dict[str, bool | str]] | None = field(
@@ -193,7 +193,7 @@ class Hub:
             bus,
             webhooks,
             TrustedDocuments(engine, settings.trusted_documents),
-            CostBudget(kv, settings.rate_limit_per_minute, name="rate"),
+            RateLimit(kv, settings.rate_limit_per_minute),
             provider,
             tracer,
         )

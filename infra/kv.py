@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -60,18 +60,22 @@ class KeyValue(Protocol):
 
 
 class MemoryKeyValue:
-    """In-process store with expiry; one per hub process, so only for the embedded mode."""
+    """In-process store with expiry; one per hub process, so only for the embedded mode.
 
-    def __init__(self) -> None:
+    `clock` (monotonic seconds) decides expiry: tests advance it instead of waiting out a TTL.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._data: dict[str, tuple[bytes, float | None]] = {}
         self._lock = asyncio.Lock()
+        self._clock = clock
 
     def _live(self, key: str) -> bytes | None:
         item = self._data.get(key)
         if item is None:
             return None
         value, expires = item
-        if expires is not None and expires <= time.monotonic():
+        if expires is not None and expires <= self._clock():
             del self._data[key]
             return None
         return value
@@ -83,11 +87,11 @@ class MemoryKeyValue:
         return [self._live(k) for k in keys]
 
     async def set(self, key: str, value: bytes, ttl_seconds: float | None = None) -> None:
-        expires = time.monotonic() + ttl_seconds if ttl_seconds else None
+        expires = self._clock() + ttl_seconds if ttl_seconds else None
         self._data[key] = (value, expires)
 
     async def set_many(self, items: Mapping[str, bytes], ttl_seconds: float) -> None:
-        expires = time.monotonic() + ttl_seconds
+        expires = self._clock() + ttl_seconds
         for key, value in items.items():
             self._data[key] = (value, expires)
 
@@ -100,7 +104,7 @@ class MemoryKeyValue:
         value = int(current or b"0") + amount
         expires = self._data[key][1] if current is not None else None
         if current is None and ttl_seconds:
-            expires = time.monotonic() + ttl_seconds
+            expires = self._clock() + ttl_seconds
         self._data[key] = (str(value).encode(), expires)
         return value
 

@@ -19,12 +19,12 @@ Introspection is left to graphql-core's `MaxIntrospectionDepthRule` and costs no
 never reaches a source system.
 
 Over a limit: `QueryTooComplex`, naming the limit and the value. Nothing here executes anything.
+The per-client cost budget that spends these costs is `infra.counters.CostBudget`.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -52,7 +52,6 @@ from graphql import (
     value_from_ast_untyped,
 )
 
-from infra.kv import Count, KeyValue
 from schema.document import PreparedDocument
 from schema.errors import QueryTooComplex
 
@@ -62,8 +61,6 @@ __all__ = [
     "CONNECTOR_FIELD_COST",
     "DEFAULT_LIST_SIZE",
     "LIST_SIZES",
-    "BudgetDecision",
-    "CostBudget",
     "CostPlan",
     "Limits",
     "QueryLimits",
@@ -503,43 +500,3 @@ class QueryLimits:
             return _too_complex("max_cost", cost, self.limits.max_cost)
         return None
 
-
-# ---- per-client cost budget (shared by all hub instances through Redis) -------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetDecision:
-    allowed: bool
-    spent: int  # in the current minute, this request included
-    retry_after: int  # seconds until the window resets (0 if allowed)
-
-
-class CostBudget:
-    """A fixed one-minute window of query cost per client, counted in the shared key-value store.
-
-    A refused request is still counted: a client hammering over budget stays refused. The same
-    class is the per-client request-rate limit, each request costing 1 (`name="rate"`). A fixed
-    window lets a client send up to twice its limit across a window boundary; that bound is
-    accepted for one atomic INCR per request, shared by every instance.
-    """
-
-    def __init__(self, kv: KeyValue, per_minute: int, name: str = "cost") -> None:
-        self._kv = kv
-        self._per_minute = per_minute
-        self._name = name  # "cost" for the cost budget, "rate" for the request-rate limit
-
-    async def charge(self, client_id: str, cost: int, now: float | None = None) -> BudgetDecision:
-        now = time.time() if now is None else now
-        count = self.count(client_id, cost, now)
-        spent = await self._kv.incr(count.key, count.amount, count.ttl_seconds)
-        return self.decide(spent, now)
-
-    def count(self, client_id: str, cost: int, now: float) -> Count:
-        """The counter `charge` adds to, for a caller that counts it with other keys at once."""
-        return Count(f"{self._name}:{client_id}:{int(now // 60)}", cost, 60)
-
-    def decide(self, spent: int, now: float) -> BudgetDecision:
-        """The decision on a request that brought the window's total to `spent`."""
-        if spent <= self._per_minute:
-            return BudgetDecision(True, spent, 0)
-        return BudgetDecision(False, spent, max(1, 60 * (int(now // 60) + 1) - math.floor(now)))

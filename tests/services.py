@@ -69,8 +69,15 @@ async def fresh_key_value() -> AsyncIterator[KeyValue]:
         yield store
         await store.close()
         return
+    async with fresh_redis_key_value(REDIS_URL) as redis_store:
+        yield redis_store
+
+
+@asynccontextmanager
+async def fresh_redis_key_value(url: str) -> AsyncIterator[RedisKeyValue]:
+    """Yield the Redis at `url` under a private prefix, whose keys are deleted afterwards."""
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    client = redis_async.Redis.from_url(REDIS_URL)
+    client = redis_async.Redis.from_url(url)
     try:
         yield RedisKeyValue(client, prefix)
     finally:

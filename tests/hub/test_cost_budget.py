@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
-from schema.limits import CostBudget
+from infra.counters import CostBudget, RateLimit
 from tests.conftest import HubClient, Simulators
 
 
-async def _clear_of_a_window_boundary(margin: float = 10.0) -> None:
+def _clear_of_a_window_boundary() -> float:
     """Budgets are fixed one-minute windows: a run that crossed into the next one would see
-    its spent budget renewed (it did once in CI). Start with `margin` seconds of the window
-    left."""
-    into = time.time() % 60
-    if into > 60 - margin:
-        await asyncio.sleep(60 - into + 0.05)
+    its spent budget renewed (it did once in CI). The hub's counters take this fixed clock,
+    five seconds into a window, instead of waiting for one with enough of it left."""
+    return 600.0 + 5.0
 
 
 async def test_a_spent_budget_is_refused_with_retry_after_and_no_upstream_call(
     hub: HubClient, simulators: Simulators
 ) -> None:
-    hub.hub.cost_budget = CostBudget(hub.hub.kv, per_minute=40)
-    await _clear_of_a_window_boundary()
+    clock = _clear_of_a_window_boundary
+    hub.hub.cost_budget = CostBudget(hub.hub.kv, per_minute=40, clock=clock)
+    hub.hub.rate_limit = RateLimit(hub.hub.kv, hub.hub.settings.rate_limit_per_minute, clock=clock)
     query = "query($n: ID!) { permit(number: $n) { status validUntil } }"
     variables = {"n": simulators.dataset.samples["valid_permit"]}
     statuses = []

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 from graphql import GraphQLError, get_introspection_query
 
-from infra.kv import MemoryKeyValue
 from schema.document import DocumentCache
 from schema.limits import (
     CONNECTOR_FIELD_COST,
     DEFAULT_LIST_SIZE,
-    CostBudget,
     Limits,
     QueryLimits,
     check_size,
@@ -163,19 +160,6 @@ def test_operation_is_chosen_by_name() -> None:
     assert limits.cost(prepared, "B", None) == 6
     assert limits.cost(prepared, None, None) is None
     assert limits.cost(prepared, "C", None) is None
-
-
-@pytest.mark.parametrize("amounts", [[100, 100], [150, 60]])
-async def test_cost_budget_refuses_past_the_minute_budget(amounts: list[int]) -> None:
-    budget = CostBudget(MemoryKeyValue(), per_minute=200)
-    first = await budget.charge("c", amounts[0], now=600.0)
-    second = await budget.charge("c", amounts[1], now=615.0)
-    assert first.allowed
-    assert second.allowed == (sum(amounts) <= 200)
-    if not second.allowed:
-        assert second.retry_after == 45
-    assert (await budget.charge("other", 10, now=615.0)).allowed
-    assert (await budget.charge("c", 10, now=660.0)).allowed  # a new window
 
 
 def test_batch_items_add_up_across_aliases_fragments_literals_and_variables() -> None:
