@@ -17,7 +17,7 @@ from joserfc.jwk import Key
 
 from auth.config import TrustedIssuer
 from auth.errors import Unauthenticated
-from connectors.jwks import public_signing_keys
+from infra.jwks import public_signing_keys
 
 __all__ = ["IssuerKeys"]
 

@@ -16,10 +16,10 @@ import httpx
 from joserfc.jwk import Key
 
 from connectors._http import map_http_errors
-from connectors.jwks import public_signing_keys
 from connectors.records import Permit, PermitEvent
 from connectors.resilience import Guard, Policy
 from connectors.wire import event_from_wire, permit_from_wire
+from infra.jwks import public_signing_keys
 
 UPSTREAM = "wms"
 _FORCED_REFETCH_SECONDS = 5.0
