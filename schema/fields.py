@@ -81,7 +81,9 @@ class Field:
     arguments: Mapping[str, Argument] = field(default_factory=dict)
     cost: int = 1
     list_size: SizedBy | int | None = None  # None: `limits.DEFAULT_LIST_SIZE` for a list, else 1
-    batch: SizedBy | None = None  # each item of this argument is one record asked for
+    # Each item of this argument is one record asked for; the items of every batch field of a
+    # request count together against `Limits.max_batch_items` (aliased batches add up).
+    batch: SizedBy | None = None
     read: Reader | None = None  # answers the field from its parent's record in a compiled plan
     one_of: tuple[str, ...] = ()  # exactly one of these arguments must be given
     binding: Binding = "national"
