@@ -1,14 +1,15 @@
 """Identifier arguments are checked before execution: a bad one never reaches a source system.
 
-Every `ID` argument of the schema is listed in `IDENTIFIER_ARGUMENTS`, and every `ID` field of
-an input object in `IDENTIFIER_INPUT_FIELDS` (tests hold both tables complete), with the
-validator of DESIGN section 5 that it must pass. SSNs and agency regions must also name a
-region that one of the hub's agencies serves.
+Every `ID` argument of the schema has its validator in its field's entry of `schema.fields`
+(`Argument.check`), and every `ID` field of an input object in `INPUT_IDENTIFIERS` (tests hold
+both complete). SSNs and agency regions must also name a region that one of the hub's agencies
+serves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from graphql import (
@@ -20,18 +21,10 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 
-from connectors.identifiers import (
-    InvalidIdentifier,
-    region_of_ssn,
-    validate_card_number,
-    validate_credit_code,
-    validate_permit_number,
-    validate_region,
-    validate_ssn,
-    validate_subject,
-)
+from connectors.identifiers import InvalidIdentifier, region_of_ssn, validate_region, validate_ssn
 from schema.document import FieldUse
 from schema.errors import BadUserInput
+from schema.fields import FIELDS, INPUT_IDENTIFIERS, Validator, entry, input_identifier
 
 __all__ = [
     "IDENTIFIER_ARGUMENTS",
@@ -40,33 +33,18 @@ __all__ = [
     "coerce_variables",
 ]
 
-Validator = Callable[[object], str]
-
-IDENTIFIER_ARGUMENTS: dict[tuple[str, str, str], Validator] = {
-    ("Query", "permit", "number"): validate_permit_number,
-    ("Query", "permits", "numbers"): validate_permit_number,
-    ("Query", "foreigner", "permitNumber"): validate_permit_number,
-    ("Query", "foreigner", "ssn"): validate_ssn,
-    ("Query", "enrollment", "ssn"): validate_ssn,
-    ("Query", "cards", "ssn"): validate_ssn,
-    ("Query", "subjectAccessLog", "subject"): validate_subject,
-    ("Subscription", "permitStatusChanged", "numbers"): validate_permit_number,
-}
-# (input object type, field) -> validator, for identifiers inside input objects.
-IDENTIFIER_INPUT_FIELDS: dict[tuple[str, str], Validator] = {
-    ("RegisterEnrollmentInput", "permitNumber"): validate_permit_number,
-    ("RegisterEnrollmentInput", "region"): validate_region,
-    ("RegisterEnrollmentInput", "employerCreditCode"): validate_credit_code,
-    ("CardApplicationInput", "ssn"): validate_ssn,
-    ("BatchCardApplicationInput", "employerCreditCode"): validate_credit_code,
-    ("UpdateCardStatusInput", "cardNumber"): validate_card_number,
-    # Not ("BatchCardApplicationItem", "ssn"): a malformed SSN fails its own item, not the
-    # batch; `workflows.cards` validates it before anything is sent upstream.
-}
-SSN_ARGUMENTS = {key for key, check in IDENTIFIER_ARGUMENTS.items() if check is validate_ssn}
-# The arguments that name the permits a query reads first (the request path reads their cache
-# entries with its shared checks).
-PERMIT_ARGUMENTS = {("Query", "permit", "number"), ("Query", "permits", "numbers")}
+# Views of the registry: (type, field, argument) and (input type, field) -> validator.
+IDENTIFIER_ARGUMENTS: Mapping[tuple[str, str, str], Validator] = MappingProxyType(
+    {
+        (*key.split(".", 1), name): argument.check  # type: ignore[misc]
+        for key, f in FIELDS.items()
+        for name, argument in f.arguments.items()
+        if argument.check is not None
+    }
+)
+IDENTIFIER_INPUT_FIELDS: Mapping[tuple[str, str], Validator] = MappingProxyType(
+    {tuple(key.split(".", 1)): check for key, check in INPUT_IDENTIFIERS.items()}  # type: ignore[misc]
+)
 
 
 def coerce_variables(
@@ -103,37 +81,39 @@ def check_arguments(
             args = get_argument_values(use.definition, use.node, variables)
         except GraphQLError as exc:
             raise BadUserInput(exc.message) from None
+        found = entry(use.parent, use.name)
+        declared = found.arguments if found is not None else {}
         for arg_name, value in args.items():
             if isinstance(value, dict):
                 input_type = get_named_type(use.definition.args[arg_name].type)
                 _check_input(input_type, value, f"{use.name}({arg_name})", served_regions)
-            validator = IDENTIFIER_ARGUMENTS.get((use.parent, use.name, arg_name))
-            if validator is None or value is None:
+            argument = declared.get(arg_name)
+            if argument is None or argument.check is None or value is None:
                 continue
             values = _values(value)
             if len(values) > max_batch:
                 raise BadUserInput(f"{use.path}: at most {max_batch} {arg_name} per request")
-            key = (use.parent, use.name, arg_name)
+            where = f"{use.name}({arg_name})"
             for item in values:
-                _check_one(validator, item, key, served_regions)
-            if key in PERMIT_ARGUMENTS:
+                _check_one(argument.check, item, where, served_regions)
+            if argument.names_permits:
                 named.update(dict.fromkeys(values))
-        if (use.parent, use.name) == ("Query", "foreigner") and (
-            (args.get("permitNumber") is None) == (args.get("ssn") is None)
-        ):
-            raise BadUserInput(f"{use.path}: give exactly one of permitNumber and ssn")
+        if found is not None and found.one_of and _given(args, found.one_of) != 1:
+            raise BadUserInput(f"{use.path}: give exactly one of {' and '.join(found.one_of)}")
     return tuple(named)
 
 
-def _check_one(
-    validator: Validator, value: Any, key: tuple[str, str, str], served: frozenset[str]
-) -> None:
+def _given(args: Mapping[str, Any], names: Iterable[str]) -> int:
+    return sum(args.get(name) is not None for name in names)
+
+
+def _check_one(validator: Validator, value: Any, where: str, served: frozenset[str]) -> None:
     try:
         validator(value)
     except InvalidIdentifier as exc:
-        raise BadUserInput(f"{key[1]}({key[2]}): {exc}") from None
-    if key in SSN_ARGUMENTS and region_of_ssn(value) not in served:
-        raise BadUserInput(f"{key[1]}({key[2]}): no social-security agency serves this region")
+        raise BadUserInput(f"{where}: {exc}") from None
+    if validator is validate_ssn and region_of_ssn(value) not in served:
+        raise BadUserInput(f"{where}: no social-security agency serves this region")
 
 
 def _check_input(
@@ -151,7 +131,7 @@ def _check_input(
             for position, element in enumerate(item):
                 if isinstance(element, dict):
                     _check_input(nested, element, f"{where}.{name}[{position}]", served)
-        validator = IDENTIFIER_INPUT_FIELDS.get((input_type.name, name))
+        validator = input_identifier(input_type.name, name)
         if validator is None or item is None:
             continue
         try:

@@ -12,9 +12,10 @@ Three stages, each as early and as cheap as it can be:
    document as a small polynomial whose only unknowns are the list sizes given by variables
    (`permits(numbers: $ns)`, `accessLog(first: $n)`); a request only evaluates it.
 
-Cost model: every field costs 1, a field resolved through a connector (a DataLoader) costs
-`CONNECTOR_FIELD_COST`; a field's cost is multiplied by the sizes of the lists above it. A list's
-size is its sizing argument where it has one (`LIST_SIZES`), else `DEFAULT_LIST_SIZE`.
+Cost model: a field costs what its entry in `schema.fields.FIELDS` says (1, or
+`CONNECTOR_FIELD_COST` for a field resolved through a connector, a DataLoader); a field's cost is
+multiplied by the sizes of the lists above it. A list's size is what its entry says (its sizing
+argument, or a fixed size) where it says one, else `DEFAULT_LIST_SIZE`.
 Introspection is left to graphql-core's `MaxIntrospectionDepthRule` and costs nothing here: it
 never reaches a source system.
 
@@ -54,13 +55,11 @@ from graphql import (
 
 from schema.document import PreparedDocument
 from schema.errors import QueryTooComplex
+from schema.fields import CONNECTOR_FIELD_COST, SizedBy, entry
 
 __all__ = [
-    "BATCH_ARGUMENTS",
-    "CONNECTOR_FIELDS",
     "CONNECTOR_FIELD_COST",
     "DEFAULT_LIST_SIZE",
-    "LIST_SIZES",
     "CostPlan",
     "Limits",
     "QueryLimits",
@@ -70,53 +69,8 @@ __all__ = [
     "shape_of",
 ]
 
-CONNECTOR_FIELD_COST = 5
 DEFAULT_LIST_SIZE = 10
 INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
-
-# Fields whose resolver goes through a DataLoader to a source system (or the audit store).
-CONNECTOR_FIELDS: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("Query", "permit"),
-        ("Query", "permits"),
-        ("Query", "foreigner"),
-        ("Query", "enrollment"),
-        ("Query", "cards"),
-        ("Query", "accessLog"),
-        ("Query", "subjectAccessLog"),
-        ("WorkPermit", "history"),
-        ("WorkPermit", "enrollment"),
-        ("WorkPermit", "cards"),
-        ("Foreigner", "permits"),
-        ("Foreigner", "enrollments"),
-        ("Enrollment", "permit"),
-        ("Enrollment", "cards"),
-    }
-)
-
-
-@dataclass(frozen=True, slots=True)
-class _SizedBy:
-    """A list whose size is an argument: its length if a list, its value if an int."""
-
-    argument: str
-    default: int = 1
-
-
-LIST_SIZES: dict[tuple[str, str], _SizedBy | int] = {
-    ("Query", "permits"): _SizedBy("numbers"),
-    ("Query", "accessLog"): _SizedBy("first", 50),
-    ("Query", "subjectAccessLog"): _SizedBy("first", 50),
-    ("AccessEventConnection", "edges"): 1,  # sized by the connection's `first`
-}
-
-
-# The batch arguments: each item is one record asked for, and the items of every batch field of
-# a request count together against `Limits.max_batch_items` (aliased batches add up).
-BATCH_ARGUMENTS: dict[tuple[str, str], _SizedBy] = {
-    ("Query", "permits"): _SizedBy("numbers"),
-    ("Subscription", "permitStatusChanged"): _SizedBy("numbers"),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +205,7 @@ _Terms = tuple[tuple[tuple[_Ref, ...], float], ...]
 @dataclass(frozen=True, slots=True)
 class CostPlan:
     """The cost of each operation of one document, as polynomials over variable list sizes;
-    and likewise the batch items it asks for (`BATCH_ARGUMENTS`, times the lists above them)."""
+    and likewise the batch items it asks for (each field's `batch`, times the lists above it)."""
 
     operations: Mapping[str | None, _Terms]
     batch_items: Mapping[str | None, _Terms] = field(default_factory=dict)
@@ -354,7 +308,10 @@ class _CostWalker:
         inner = self.selections(
             child if isinstance(child, GraphQLObjectType) else None, node.selection_set
         )
-        sizing = LIST_SIZES.get((parent.name, name), DEFAULT_LIST_SIZE if is_list else 1)
+        found = entry(parent.name, name)
+        sizing = found.list_size if found is not None else None
+        if sizing is None:
+            sizing = DEFAULT_LIST_SIZE if is_list else 1
         if isinstance(sizing, int):
             _add(poly, inner, float(sizing))
             return poly
@@ -366,16 +323,16 @@ class _CostWalker:
         return poly
 
     def _own(self, parent: str, node: FieldNode) -> _Poly:
-        name = node.name.value
+        found = entry(parent, node.name.value)
         if not self._items:
-            return {(): float(CONNECTOR_FIELD_COST if (parent, name) in CONNECTOR_FIELDS else 1)}
-        batch = BATCH_ARGUMENTS.get((parent, name))
+            return {(): float(found.cost if found is not None else 1)}
+        batch = found.batch if found is not None else None
         if batch is None:
             return {}
         size = self._argument_size(node, batch)
         return {(): float(size)} if isinstance(size, int) else {(size,): 1.0}
 
-    def _argument_size(self, node: FieldNode, sizing: _SizedBy) -> int | _Ref:
+    def _argument_size(self, node: FieldNode, sizing: SizedBy) -> int | _Ref:
         value: ValueNode | None = next(
             (a.value for a in node.arguments or () if a.name.value == sizing.argument), None
         )

@@ -5,10 +5,11 @@ numbers) select a permit's own fields and its holder's, employer's and region's.
 spends most of such a request's GraphQL time on machinery the document does not need: a
 resolve info and a strawberry argument conversion per field, awaitable checks, completion per
 value. A plan is compiled once per document and operation when every field it selects reads the
-permit record and nothing else (`_READERS`); it runs only when every permit the request names is
-already in hand (all cache hits), so it never waits, never calls a source system and cannot
-fail. Anything else (fragments, directives, a repeated response key, a field served by another
-source system, a permit not yet read) runs on graphql-core as before.
+permit record and nothing else (a `read` in its entry of `schema.fields`); it runs only when
+every permit the request names is already in hand (all cache hits), so it never waits, never
+calls a source system and cannot fail. Anything else (fragments, directives, a repeated response
+key, a field served by another source system, a permit not yet read) runs on graphql-core as
+before.
 
 A plan runs after every check of the request path (policy included): it changes how an
 admitted document is answered, never what may be selected. `tests/schema/test_plans.py` holds
@@ -36,50 +37,16 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues, get_argument_values
 
-from connectors.identifiers import REGIONS
 from connectors.records import Permit
 from schema.document import PreparedDocument
+from schema.fields import FIELDS, Reader, entry
 
 __all__ = ["Plan", "PlanCache"]
 
-# (record, field arguments, today) -> the field's value before serialization.
-Reader = Callable[[Any, Mapping[str, Any], dt.date], Any]
-
-# What a field reads of its parent's record. Each line mirrors the field's resolver in
-# `schema.types`; the plan tests compare both on random documents over the synthetic permits.
-_READERS: dict[str, dict[str, Reader]] = {
-    "WorkPermit": {
-        "number": lambda p, a, t: p.number,
-        "status": lambda p, a, t: p.status,
-        "validFrom": lambda p, a, t: p.valid_from,
-        "validUntil": lambda p, a, t: p.valid_until,
-        "isValid": lambda p, a, t: p.is_valid_on(a.get("on") or t),
-        "medium": lambda p, a, t: p.medium,
-        "holder": lambda p, a, t: p.holder,
-        "employer": lambda p, a, t: p.employer,
-        "category": lambda p, a, t: p.category,
-        "position": lambda p, a, t: p.position,
-        "workLocation": lambda p, a, t: p.work_location,
-        "notificationLetterNumber": lambda p, a, t: p.notification_letter_number,
-    },
-    "Foreigner": {
-        "id": lambda f, a, t: f.id,
-        "name": lambda f, a, t: f.name,
-        "nationality": lambda f, a, t: f.nationality,
-        "passportNumber": lambda f, a, t: f.passport_number,
-        "dateOfBirth": lambda f, a, t: f.date_of_birth,
-        "gender": lambda f, a, t: f.gender,
-    },
-    "Employer": {
-        "creditCode": lambda e, a, t: e.credit_code,
-        "name": lambda e, a, t: e.name,
-        "region": lambda e, a, t: e.region,
-    },
-    "Region": {  # its record is the GB/T 2260 code
-        "code": lambda code, a, t: code,
-        "name": lambda code, a, t: REGIONS.get(code),
-    },
-}
+# The types a plan may descend into: those with fields read from their parent's record. Each
+# reader mirrors the field's resolver in `schema.types`; the plan tests compare both on random
+# documents over the synthetic permits.
+_PLANNED_TYPES = frozenset(key.partition(".")[0] for key, f in FIELDS.items() if f.read)
 _ROOTS = frozenset({"permit", "permits"})
 
 
@@ -163,8 +130,7 @@ def _typename(name: str) -> Reader:
 def _compile_fields(
     parent: GraphQLObjectType, selections: SelectionSetNode
 ) -> tuple[_Field, ...] | None:
-    readers = _READERS.get(parent.name)
-    if readers is None:
+    if parent.name not in _PLANNED_TYPES:
         return None
     fields: list[_Field] = []
     keys: set[str] = set()
@@ -179,7 +145,8 @@ def _compile_fields(
         if name == "__typename":
             fields.append(_Field(key, _typename(parent.name), str, (), True, None))
             continue
-        read = readers.get(name)
+        found = entry(parent.name, name)
+        read = found.read if found is not None else None
         definition = parent.fields.get(name)
         if read is None or definition is None:
             return None

@@ -1,9 +1,9 @@
-"""Field policy: the one table mapping every field and argument to the scope it needs.
+"""Field policy: every field and argument against the scope the field registry gives it.
 
-Deny by default: a field or argument missing from the table is refused for everybody (and a
-test fails if any field of the schema has no entry). The check runs over the whole document
-(every operation, fragment, inline fragment and alias, including fields under @skip/@include,
-whatever the variables) before any resolver runs, and its result is cached per
+Deny by default: a field or argument missing from `schema.fields.FIELDS` is refused for
+everybody (and a test fails if any field of the schema has no entry). The check runs over the
+whole document (every operation, fragment, inline fragment and alias, including fields under
+@skip/@include, whatever the variables) before any resolver runs, and its result is cached per
 (document, scope set). `INHERIT` marks small value types (a region, a status change, a
 mutation's payload) that are only reachable through a field that is itself checked.
 
@@ -15,9 +15,9 @@ are validated by `schema.arguments` like any identifier argument.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from types import MappingProxyType
 
 from graphql import (
     DocumentNode,
@@ -31,6 +31,7 @@ from graphql import (
 from graphql.language import NamedTypeNode, TypeNode
 
 from schema.document import FieldUse, PreparedDocument
+from schema.fields import FIELDS, INHERIT, entry
 
 __all__ = [
     "ARGUMENT_SCOPES",
@@ -44,101 +45,35 @@ __all__ = [
     "filtered_schema",
 ]
 
-INHERIT: Final = "(inherit)"
 INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
 
-
-def _grant(scope: str, type_name: str, fields: str) -> dict[tuple[str, str], str]:
-    return {(type_name, f): scope for f in fields.split()}
-
-
-FIELD_SCOPES: dict[tuple[str, str], str] = {
-    **_grant("permit:validity", "Query", "permit permits verifyPermitQr"),
-    **_grant(INHERIT, "QrVerification", "valid reason permit"),
-    **_grant("enrollment:write", "Mutation", "registerEnrollment"),
-    **_grant(INHERIT, "RegisterEnrollmentPayload", "enrollment created"),
-    **_grant("card:write", "Mutation", "applyForCard applyForCards updateCardStatus"),
-    **_grant(INHERIT, "CardApplicationPayload", "card created"),
-    **_grant(INHERIT, "BatchCardApplicationPayload", "results total created replayed failed"),
-    **_grant(INHERIT, "CardApplicationResult", "index ssn card created error"),
-    **_grant(INHERIT, "CardApplicationError", "code message"),
-    **_grant(INHERIT, "UpdateCardStatusPayload", "card"),
-    **_grant("events:subscribe", "Subscription", "permitStatusChanged"),
-    **_grant("person:identity", "Query", "foreigner"),
-    **_grant("enrollment:read", "Query", "enrollment"),
-    **_grant("card:status", "Query", "cards"),
-    **_grant("audit:read", "Query", "accessLog"),
-    **_grant("audit:subject", "Query", "subjectAccessLog"),
-    **_grant(INHERIT, "AccessEventConnection", "edges pageInfo"),
-    **_grant(INHERIT, "AccessEventEdge", "cursor node"),
-    **_grant(INHERIT, "PageInfo", "hasNextPage endCursor"),
-    **_grant(
-        INHERIT,
-        "AccessEvent",
-        "id seq time kind clientId agency purpose operation documentHash fields subjects denied "
-        "outcome errorCodes traceId clientAddress responseSha256 prevHash hash",
-    ),
-    **_grant("permit:validity", "WorkPermit", "number status validFrom validUntil isValid medium"),
-    **_grant("permit:holder", "WorkPermit", "holder"),
-    **_grant(
-        "permit:detail",
-        "WorkPermit",
-        "employer category position workLocation notificationLetterNumber history",
-    ),
-    **_grant("enrollment:read", "WorkPermit", "enrollment"),
-    **_grant("card:status", "WorkPermit", "cards"),
-    **_grant("permit:holder", "Foreigner", "id name nationality"),
-    **_grant("person:identity", "Foreigner", "passportNumber dateOfBirth gender"),
-    **_grant("permit:validity", "Foreigner", "permits"),
-    **_grant("enrollment:read", "Foreigner", "enrollments"),
-    **_grant(
-        "enrollment:read",
-        "Enrollment",
-        "ssn permitNumber region status enrolledOn employerCreditCode permit cards",
-    ),
-    **_grant("card:status", "SocialSecurityCard", "kind status issuedOn region"),
-    **_grant("card:read", "SocialSecurityCard", "cardNumber ssn channel history"),
-    **_grant("permit:detail", "Employer", "creditCode name region"),
-    **_grant(INHERIT, "Region", "code name"),
-    **_grant(INHERIT, "PermitEvent", "permitNumber kind at status detail"),
-    **_grant(INHERIT, "CardStatusChange", "status at reason"),
-}
-
-ARGUMENT_SCOPES: dict[tuple[str, str, str], str] = {
-    ("Query", "permit", "number"): "permit:validity",
-    ("Query", "permits", "numbers"): "permit:validity",
-    ("Query", "verifyPermitQr", "payload"): "permit:validity",
-    ("Mutation", "registerEnrollment", "input"): "enrollment:write",
-    ("Mutation", "applyForCard", "input"): "card:write",
-    ("Mutation", "applyForCards", "input"): "card:write",
-    ("Mutation", "updateCardStatus", "input"): "card:write",
-    ("Query", "foreigner", "permitNumber"): "person:identity",
-    ("Query", "foreigner", "ssn"): "person:identity",
-    ("Query", "enrollment", "ssn"): "enrollment:read",
-    ("Query", "cards", "ssn"): "card:status",
-    ("Subscription", "permitStatusChanged", "numbers"): "events:subscribe",
-    ("WorkPermit", "isValid", "on"): "permit:validity",
-    ("Query", "accessLog", "filter"): "audit:read",
-    ("Query", "accessLog", "first"): "audit:read",
-    ("Query", "accessLog", "after"): "audit:read",
-    ("Query", "subjectAccessLog", "subject"): "audit:subject",
-    ("Query", "subjectAccessLog", "first"): "audit:subject",
-    ("Query", "subjectAccessLog", "after"): "audit:subject",
-}
+# Views of the registry by scope, for readers that ask "which scope does this need?".
+FIELD_SCOPES: Mapping[tuple[str, str], str] = MappingProxyType(
+    {tuple(key.split(".", 1)): f.scope for key, f in FIELDS.items()}  # type: ignore[misc]
+)
+ARGUMENT_SCOPES: Mapping[tuple[str, str, str], str] = MappingProxyType(
+    {
+        (*key.split(".", 1), name): argument.scope  # type: ignore[misc]
+        for key, f in FIELDS.items()
+        for name, argument in f.arguments.items()
+    }
+)
 
 
 def allowed(type_name: str, field: str, scopes: frozenset[str]) -> bool:
-    need = FIELD_SCOPES.get((type_name, field))
-    return need is not None and (need == INHERIT or need in scopes)
+    found = entry(type_name, field)
+    return found is not None and (found.scope == INHERIT or found.scope in scopes)
 
 
 def arguments_allowed(
     type_name: str, field: str, arguments: Iterable[str], scopes: frozenset[str]
 ) -> bool:
-    """Every argument named has a policy entry within `scopes` (deny by default)."""
-    for argument in arguments:
-        need = ARGUMENT_SCOPES.get((type_name, field, argument))
-        if need is None or (need != INHERIT and need not in scopes):
+    """Every argument named has a registry entry within `scopes` (deny by default)."""
+    found = entry(type_name, field)
+    declared = found.arguments if found is not None else {}
+    for name in arguments:
+        argument = declared.get(name)
+        if argument is None or (argument.scope != INHERIT and argument.scope not in scopes):
             return False
     return True
 
