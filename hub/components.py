@@ -75,18 +75,8 @@ class Hub(Core):
         sources = _Sources.open(settings, http, kv, tracer, wms_url=wms_url, cards_url=cards_url)
         bus = await _start_bus(settings, sources.permits)
         webhooks = _start_webhooks(settings, core)
-        graphql = GraphQLService(
-            Sources(
-                permits=sources.permits,
-                enrollments=sources.enrollments,
-                cards=sources.cards,
-                events=bus,
-            ),
-            served_regions=sources.regions,
-            max_batch=settings.max_batch_size,
-            audit=core.audit,
-            limits=settings.query_limits(),
-        )
+        graphql = _graphql_service(settings, sources, bus, core.audit)
+        metrics = _metrics(core.audit, sources)
         return cls(
             settings=settings,
             engine=core.engine,
@@ -99,7 +89,7 @@ class Hub(Core):
             enrollments=sources.enrollments,
             cards=sources.cards,
             graphql=graphql,
-            metrics=_metrics(core.audit, sources),
+            metrics=metrics,
             cost_budget=CostBudget(kv, settings.cost_budget_per_minute),
             bus=bus,
             webhooks=webhooks,
@@ -258,6 +248,23 @@ def _start_webhooks(settings: Settings, core: Core) -> WebhookWorker:
     )
     webhooks.start()
     return webhooks
+
+
+def _graphql_service(
+    settings: Settings, sources: _Sources, bus: EventBus, audit: AuditLog
+) -> GraphQLService:
+    return GraphQLService(
+        Sources(
+            permits=sources.permits,
+            enrollments=sources.enrollments,
+            cards=sources.cards,
+            events=bus,
+        ),
+        served_regions=sources.regions,
+        max_batch=settings.max_batch_size,
+        audit=audit,
+        limits=settings.query_limits(),
+    )
 
 
 def _metrics(audit: AuditLog, sources: _Sources) -> HubMetrics:
