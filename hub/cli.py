@@ -247,14 +247,11 @@ async def _token(hub: AdminServices, args: argparse.Namespace) -> int:
 
 
 async def _documents_add(hub: AdminServices, args: argparse.Namespace) -> int:
-    from hub.documents import TrustedDocuments
-
     await hub.auth.get_client(args.client)  # an unknown client is an error, not a new list
-    store = TrustedDocuments(hub.engine, "allow")
     for path in args.files:
         raw = _read_bytes(path, "FILE")
         try:
-            document_id = await store.add(args.client, raw.decode("utf-8"), Path(path).name)
+            document_id = await hub.documents.add(args.client, raw.decode("utf-8"), Path(path).name)
         except (UnicodeDecodeError, ValueError) as exc:
             raise BadInput(f"{path}: {exc}") from None
         await _record_admin(hub, "documents add", args.client, document_id)
@@ -263,18 +260,14 @@ async def _documents_add(hub: AdminServices, args: argparse.Namespace) -> int:
 
 
 async def _documents_list(hub: AdminServices, args: argparse.Namespace) -> int:
-    from hub.documents import TrustedDocuments
-
-    for stored in await TrustedDocuments(hub.engine, "allow").list(args.client):
+    for stored in await hub.documents.list(args.client):
         print(f"sha256:{stored.document_id}  {stored.name or '-'}  {stored.created_at:%Y-%m-%d}")
     return 0
 
 
 async def _documents_remove(hub: AdminServices, args: argparse.Namespace) -> int:
-    from hub.documents import TrustedDocuments
-
     document_id = args.document_id.removeprefix("sha256:")
-    if not await TrustedDocuments(hub.engine, "allow").remove(args.client, document_id):
+    if not await hub.documents.remove(args.client, document_id):
         raise BadInput(f"{args.client} has no trusted document {args.document_id}")
     await _record_admin(hub, "documents remove", args.client, document_id)
     print(f"removed sha256:{document_id}")

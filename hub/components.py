@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import time
 from dataclasses import dataclass, field
@@ -14,9 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import NoOpTracerProvider, Tracer
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from auth import AuthEvent, AuthService
 from auth.webhook_targets import WebhookTargets
 from connectors._http import new_http_client
 from connectors.agency import SqlEnrollmentSource, create_agency_engines
@@ -25,13 +22,12 @@ from connectors.cards import HttpCardSource
 from connectors.events import EventBus, PermitChange, open_event_bus
 from connectors.resilience import Guard
 from connectors.wms import HttpPermitSource
-from hub.database import create_engine, migrate
-from hub.documents import TrustedDocuments
 from hub.settings import Settings
 from hub.webhooks import WebhookWorker
+from hub.wiring import Core, open_core
 from infra.counters import CostBudget, RateLimit
-from infra.kv import KeyValue, open_key_value
-from observability.audit import AuditEvent, AuditLog
+from infra.kv import KeyValue
+from observability.audit import AuditLog
 from observability.metrics import HubMetrics
 from observability.tracing import PassThroughTracer, tracer_provider
 from schema import GraphQLService, Sources
@@ -45,38 +41,11 @@ class NotConfigured(Exception):
     """A source system has no address in the settings."""
 
 
-class _AuthAuditBridge:
-    """Writes the auth service's events (token issued/refused/revoked, admin) to the audit log.
+@dataclass(kw_only=True)
+class Hub(Core):
+    """The core components (`hub.wiring.Core`) and those that serve requests."""
 
-    Raising here makes the token endpoint fail, so no token is issued without its record.
-    """
-
-    audit: AuditLog | None = None
-
-    async def __call__(self, event: AuthEvent) -> None:
-        assert self.audit is not None
-        admin = event.kind in ("client_changed", "key_rotated")
-        await self.audit.append(
-            AuditEvent(
-                time=dt.datetime.now(dt.UTC),
-                kind="admin" if admin else "token",
-                outcome="OK" if event.outcome == "success" else "DENIED",
-                client_id=event.client_id,
-                operation=event.kind,
-                error_codes=(event.error_code,) if event.error_code else (),
-                client_address=event.address,
-            )
-        )
-
-
-@dataclass
-class Hub:
-    settings: Settings
-    engine: AsyncEngine
-    kv: KeyValue
     http: httpx.AsyncClient
-    auth: AuthService
-    audit: AuditLog
     permits: CachedPermitSource
     enrollments: SqlEnrollmentSource
     cards: HttpCardSource
@@ -85,7 +54,6 @@ class Hub:
     cost_budget: CostBudget
     bus: EventBus
     webhooks: WebhookWorker
-    documents: TrustedDocuments
     rate_limit: RateLimit
     tracer_provider: TracerProvider
     tracer: Tracer
@@ -98,104 +66,36 @@ class Hub:
 
     @classmethod
     async def open(cls, settings: Settings, provider: TracerProvider | None = None) -> Hub:
-        if not settings.wms_url or not settings.cards_url:
-            raise NotConfigured("HUB_WMS_URL and HUB_CARDS_URL must be set (or run `hub demo`)")
-        shared_state = settings.shared_state_problem()
-        if shared_state is not None:
-            raise NotConfigured(shared_state)
-        if settings.database_url.startswith("sqlite"):
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(settings.database_url)
-        await migrate(engine)
-        timeout = settings.upstream_timeout_seconds
-        # Each source system's guard holds its own deadline; the pool must not cut it shorter.
-        http_timeout = max([timeout, *settings.upstream_timeouts.values()])
-        http = new_http_client(http_timeout, settings.upstream_max_connections)
+        wms_url, cards_url = _source_addresses(settings)
+        http = _upstream_client(settings)
+        core = await open_core(settings, http=http)
         provider = provider or tracer_provider(settings.tracing_config())
-        # Tracing off: spans that are the request's (non-recording) one, handed on as it is, so
-        # the trace id still flows; the SDK's would sample, number and discard a span for each
-        # (about 150 function calls a request), the API's no-op one costs 15 calls a span.
-        traced = settings.tracing_config().enabled
-        tracing: TracerProvider | NoOpTracerProvider = provider if traced else NoOpTracerProvider()
-        tracer = tracing.get_tracer("permit-hub") if traced else PassThroughTracer()
-        # Client spans for every call to a source system, and `traceparent` sent on to it.
-        HTTPXClientInstrumentor.instrument_client(http, tracer_provider=tracing)
-        kv = open_key_value(settings.redis_url, settings.redis_prefix)
-        bridge = _AuthAuditBridge()
-        auth = AuthService(engine, kv, settings.auth_config(), http=http, on_event=bridge)
-        await auth.start()
-        audit = AuditLog(
-            engine,
-            auth,
-            checkpoint_every=settings.audit_checkpoint_every,
-            checkpoint_seconds=settings.audit_checkpoint_seconds,
-            commit_timeout=settings.audit_commit_timeout_seconds,
-        )
-        bridge.audit = audit
-        await audit.start()
-        engines = create_agency_engines(settings.agency_databases, timeout)
-        policy = settings.upstream_policy
-        wms = HttpPermitSource(
-            http, settings.wms_url, guard=Guard("wms", policy("wms"), tracer=tracer)
-        )
-        permits = CachedPermitSource(wms, kv, settings.cache_ttl_seconds, tracer=tracer)
-        enrollments = SqlEnrollmentSource(engines, timeout, policy_for=policy, tracer=tracer)
-        cards = HttpCardSource(
-            http, settings.cards_url, guard=Guard("cards", policy("cards"), tracer=tracer)
-        )
-        bus = open_event_bus(settings.redis_url, settings.redis_prefix)
-
-        async def drop_cached(change: PermitChange) -> None:
-            # The instance that took the event already did; this covers the others.
-            await permits.invalidate([change.permit_number])
-
-        bus.add_listener(drop_cached)
-        await bus.start()
-        webhooks = WebhookWorker(
-            engine,
-            httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False),
-            auth.sign_jws,
-            issuer=settings.issuer,
-            max_attempts=settings.webhook_max_attempts,
-            backoff_seconds=settings.webhook_backoff_seconds,
-            targets=WebhookTargets(demo=settings.demo),
-        )
-        webhooks.start()
-        graphql = GraphQLService(
-            Sources(permits=permits, enrollments=enrollments, cards=cards, events=bus),
-            served_regions=frozenset(engines),
-            max_batch=settings.max_batch_size,
-            audit=audit,
-            limits=settings.query_limits(),
-        )
-        metrics = HubMetrics()
-        metrics.watch_audit(lambda: audit.stats)
-        audit.on_commit = metrics.observe_audit_commit
-        metrics.watch_cache("permits", lambda: permits.stats)
-        guards = [wms.guard, cards.guard, *enrollments.guards.values()]
-        for guard in guards:
-            guard.observers.append(metrics.observe_upstream)
-            metrics.watch_upstream(lambda g=guard: g)  # type: ignore[misc]
-        budget = CostBudget(kv, settings.cost_budget_per_minute)
+        tracer = _tracer(settings, provider, http)
+        kv = core.kv
+        sources = _Sources.open(settings, http, kv, tracer, wms_url=wms_url, cards_url=cards_url)
+        bus = await _start_bus(settings, sources.permits)
+        webhooks = _start_webhooks(settings, core)
+        graphql = _graphql_service(settings, sources, bus, core.audit)
+        metrics = _metrics(core.audit, sources)
         return cls(
-            settings,
-            engine,
-            kv,
-            http,
-            auth,
-            audit,
-            permits,
-            enrollments,
-            cards,
-            graphql,
-            metrics,
-            budget,
-            bus,
-            webhooks,
-            TrustedDocuments(engine, settings.trusted_documents),
-            RateLimit(kv, settings.rate_limit_per_minute),
-            provider,
-            tracer,
+            settings=settings,
+            engine=core.engine,
+            kv=kv,
+            auth=core.auth,
+            audit=core.audit,
+            documents=core.documents,
+            http=http,
+            permits=sources.permits,
+            enrollments=sources.enrollments,
+            cards=sources.cards,
+            graphql=graphql,
+            metrics=metrics,
+            cost_budget=CostBudget(kv, settings.cost_budget_per_minute),
+            bus=bus,
+            webhooks=webhooks,
+            rate_limit=RateLimit(kv, settings.rate_limit_per_minute),
+            tracer_provider=provider,
+            tracer=tracer,
         )
 
     async def shared_readiness(self) -> dict[str, bool | str]:
@@ -243,9 +143,137 @@ class Hub:
         self.tracer_provider.shutdown()  # flushes the spans still queued
         await self.webhooks.close()
         await self.bus.close()
-        await self.audit.close()
-        await self.auth.close()
+        await super().close()  # drains the audit writer, then closes auth, kv and the database
         await self.http.aclose()
         await self.enrollments.close()
-        await self.kv.close()
-        await self.engine.dispose()
+
+
+# -- the steps of `Hub.open`, in the order it takes them -----------------------------------------
+
+
+def _source_addresses(settings: Settings) -> tuple[str, str]:
+    """The permit (WMS) and card systems' addresses, checked before anything is opened."""
+    if not settings.wms_url or not settings.cards_url:
+        raise NotConfigured("HUB_WMS_URL and HUB_CARDS_URL must be set (or run `hub demo`)")
+    shared_state = settings.shared_state_problem()
+    if shared_state is not None:
+        raise NotConfigured(shared_state)
+    return settings.wms_url, settings.cards_url
+
+
+def _upstream_client(settings: Settings) -> httpx.AsyncClient:
+    """The pooled client for the source systems (and auth's trusted issuers)."""
+    # Each source system's guard holds its own deadline; the pool must not cut it shorter.
+    timeout = max([settings.upstream_timeout_seconds, *settings.upstream_timeouts.values()])
+    return new_http_client(timeout, settings.upstream_max_connections)
+
+
+def _tracer(settings: Settings, provider: TracerProvider, http: httpx.AsyncClient) -> Tracer:
+    """The hub's tracer; calls through `http` get client spans from the same provider.
+
+    Tracing off: spans that are the request's (non-recording) one, handed on as it is, so the
+    trace id still flows; the SDK's would sample, number and discard a span for each (about 150
+    function calls a request), the API's no-op one costs 15 calls a span.
+    """
+    traced = settings.tracing_config().enabled
+    tracing: TracerProvider | NoOpTracerProvider = provider if traced else NoOpTracerProvider()
+    tracer = tracing.get_tracer("permit-hub") if traced else PassThroughTracer()
+    # Client spans for every call to a source system, and `traceparent` sent on to it.
+    HTTPXClientInstrumentor.instrument_client(http, tracer_provider=tracing)
+    return tracer
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Sources:
+    """The source systems, each behind its guard (the permits also behind the shared cache)."""
+
+    wms: HttpPermitSource
+    permits: CachedPermitSource
+    enrollments: SqlEnrollmentSource
+    cards: HttpCardSource
+    regions: frozenset[str]
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        http: httpx.AsyncClient,
+        kv: KeyValue,
+        tracer: Tracer,
+        *,
+        wms_url: str,
+        cards_url: str,
+    ) -> _Sources:
+        timeout = settings.upstream_timeout_seconds
+        policy = settings.upstream_policy
+        engines = create_agency_engines(settings.agency_databases, timeout)
+        wms = HttpPermitSource(http, wms_url, guard=Guard("wms", policy("wms"), tracer=tracer))
+        return cls(
+            wms=wms,
+            permits=CachedPermitSource(wms, kv, settings.cache_ttl_seconds, tracer=tracer),
+            enrollments=SqlEnrollmentSource(engines, timeout, policy_for=policy, tracer=tracer),
+            cards=HttpCardSource(
+                http, cards_url, guard=Guard("cards", policy("cards"), tracer=tracer)
+            ),
+            regions=frozenset(engines),
+        )
+
+    @property
+    def guards(self) -> list[Guard]:
+        return [self.wms.guard, self.cards.guard, *self.enrollments.guards.values()]
+
+
+async def _start_bus(settings: Settings, permits: CachedPermitSource) -> EventBus:
+    """The permit-change bus, dropping changed permits from this instance's cache."""
+    bus = open_event_bus(settings.redis_url, settings.redis_prefix)
+
+    async def drop_cached(change: PermitChange) -> None:
+        # The instance that took the event already did; this covers the others.
+        await permits.invalidate([change.permit_number])
+
+    bus.add_listener(drop_cached)
+    await bus.start()
+    return bus
+
+
+def _start_webhooks(settings: Settings, core: Core) -> WebhookWorker:
+    webhooks = WebhookWorker(
+        core.engine,
+        httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False),
+        core.auth.sign_jws,
+        issuer=settings.issuer,
+        max_attempts=settings.webhook_max_attempts,
+        backoff_seconds=settings.webhook_backoff_seconds,
+        targets=WebhookTargets(demo=settings.demo),
+    )
+    webhooks.start()
+    return webhooks
+
+
+def _graphql_service(
+    settings: Settings, sources: _Sources, bus: EventBus, audit: AuditLog
+) -> GraphQLService:
+    return GraphQLService(
+        Sources(
+            permits=sources.permits,
+            enrollments=sources.enrollments,
+            cards=sources.cards,
+            events=bus,
+        ),
+        served_regions=sources.regions,
+        max_batch=settings.max_batch_size,
+        audit=audit,
+        limits=settings.query_limits(),
+    )
+
+
+def _metrics(audit: AuditLog, sources: _Sources) -> HubMetrics:
+    """The metrics, watching the audit writer, the permit cache and every source's guard."""
+    metrics = HubMetrics()
+    metrics.watch_audit(lambda: audit.stats)
+    audit.on_commit = metrics.observe_audit_commit
+    metrics.watch_cache("permits", lambda: sources.permits.stats)
+    for guard in sources.guards:
+        guard.observers.append(metrics.observe_upstream)
+        metrics.watch_upstream(lambda g=guard: g)  # type: ignore[misc]
+    return metrics
