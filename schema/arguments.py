@@ -2,7 +2,7 @@
 
 Every `ID` argument of the schema is listed in `IDENTIFIER_ARGUMENTS`, and every `ID` field of
 an input object in `IDENTIFIER_INPUT_FIELDS` (tests hold both tables complete), with the
-validator of DESIGN section 5 that it must pass. SSNs and agency regions must also name a
+validator from `connectors.identifiers` that it must pass. SSNs and agency regions must also name a
 region that one of the hub's agencies serves.
 """
 
