@@ -1,4 +1,4 @@
-"""Purpose of use (DESIGN section 2, step 3): every data request names why it asks.
+"""Purpose of use: every data request names why it asks, checked right after the token.
 
 The `X-Purpose-Of-Use` header must name one of the purposes the client is registered for.
 Never: accept a purpose the registry does not list for this client, or echo an arbitrary header

@@ -1,4 +1,7 @@
-"""The hub's OAuth scopes (DESIGN section 4). Registering a client with any other is refused."""
+"""The hub's OAuth scopes, one per kind of data or operation. Any other is refused at registration.
+
+Which field each scope opens is decided in `schema.policy`.
+"""
 
 from __future__ import annotations
 

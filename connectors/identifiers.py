@@ -1,4 +1,4 @@
-"""Identifier formats of the source systems (DESIGN section 5), with their check characters.
+"""Identifier formats of the source systems (permits, SSNs, cards, credit codes) and their checks.
 
 Every identifier is validated here before any upstream call. The formats are the source
 systems' own vocabulary, so they live in `connectors/` where the simulators use them too.

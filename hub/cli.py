@@ -1,4 +1,4 @@
-"""The `hub` command line (DESIGN section 4).
+"""The `hub` command line (its commands are listed in README.md, "Operating it").
 
 Administrative commands are thin wrappers over `hub.admin`: they read their inputs, run one
 async function under `asyncio.run`, and print the result. Errors are one line on stderr: exit 2

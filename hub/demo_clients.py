@@ -1,4 +1,4 @@
-"""The demo agencies of DESIGN section 4, seeded by `hub demo` and used by the test matrix.
+"""The demo agencies, one per kind of client, seeded by `hub demo` and used by the test matrix.
 
 Their secrets are generated at seeding and written only to `var/demo/clients.json`: demo
 secrets exist only in demo mode.

@@ -1,4 +1,4 @@
-"""HTTP routes of the hub. The GraphQL route is DESIGN section 2's request path, top to bottom."""
+"""HTTP routes of the hub. The GraphQL route is the request path of docs/architecture.md."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ class _Caller:
 
 
 async def graphql_post(request: Request) -> Response:
-    """DESIGN section 2, in order. Every outcome, refusals included, is audited before release.
+    """The request path, in order. Every outcome, refusals included, is audited before release.
 
     The checks shared with every instance through Redis (revocation, request rate, cost budget)
     are read and counted in one round trip, once the local checks have run; refusals are still

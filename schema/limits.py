@@ -1,4 +1,4 @@
-"""Query limits (DESIGN section 2, step 5): size, tokens, shape and cost, all before execution.
+"""Query limits, checked before execution: size, tokens, shape and cost (docs/architecture.md).
 
 Three stages, each as early and as cheap as it can be:
 

@@ -1,4 +1,4 @@
-"""The GraphQL stage of the request path (DESIGN section 2, steps 5-6), one named step each:
+"""The GraphQL stage of the request path (docs/architecture.md), one named step each:
 
     prepare (cached parse + validate) -> policy (cached per scope set) -> check arguments
     -> execute -> outcome

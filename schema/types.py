@@ -1,11 +1,12 @@
 """GraphQL object types over the connectors' records. Resolvers are a few lines: load, wrap.
 
-Type and field names are contract (DESIGN section 4). Every field is listed in `schema.policy`.
+Type and field names are the agencies' contract (`hub schema export` prints it): renaming one
+breaks their queries. Every field is listed in `schema.policy`.
 
 A field served by another source system than its parent (a permit's cards, enrollment and
 history, a foreigner's permits and enrollments) is nullable: when that system fails, the field
 is null with an UPSTREAM_* error at its path and the rest of the answer stands (non-null would
-null the parent instead). Root fields keep the contract's types (DESIGN section 4): a failing
+null the parent instead). Root fields keep the contract's types as agencies know them: a failing
 `Query.cards` is the one root field whose failure empties `data`, so ask for cards through
 `permit { cards }` to keep the rest of an answer when the card system is down.
 """

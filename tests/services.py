@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypedDict
 
 import asyncpg
 import redis.asyncio as redis_async
@@ -21,12 +22,21 @@ from sqlalchemy.engine import make_url
 
 from infra.kv import KeyValue, MemoryKeyValue, RedisKeyValue
 
+
 # argon2id at its lowest cost for client secrets: every hub a test starts registers seven
 # clients, and at the production cost (about 0.2 s a hash here) that was most of the suite's
 # time. tests/auth/test_clients.py checks the production default separately.
-CHEAP_SECRET_HASH = {
-    "secret_hash_time_cost": 1, "secret_hash_memory_kib": 1024, "secret_hash_parallelism": 1,
-}
+class SecretHashCost(TypedDict):
+    """The argon2id cost settings, typed so that `**CHEAP_SECRET_HASH` checks against Settings."""
+
+    secret_hash_time_cost: int
+    secret_hash_memory_kib: int
+    secret_hash_parallelism: int
+
+
+CHEAP_SECRET_HASH = SecretHashCost(
+    secret_hash_time_cost=1, secret_hash_memory_kib=1024, secret_hash_parallelism=1
+)
 CHEAP_SECRET_HASH_ENV = {f"HUB_{k.upper()}": str(v) for k, v in CHEAP_SECRET_HASH.items()}
 POSTGRES_URL = os.environ.get("HUB_TEST_DATABASE_URL") or None
 REDIS_URL = os.environ.get("HUB_TEST_REDIS_URL") or None

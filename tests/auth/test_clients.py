@@ -80,7 +80,7 @@ async def test_private_keys_are_not_accepted_as_client_keys(hub: Hub) -> None:
                                      public_key=agency_key().as_dict(private=True))
 
 
-DESIGN_SCOPES = {
+CONTRACT_SCOPES = {
     "permit:validity", "permit:holder", "permit:detail", "person:identity", "enrollment:read",
     "enrollment:write", "card:status", "card:read", "card:write", "audit:read",
     "events:publish", "events:subscribe",
@@ -88,7 +88,7 @@ DESIGN_SCOPES = {
 
 
 def test_scopes_are_the_design_table_plus_the_data_tracker_and_operations() -> None:
-    assert {"audit:subject", "ops:read"} | DESIGN_SCOPES == SCOPES
+    assert {"audit:subject", "ops:read"} | CONTRACT_SCOPES == SCOPES
 
 
 def test_all_is_sorted_and_public() -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import cast
 
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 from joserfc import jws
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, KeySetSerialization
 
 from tests.auth.conftest import ISSUER, Agency, Clock, Hub, HubFactory
 
@@ -97,7 +98,8 @@ async def test_a_token_signed_by_a_rotated_out_key_is_refused_after_the_grace(
 async def test_sign_jws_uses_the_current_key_verifiable_from_the_jwks(hub: Hub) -> None:
     evidence = await hub.service.sign_jws(json.dumps({"chain": "abc"}).encode())
 
-    verified = jws.deserialize_compact(evidence, KeySet.import_key_set(hub.service.jwks()))
+    jwks = KeySet.import_key_set(cast(KeySetSerialization, hub.service.jwks()))
+    verified = jws.deserialize_compact(evidence, jwks)
 
     assert json.loads(verified.payload) == {"chain": "abc"}
     assert verified.headers()["kid"] == hub.service._ring.signing_key().kid

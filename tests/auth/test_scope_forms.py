@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from auth import Unauthenticated
 from auth.tokens import scopes_from_claims
 from tests.auth.conftest import Agency, Hub, HubFactory, config
 
-FORMS = {
+FORMS: dict[str, dict[str, Any]] = {
     "scope string": {"scope": "permit:validity permit:holder"},
     "scope array": {"scope": ["permit:validity", "permit:holder"]},
     "scp string": {"scp": "permit:validity permit:holder"},

@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import hashlib
 
-from observability.audit import AuditFilter, check_evidence
+from observability.audit import AuditFilter, AuditRecord, check_evidence
 from tests.conftest import HubClient, Simulators
 from tests.services import database_outage
 
@@ -16,7 +16,7 @@ LOG = """query($s: ID!) { accessLog(filter: {subject: $s}) { edges { node {
            responseSha256 } } } }"""
 
 
-async def _records(hub: HubClient) -> list:  # type: ignore[type-arg]
+async def _records(hub: HubClient) -> list[AuditRecord]:
     page = await hub.hub.audit.search(
         AuditFilter(), 500, None, subject_view=False, today=dt.date.today()
     )
@@ -124,6 +124,7 @@ async def test_the_evidence_header_proves_the_body_and_fails_on_one_changed_byte
     evidence = response.headers["x-hub-evidence"]
     check = check_evidence(evidence, response.content, jwks)
     assert check.ok, check.reason
+    assert check.claims is not None
     assert check.claims.record_id == response.headers["x-hub-audit-record"]
     tampered = bytearray(response.content)
     tampered[10] ^= 0x01
@@ -144,6 +145,7 @@ async def test_concurrent_responses_each_carry_evidence_for_their_own_body_only(
         evidence = response.headers["x-hub-evidence"]
         check = check_evidence(evidence, response.content, jwks)
         assert check.ok, check.reason
+        assert check.claims is not None
         assert check.claims.record_id == response.headers["x-hub-audit-record"]
         other = responses[(i + 1) % len(responses)].content
         assert not check_evidence(evidence, other, jwks).ok

@@ -29,6 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from connectors.records import Permit, PermitMedium
 from hub.app import create_app
@@ -317,7 +318,8 @@ async def _open(
     hub: LiveHub, client_id: str = "exit-entry-wuhan", token: str | None = None
 ) -> ClientConnection:
     ws = await connect(
-        hub.url.replace("http://", "ws://") + "/graphql", subprotocols=["graphql-transport-ws"]
+        hub.url.replace("http://", "ws://") + "/graphql",
+        subprotocols=[Subprotocol("graphql-transport-ws")],
     )
     await ws.send(
         orjson.dumps(

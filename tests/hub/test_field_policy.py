@@ -1,7 +1,7 @@
 """Issue 3: each agency reads exactly the fields its scopes grant, refused before any upstream call.
 
-The expected grants below are written from DESIGN section 4, independently of `schema.policy`,
-so a mistake in the policy table shows up here as a mismatch.
+The expected grants below are written from the scopes agencies were given, independently of
+`schema.policy`, so a mistake in the policy table shows up here as a mismatch.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from hub.demo_clients import DEMO_AGENCIES
 from schema import build_schema
 from tests.conftest import HubClient, Simulators, SqlCounter
 
-# DESIGN section 4, scope by scope; then the fields the hub adds, with the scope they need.
-DESIGN = {
+# The agencies' contract, scope by scope; then the fields the hub adds, with the scope they need.
+GRANTS = {
     "permit:validity": "WorkPermit.number WorkPermit.status WorkPermit.validFrom "
     "WorkPermit.validUntil WorkPermit.isValid WorkPermit.medium Query.permit Query.permits "
     "Query.verifyPermitQr Foreigner.permits",
@@ -36,7 +36,7 @@ DESIGN = {
     "audit:read": "Query.accessLog",
     "audit:subject": "Query.subjectAccessLog",
 }
-NEEDS = {field: scope for scope, fields in DESIGN.items() for field in fields.split()}
+NEEDS = {field: scope for scope, fields in GRANTS.items() for field in fields.split()}
 
 # How to reach a field of each type, and the scopes that path itself needs.
 PATHS = {

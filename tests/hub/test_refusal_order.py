@@ -1,4 +1,5 @@
-"""The order of refusals on POST /graphql (DESIGN section 2).
+"""The order of refusals on POST /graphql (README.md, "Architecture": revoked, purpose, rate, input,
+policy, cost).
 
 The hub reads revocation and counts the request rate and cost budget in one Redis round trip,
 after the local checks have run. A client must not be able to tell: a revoked token is refused

@@ -60,7 +60,7 @@ async def test_a_registered_document_runs_by_id_by_extension_or_whole(
 ) -> None:
     variables = {"n": _number(simulators)}
     digest = document_id_of(STATUS)
-    bodies = [
+    bodies: list[dict[str, Any]] = [
         {"documentId": f"sha256:{digest}", "variables": variables},
         {"documentId": digest, "variables": variables},
         {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": digest}},
@@ -159,10 +159,11 @@ async def test_a_client_over_its_request_rate_gets_429_with_retry_after(
     simulators: Simulators, database_url: str, tmp_path: Path
 ) -> None:
     async with open_hub(simulators, database_url, tmp_path, rate_limit_per_minute=5) as client:
-        body = {"query": STATUS, "variables": {"n": _number(simulators)}}
+        variables = {"n": _number(simulators)}
+        body = {"query": STATUS, "variables": variables}
         # 12 requests span at most two one-minute windows: at most 10 can pass.
         responses = [await _post(client, body) for _ in range(12)]
-        other = await client.graphql("si-agency-wuhan", STATUS, body["variables"])
+        other = await client.graphql("si-agency-wuhan", STATUS, variables)
     codes = [r.status_code for r in responses]
     assert set(codes) == {200, 429} and codes.count(200) <= 10
     refused = next(r for r in responses if r.status_code == 429)

@@ -140,7 +140,9 @@ async def test_hub_serve_with_two_workers_starts_on_a_fresh_database(
     """The workers of `hub serve --workers 2` must not race to migrate one database."""
     async with AsyncExitStack() as stack:
         # Several workers need shared state: a private Redis when the suite runs without one.
-        redis_url = REDIS_URL or await stack.enter_async_context(private_redis())
+        redis_url = REDIS_URL
+        if redis_url is None:
+            redis_url = await stack.enter_async_context(private_redis())
         await _serve_two_workers(simulators, database_url, tmp_path, redis_url)
 
 

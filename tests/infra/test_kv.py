@@ -75,9 +75,9 @@ async def _fifty_concurrent_calls(kv: KeyValue) -> None:
         for i in range(50)
     ))
 
-    for i, (values, (_, own)) in enumerate(answers):
+    for i, (values, (_, own_total)) in enumerate(answers):
         assert values == [b"all", *(f"{i}.{j}".encode() if j < i % 4 else None for j in range(3))]
-        assert own == 100 + i
+        assert own_total == 100 + i
     # The shared counter's totals are the running sums of the calls taken in some order.
     totals = sorted((spent[0], i + 1) for i, (_, spent) in enumerate(answers))
     assert [total - amount for total, amount in totals] == [0] + [t for t, _ in totals[:-1]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime
-from typing import get_args
+from typing import Any, get_args
 
 import pytest
 from hypothesis import given
@@ -58,7 +58,8 @@ def test_changing_any_field_changes_the_hash(event: AuditEvent, name: str) -> No
     if getattr(record, name) == changed:
         return
 
-    assert recomputed_hash(replace(record, **{name: changed})) != record.hash
+    changes: dict[str, Any] = {name: changed}
+    assert recomputed_hash(replace(record, **changes)) != record.hash
 
 
 def test_list_fields_are_sets_in_the_hash() -> None:

@@ -384,8 +384,8 @@ async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(
             url + "/graphql",
             json={"query": "{ __typename }"},
             headers={
-                "x-forwarded-for": sent.encode("latin-1"),
-                "traceparent": f"00-{trace_id}-{'1' * 16}-01",
+                b"x-forwarded-for": sent.encode("latin-1"),
+                b"traceparent": f"00-{trace_id}-{'1' * 16}-01".encode(),
             },
         )
         return response.status_code

@@ -21,6 +21,7 @@ import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from hub.documents import document_id_of
 from tests.conftest import Simulators, _drop_prefix
@@ -250,7 +251,8 @@ async def _error_or_none(ws: ClientConnection, op_id: str) -> dict[str, Any] | N
 
 async def _raw(hub: LiveHub) -> ClientConnection:
     return await connect(
-        hub.url.replace("http://", "ws://") + "/graphql", subprotocols=["graphql-transport-ws"]
+        hub.url.replace("http://", "ws://") + "/graphql",
+        subprotocols=[Subprotocol("graphql-transport-ws")],
     )
 
 
