@@ -18,10 +18,10 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth import AuthEvent, AuthService
-from infra.kv import KeyValue, open_key_value
 from hub.database import create_engine, migrate
 from hub.documents import TrustedDocuments
 from hub.settings import Settings
+from infra.kv import KeyValue, open_key_value
 from observability.audit import AuditEvent, AuditLog
 
 __all__ = ["Core", "open_core"]
