@@ -14,7 +14,7 @@ import hashlib
 import ipaddress
 from typing import Any
 
-from auth import Principal
+from auth import TokenClaims
 from observability.audit import AuditEvent, Kind, Outcome
 
 __all__ = ["access_event", "client_address_of"]
@@ -24,7 +24,7 @@ def access_event(
     kind: Kind,
     outcome: Outcome | str,
     *,
-    principal: Principal | None,
+    principal: TokenClaims | None,
     trace_id: str,
     client_address: str | None,
     body: bytes,
