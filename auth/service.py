@@ -14,6 +14,8 @@ every request.
 Events go to `on_event` before the response leaves; if it raises (the audit log is down), the
 exception propagates and the hub answers with an error: no audit, no token.
 
+Its place in the request path: docs/architecture.md.
+
 Never: log or return a token or secret; read os.environ; block the event loop on argon2.
 """
 

@@ -4,7 +4,8 @@ was answered. Every such event is appended before the answer is released.
 
 "From where" is the peer's IP address, or the client's as a proxy in `HUB_TRUSTED_PROXIES`
 forwarded it (uvicorn rewrites the peer then); anything that is not an IP address is recorded
-as unknown (None), never as the text it was.
+as unknown (None), never as the text it was. Built by `hub.gate.Caller`, recorded by
+`hub.release` (docs/architecture.md).
 """
 
 from __future__ import annotations
