@@ -178,7 +178,9 @@ class GraphQLService:
             f"the client's query cost budget is spent; retry in {retry_after} s",
             retryAfter=retry_after,
         )
-        return _refusal([spent], "RATE_LIMITED", trace_id, admission.prepared, outcome="DENIED")
+        refusal = _refusal([spent], "RATE_LIMITED", trace_id, admission.prepared, outcome="DENIED")
+        refusal.operation_name = _name_of(admission.operation)  # its record names what it ran
+        return refusal
 
     async def execute(
         self,
