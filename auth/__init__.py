@@ -22,7 +22,7 @@ from auth.errors import (
 )
 from auth.events import AuthEvent
 from auth.models import auth_metadata
-from auth.principal import Principal
+from auth.principal import Principal, TokenClaims
 from auth.purpose import PURPOSE_HEADER, purpose_of_use
 from auth.scopes import SCOPES
 from auth.service import AuthService
@@ -40,6 +40,7 @@ __all__ = [
     "Principal",
     "PurposeRequired",
     "RegistryError",
+    "TokenClaims",
     "TrustedIssuer",
     "Unauthenticated",
     "UnknownClient",

@@ -1,16 +1,25 @@
-"""The authenticated caller, as every later step of the request path sees it."""
+"""The caller as the token says (`TokenClaims`) and as every later step sees it (`Principal`).
+
+A `TokenClaims` is what the token and registry checks give: signature, issuer, audience, expiry,
+client registered and enabled. It is NOT yet an authenticated caller: the token may have been
+revoked or its client disabled on another instance. Only the revocation check turns it into a
+`Principal` (`AuthService.authenticate`, or `AuthService.judge_revocation` for the request path,
+which reads the denylist in the same shared-store round trip as its counters). A step that acts
+for the caller takes a `Principal`, so mypy refuses a caller whose revocation was not checked.
+Never: construct a `Principal` anywhere but in `checked` (called by the revocation judge).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
 
-__all__ = ["Principal"]
+__all__ = ["Principal", "TokenClaims"]
 
 
 @dataclass(frozen=True)
-class Principal:
-    """Who is calling, for which agency, with which scopes and allowed purposes.
+class TokenClaims:
+    """Who the token says is calling, for which agency, with which scopes and purposes.
 
     `scopes` are the token's scopes capped by the client's current registration, so that
     narrowing a client's scopes takes effect at once on tokens already issued.
@@ -27,3 +36,22 @@ class Principal:
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+
+@dataclass(frozen=True)
+class Principal(TokenClaims):
+    """Token claims whose revocation and client-disable status were checked: the caller."""
+
+
+def checked(claims: TokenClaims) -> Principal:
+    """The principal of `claims`, once the revocation judge found them not revoked."""
+    return Principal(
+        client_id=claims.client_id,
+        agency=claims.agency,
+        scopes=claims.scopes,
+        purposes=claims.purposes,
+        token_id=claims.token_id,
+        expires_at=claims.expires_at,
+        issuer=claims.issuer,
+        embargoed_until=claims.embargoed_until,
+    )

@@ -8,14 +8,14 @@ value back in an error (it is attacker-controlled).
 from __future__ import annotations
 
 from auth.errors import PurposeRequired
-from auth.principal import Principal
+from auth.principal import TokenClaims
 
 __all__ = ["PURPOSE_HEADER", "purpose_of_use"]
 
 PURPOSE_HEADER = "X-Purpose-Of-Use"
 
 
-def purpose_of_use(principal: Principal, header_value: str | None) -> str:
+def purpose_of_use(principal: TokenClaims, header_value: str | None) -> str:
     """The purpose named in the header, if the principal may use it; else PurposeRequired."""
     purpose = (header_value or "").strip()
     if not purpose:

@@ -6,12 +6,15 @@ routes, the registry operations the CLI wraps, token issuance, key rotation and 
 
 Resource-server check, top to bottom (`authenticate`): Bearer header → size → signature with a
 known kid and an allowed algorithm → iss, aud, exp/nbf/iat (with leeway) → scope claim form →
-client registered, enabled and (for external IdPs) bound to that issuer → denylist (revoked jti,
-disabled client) in the shared store, failing closed → `Principal`. Verified tokens are cached in
-an LRU until they expire; the client and denylist steps run on every request.
+client registered, enabled and (for external IdPs) bound to that issuer (→ `TokenClaims`) →
+denylist (revoked jti, disabled client) in the shared store, failing closed → `Principal`.
+Verified tokens are cached in an LRU until they expire; the client and denylist steps run on
+every request.
 
 Events go to `on_event` before the response leaves; if it raises (the audit log is down), the
 exception propagates and the hub answers with an error: no audit, no token.
+
+Its place in the request path: docs/architecture.md.
 
 Never: log or return a token or secret; read os.environ; block the event loop on argon2.
 """
@@ -40,7 +43,7 @@ from auth.errors import InvalidClient, Unauthenticated, Unavailable
 from auth.events import AuthEvent, EventSink
 from auth.keys import KeyRing
 from auth.models import auth_metadata
-from auth.principal import Principal
+from auth.principal import Principal, TokenClaims, checked
 from auth.purpose import purpose_of_use
 from auth.revocation import DATABASE_ERRORS, Denylist
 from auth.server import (
@@ -155,16 +158,16 @@ class AuthService:
     async def authenticate(self, authorization: str | None) -> Principal:
         """The resource-server check; raises `Unauthenticated` (401) on any failure, and
         `Unavailable` (503) when the hub database or the shared store cannot answer."""
-        principal = await self.identify(authorization)
-        await self._denylist.check(principal.issuer, principal.token_id, principal.client_id)
-        return principal
+        claims = await self.identify(authorization)
+        await self._denylist.check(claims.issuer, claims.token_id, claims.client_id)
+        return checked(claims)
 
-    async def identify(self, authorization: str | None) -> Principal:
+    async def identify(self, authorization: str | None) -> TokenClaims:
         """`authenticate` without the shared denylist: token and registry checks only.
 
-        The caller MUST then read `revocation_keys` and pass the values to `judge_revocation`
-        before acting for the principal (the GraphQL route reads them in the same round trip
-        as its rate and cost counters).
+        What it returns is not a `Principal`: the caller reads `revocation_keys` and passes
+        the values to `judge_revocation`, which gives the `Principal` (the request gate reads
+        them in the same round trip as its rate and cost counters).
         """
         token = _bearer_token(authorization, self.config.max_token_bytes)
         try:
@@ -176,22 +179,25 @@ class AuthService:
             log.warning("hub database unavailable (%s); bearer token not checked",
                         type(exc).__name__)
             raise Unavailable("the hub database is unavailable") from None
-        return _principal(verified, client, self.config.issuer)
+        return _claims(verified, client, self.config.issuer)
 
     @staticmethod
-    def revocation_keys(principal: Principal) -> list[str]:
-        return Denylist.keys(principal.issuer, principal.token_id, principal.client_id)
+    def revocation_keys(claims: TokenClaims) -> list[str]:
+        return Denylist.keys(claims.issuer, claims.token_id, claims.client_id)
 
-    async def judge_revocation(self, principal: Principal, values: list[bytes | None]) -> None:
+    async def judge_revocation(
+        self, claims: TokenClaims, values: list[bytes | None]
+    ) -> Principal:
         """Raises `Unauthenticated` if the values read for `revocation_keys` deny the token,
         `Unavailable` if they cannot be trusted and the denylist cannot be rebuilt now (the
         store lost it: it is reloaded from the database before the token is judged)."""
-        await self._denylist.judge(
-            values, principal.issuer, principal.token_id, principal.client_id
-        )
+        await self._denylist.judge(values, claims.issuer, claims.token_id, claims.client_id)
+        return checked(claims)
 
-    def purpose_of_use(self, principal: Principal, header_value: str | None) -> str:
-        return purpose_of_use(principal, header_value)
+    def purpose_of_use(self, claims: TokenClaims, header_value: str | None) -> str:
+        """Checked on the claims, so that the gate can report it in its order, after
+        revocation (which it learns later, with the shared counters)."""
+        return purpose_of_use(claims, header_value)
 
     # -- tokens and keys -----------------------------------------------------------------------
 
@@ -399,7 +405,7 @@ def _bearer_token(authorization: str | None, max_bytes: int) -> str:
     return token
 
 
-def _principal(verified: VerifiedToken, client: Client | None, hub_issuer: str) -> Principal:
+def _claims(verified: VerifiedToken, client: Client | None, hub_issuer: str) -> TokenClaims:
     expected_issuer = None if verified.issuer == hub_issuer else verified.issuer
     if client is None or client.external_issuer != expected_issuer:
         raise Unauthenticated("unknown client")
@@ -407,7 +413,7 @@ def _principal(verified: VerifiedToken, client: Client | None, hub_issuer: str) 
         raise Unauthenticated("client disabled")
     if verified.agency_claim is not None and verified.agency_claim != client.agency:
         raise Unauthenticated("agency does not match the registered client")
-    return Principal(
+    return TokenClaims(
         client_id=client.client_id,
         agency=client.agency,
         scopes=verified.scopes & client.scopes,

@@ -4,7 +4,8 @@ was answered. Every such event is appended before the answer is released.
 
 "From where" is the peer's IP address, or the client's as a proxy in `HUB_TRUSTED_PROXIES`
 forwarded it (uvicorn rewrites the peer then); anything that is not an IP address is recorded
-as unknown (None), never as the text it was.
+as unknown (None), never as the text it was. Built by `hub.gate.Caller`, recorded by
+`hub.release` (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import hashlib
 import ipaddress
 from typing import Any
 
-from auth import Principal
+from auth import TokenClaims
 from observability.audit import AuditEvent, Kind, Outcome
 
 __all__ = ["access_event", "client_address_of"]
@@ -24,7 +25,7 @@ def access_event(
     kind: Kind,
     outcome: Outcome | str,
     *,
-    principal: Principal | None,
+    principal: TokenClaims | None,
     trace_id: str,
     client_address: str | None,
     body: bytes,

@@ -14,9 +14,10 @@
     complete {id}                            (either side)
     ping / pong                              (either side)
 
-Each `subscribe` is a request like a POST: it counts against the client's request rate and
-cost budget, shared through Redis with the HTTP route (`hub.admission`), so a WebSocket is
-never a way around a refusal. A connection holds at most
+Each `subscribe` is a request like a POST: it passes the same gate (`hub.gate.admit`), counts
+against the client's request rate and cost budget, shared through Redis with the HTTP route,
+and its refusals are recorded by the same responder (`hub.release.refuse`), so a WebSocket is
+never a way around a refusal (docs/architecture.md). A connection holds at most
 `HUB_MAX_SUBSCRIPTIONS_PER_CONNECTION` subscriptions at once. Before `connection_init` only
 pings are answered, a few of them: a subscribe then closes 4401, anything else 4400, too
 many messages 4429, no `connection_init` within 10 s 4408.
@@ -36,23 +37,21 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import time
 from collections.abc import Mapping
-from typing import Any, Literal, NoReturn
+from typing import Any
 
 import orjson
 from graphql import ExecutionResult
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from auth import PURPOSE_HEADER, AuthError, Principal
+from auth import PURPOSE_HEADER, AuthError, TokenClaims
 from auth.errors import Unavailable
-from hub.accesses import access_event
-from hub.admission import BadRequest, Shared, graphql_request_of, shared_checks
 from hub.components import Hub
-from hub.documents import DocumentRefused
+from hub.gate import STATUS, Caller, InputRefused, Refusal, admit
+from hub.release import refuse
 from hub.transport import trace_id_of
 from observability.audit import AuditEvent, AuditUnavailable
-from schema import GraphQLOutcome, GraphQLRequest
+from schema import GraphQLOutcome
 from schema.pipeline import Subscription
 
 __all__ = ["PROTOCOL", "graphql_ws"]
@@ -80,17 +79,12 @@ def _header(mapping: Mapping[str, Any], name: str) -> str | None:
     return None
 
 
-def _outcome_of(status: int) -> Literal["DENIED", "ERROR"]:
-    """The audit outcome of a refusal, as the HTTP route records it."""
-    return "DENIED" if status in (401, 403) else "ERROR"
-
-
 class _Connection:
     def __init__(self, websocket: WebSocket, hub: Hub) -> None:
         self.ws = websocket
         self.hub = hub
         self.trace_id = trace_id_of(websocket.scope)
-        self.principal: Principal | None = None
+        self.principal: TokenClaims | None = None
         self.token: str | None = None
         self.purpose_header: str | None = None
         self.purpose: str | None = None
@@ -190,8 +184,8 @@ class _Connection:
             raise _Close(4400, "subscribe needs an id and a payload")
         if op_id in self.tasks:
             raise _Close(4409, f"subscriber for {op_id} already exists")
-        started = time.perf_counter()
-        admitted = await self.admit(op_id, payload, started)
+        caller = self.caller()
+        admitted = await self.admit(op_id, payload, caller)
         if admitted is None:
             return
         try:
@@ -201,93 +195,52 @@ class _Connection:
             await _discard(admitted)
             await self.send_errors(op_id, "INTERNAL", "The hub cannot record this access now.")
             return
-        self.observe("OK", ",".join(admitted.fields), None, started)
+        caller.observe(self.hub, "OK", ",".join(admitted.fields), None)
         self.tasks[op_id] = asyncio.create_task(self.stream(op_id, admitted))
 
     async def admit(
-        self, op_id: str, payload: dict[str, Any], started: float
+        self, op_id: str, payload: dict[str, Any], caller: Caller
     ) -> Subscription | None:
-        """The POST route's admission, in its order (`hub.routes.graphql_post`); None: refused
-        (and told, and audited). Revocation, rate and cost are one shared round trip."""
-        try:
-            principal = await self.hub.auth.identify(self.token)
-        except AuthError as exc:
-            await self.refuse_auth(op_id, exc, started)
-        self.principal = principal  # its scopes and purposes as the registry has them now
-        purpose_refused: AuthError | None = None
-        try:
-            self.purpose = self.hub.auth.purpose_of_use(principal, self.purpose_header)
-        except AuthError as exc:
-            purpose_refused = exc
-        request: GraphQLRequest | None = None
-        input_refused: tuple[int, str, str] | None = None
-        if purpose_refused is None:
-            request, input_refused = await self.read(principal, payload)
-        if request is None:
-            shared = await shared_checks(
-                self.hub, principal, rate=purpose_refused is None, cost=None
-            )
-            if not await self.refuse_early(op_id, shared, purpose_refused, started):
-                assert input_refused is not None
-                await self.refuse_plain(op_id, *input_refused, started=started)
-            return None
-        admitted = await self.hub.graphql.subscribe(
-            request, scopes=principal.scopes, trace_id=self.trace_id, today=dt.date.today()
+        """The gate of the POST route (`hub.gate.admit`), then the stream; None: refused (and
+        told, and audited)."""
+        admitted = await admit(
+            self.hub, caller, self.token, self.purpose_header, lambda: self.room(payload),
+            subscription=True,
         )
-        cost = None
-        if isinstance(admitted, Subscription):  # charged once, when the subscription starts
-            limits = self.hub.graphql.limits
-            variables = request.variables
-            cost = limits.cost(admitted.prepared, request.operation_name, variables) or 0
-        shared = await shared_checks(self.hub, principal, rate=True, cost=cost)
-        refused = await self.refuse_early(op_id, shared, None, started)
-        if isinstance(admitted, GraphQLOutcome):
-            if not refused:
-                await self.refuse(op_id, admitted, started)
+        # Its scopes and purposes as the registry has them now, for the records of its events.
+        self.principal, self.purpose = caller.principal, caller.purpose
+        if isinstance(admitted, Refusal):
+            await self.refuse(op_id, admitted, caller)
             return None
-        if not refused and shared.cost_retry_after is not None:
-            await self.refuse(op_id, self.over_budget(admitted, shared.cost_retry_after), started)
-            refused = True
-        if refused:
-            await _discard(admitted)
+        assert admitted.admission is not None  # introspection is refused over WebSocket
+        started = await self.hub.graphql.subscribe(
+            admitted.admission, admitted.request, trace_id=self.trace_id, today=dt.date.today()
+        )
+        if isinstance(started, GraphQLOutcome):  # the resolver failed before its first event
+            await self.refuse(op_id, _failed(started), caller)
             return None
-        return admitted
+        return started
 
-    async def read(
-        self, principal: Principal, payload: dict[str, Any]
-    ) -> tuple[GraphQLRequest | None, tuple[int, str, str] | None]:
-        """The request to admit, or why not (status, code, message): room on this connection,
-        trusted documents, the payload's form, as POST reads its body."""
-        refused = self.over_limit()
-        if refused is not None:
-            return None, refused
-        try:
-            query = await self.hub.documents.resolve(principal.client_id, payload)
-            return graphql_request_of(payload, query), None
-        except DocumentRefused as exc:
-            return None, (exc.status, exc.code, exc.message)
-        except BadRequest as exc:
-            return None, (400, "BAD_USER_INPUT", exc.message)
-
-    def over_limit(self) -> tuple[int, str, str] | None:
+    async def room(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The payload, if this connection has room for one more subscription."""
         limit = self.hub.settings.max_subscriptions_per_connection
-        if len(self.tasks) < limit:
-            return None
-        message = f"at most {limit} subscriptions at once on one connection; complete one first"
-        return (429, "RATE_LIMITED", message)
+        if len(self.tasks) >= limit:
+            message = (
+                f"at most {limit} subscriptions at once on one connection; complete one first"
+            )
+            raise InputRefused(429, "RATE_LIMITED", message)
+        return payload
 
-    def over_budget(self, subscription: Subscription, retry_after: int) -> GraphQLOutcome:
-        """As `GraphQLService.over_budget` tells it over HTTP (no headers here: retryAfter)."""
-        message = f"the client's query cost budget is spent; retry in {retry_after} s"
-        extensions = {"code": "RATE_LIMITED", "retryAfter": retry_after, "traceId": self.trace_id}
-        return GraphQLOutcome(
-            body={"errors": [{"message": message, "extensions": extensions}]},
-            status=429,
-            outcome="DENIED",
-            document_hash=subscription.prepared.text_hash,
-            operation_name=subscription.operation_name,
-            error_codes=["RATE_LIMITED"],
-        )
+    async def refuse(self, op_id: str, refusal: Refusal, caller: Caller) -> None:
+        """Recorded, then told as an `error` message; a token that no longer authenticates
+        ends the connection (4401), as before an event; one whose status cannot be read now
+        (Redis or the hub database down) ends it with 1013."""
+        await refuse(self.hub, caller, refusal)
+        await self.send({"id": op_id, "type": "error", "payload": list(refusal.errors)})
+        if refusal.token_refused and refusal.status == 503:
+            raise _Close(TRY_AGAIN_LATER, "try again later")
+        if refusal.token_refused:
+            raise _Close(4401, "the token expired or was revoked")
 
     async def stream(self, op_id: str, subscription: Subscription) -> None:
         try:
@@ -331,76 +284,7 @@ class _Connection:
         self.hub.metrics.subscription_events.inc()
         return True
 
-    # -- refusals and the audit log -------------------------------------------------------------
-
-    async def refuse_early(
-        self, op_id: str, shared: Shared, purpose_refused: AuthError | None, started: float
-    ) -> bool:
-        """The refusals that come before the input is looked at, in the POST route's order."""
-        if shared.revoked is not None:
-            await self.refuse_auth(op_id, shared.revoked, started)
-        if purpose_refused is not None:
-            await self.refuse_plain(
-                op_id, purpose_refused.status, purpose_refused.code,
-                purpose_refused.description, started=started,
-            )
-            return True
-        if shared.rate_retry_after is not None:
-            retry_after = shared.rate_retry_after
-            await self.refuse_plain(
-                op_id, 429, "RATE_LIMITED",
-                f"too many requests from this client; retry in {retry_after} s",
-                started=started, retryAfter=retry_after,
-            )
-            return True
-        return False
-
-    async def refuse_auth(self, op_id: str, exc: AuthError, started: float) -> NoReturn:
-        """A token that no longer authenticates ends the connection, as before an event; one
-        whose status cannot be read now (Redis or the hub database down) ends it with 1013."""
-        await self.refuse_plain(op_id, exc.status, exc.code, exc.description, started=started)
-        if isinstance(exc, Unavailable):
-            raise _Close(TRY_AGAIN_LATER, "try again later")
-        raise _Close(4401, "the token expired or was revoked")
-
-    async def refuse_plain(
-        self, op_id: str, status: int, code: str, message: str, *, started: float,
-        **extensions: Any,
-    ) -> None:
-        """A refusal before the document is admitted: told, audited, as `_refuse` over HTTP."""
-        extensions = {"code": code, **extensions, "traceId": self.trace_id}
-        outcome = GraphQLOutcome(
-            body={"errors": [{"message": message, "extensions": extensions}]},
-            status=status,
-            outcome=_outcome_of(status),
-            error_codes=[code],
-        )
-        await self.refuse(op_id, outcome, started)
-
-    async def refuse(self, op_id: str, outcome: GraphQLOutcome, started: float) -> None:
-        body = orjson.dumps(outcome.body)
-        try:
-            await self.hub.audit.append(
-                self.event(
-                    outcome.outcome, body,
-                    operation=outcome.operation_name or "subscribe",
-                    document_hash=outcome.document_hash,
-                    denied=tuple(outcome.denied),
-                    error_codes=tuple(outcome.error_codes),
-                )
-            )
-        except AuditUnavailable:
-            log.error("audit store unavailable; refusal not recorded (trace %s)", self.trace_id)
-        code = outcome.error_codes[0] if outcome.error_codes else None
-        self.observe(outcome.outcome, "-", code, started)
-        await self.send({"id": op_id, "type": "error", "payload": outcome.body["errors"]})
-
-    def observe(self, outcome: str, root_fields: str, refusal: str | None, started: float) -> None:
-        self.hub.metrics.observe(
-            client=self.principal.client_id if self.principal else None,
-            root_fields=root_fields, outcome=outcome,
-            seconds=time.perf_counter() - started, refusal=refusal,
-        )
+    # -- the audit log -------------------------------------------------------------------------
 
     async def send_errors(self, op_id: str, code: str, message: str) -> None:
         error = {"message": message, "extensions": {"code": code, "traceId": self.trace_id}}
@@ -432,13 +316,16 @@ class _Connection:
         except AuditUnavailable:
             log.error("audit store unavailable; refusal not recorded (trace %s)", self.trace_id)
 
-    def event(self, outcome: str, body: bytes, **fields: Any) -> AuditEvent:
+    def caller(self) -> Caller:
+        """This connection's caller as it stands, for one request's admission and records."""
         client = self.ws.client
-        return access_event(
-            "subscription", outcome, principal=self.principal, trace_id=self.trace_id,
-            client_address=client.host if client else None, body=body, purpose=self.purpose,
-            **fields,
+        return Caller(
+            "subscription", self.trace_id, client.host if client else None, self.principal,
+            self.purpose, operation="subscribe",
         )
+
+    def event(self, outcome: str, body: bytes, **fields: Any) -> AuditEvent:
+        return self.caller().event(outcome, body, **fields)
 
     async def stop(self) -> None:
         for task in list(self.tasks.values()):
@@ -446,6 +333,17 @@ class _Connection:
         for task in list(self.tasks.values()):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+def _failed(outcome: GraphQLOutcome) -> Refusal:
+    """A subscription whose resolver failed before its first event, as a refusal."""
+    errors = tuple(outcome.body.get("errors") or ())
+    code = outcome.error_codes[0] if outcome.error_codes else "INTERNAL"
+    return Refusal(
+        STATUS.get(code, 500), code, errors[0]["message"] if errors else "", "ERROR", errors,
+        error_codes=tuple(outcome.error_codes), document_hash=outcome.document_hash,
+        operation_name=outcome.operation_name,
+    )
 
 
 async def _discard(subscription: Subscription) -> None:

@@ -1,5 +1,7 @@
 """Transport step of the request path: body size limit, body deadline, the W3C trace id.
 
+The first of the hub's files a request passes (docs/architecture.md).
+
 Plain ASGI: `BaseHTTPMiddleware` costs a task per request, so this is written against ASGI
 directly.
 """

@@ -3,7 +3,9 @@
     prepare (cached parse + validate) -> policy (cached per scope set) -> check arguments
     -> execute -> outcome
 
-Nothing here runs a resolver before every check has passed, and nothing here imports HTTP.
+Nothing here runs a resolver before every check has passed. Nothing here knows HTTP or
+WebSocket: a refusal is an outcome whose `refused` names its code, and the transport
+(`hub.gate.STATUS`) maps that code to a status and headers.
 """
 
 from __future__ import annotations
@@ -60,18 +62,21 @@ class GraphQLRequest:
 
 @dataclass(slots=True)
 class GraphQLOutcome:
-    """What the HTTP layer sends and what the audit log records."""
+    """What the transport sends and what the audit log records.
+
+    `refused`: the code the request was refused with before anything ran (None: it ran, or
+    it was introspection); the transport turns it into a status.
+    """
 
     body: dict[str, Any]
-    status: int
     outcome: Outcome
+    refused: str | None = None
     document_hash: str | None = None
     operation_name: str | None = None
     fields: list[str] = field(default_factory=list)
     denied: list[str] = field(default_factory=list)
     subjects: list[str] = field(default_factory=list)
     error_codes: list[str] = field(default_factory=list)
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -110,16 +115,17 @@ def _name_of(operation: OperationDefinitionNode) -> str | None:
 
 def _refusal(
     errors: list[GraphQLError],
-    status: int,
+    code: str,
     trace_id: str,
     prepared: PreparedDocument | None,
     outcome: Outcome = "ERROR",
 ) -> GraphQLOutcome:
+    """`code`: what kind of refusal it is (the errors may carry several codes)."""
     formatted = [format_error(e, trace_id) for e in errors]
     return GraphQLOutcome(
         body={"errors": formatted},
-        status=status,
         outcome=outcome,
+        refused=code,
         document_hash=prepared.text_hash if prepared else None,
         error_codes=sorted({f["extensions"]["code"] for f in formatted}),
     )
@@ -152,12 +158,18 @@ class GraphQLService:
         return self._documents.get(text)
 
     async def admit(
-        self, request: GraphQLRequest, *, scopes: frozenset[str], trace_id: str
+        self,
+        request: GraphQLRequest,
+        *,
+        scopes: frozenset[str],
+        trace_id: str,
+        subscription: bool = False,
     ) -> Admission | GraphQLOutcome:
-        """Every check but the cost budget, which the caller charges `cost` to (the HTTP route
-        does it in the same round trip as revocation and rate). An outcome is a refusal, or the
-        answer to an introspection query (which costs nothing)."""
-        return await self._admit(request, scopes, trace_id, subscription=False)
+        """Every check but the cost budget, which the caller charges `cost` to (the gate does
+        it in the same round trip as revocation and rate). An outcome is a refusal, or the
+        answer to an introspection query (which costs nothing). `subscription`: the document
+        must be a subscription (served over WebSocket), else it must not be one."""
+        return await self._admit(request, scopes, trace_id, subscription=subscription)
 
     @staticmethod
     def over_budget(admission: Admission, retry_after: int, trace_id: str) -> GraphQLOutcome:
@@ -166,8 +178,8 @@ class GraphQLService:
             f"the client's query cost budget is spent; retry in {retry_after} s",
             retryAfter=retry_after,
         )
-        refusal = _refusal([spent], 429, trace_id, admission.prepared, outcome="DENIED")
-        refusal.headers["retry-after"] = str(retry_after)
+        refusal = _refusal([spent], "RATE_LIMITED", trace_id, admission.prepared, outcome="DENIED")
+        refusal.operation_name = _name_of(admission.operation)  # its record names what it ran
         return refusal
 
     async def execute(
@@ -212,7 +224,6 @@ class GraphQLService:
         note_permits(touched, known)
         return GraphQLOutcome(
             body={"data": data},
-            status=200,
             outcome="OK",
             document_hash=admission.prepared.text_hash,
             fields=list(admission.prepared.fields),
@@ -221,17 +232,14 @@ class GraphQLService:
 
     async def subscribe(
         self,
+        admitted: Admission,
         request: GraphQLRequest,
         *,
-        scopes: frozenset[str],
         trace_id: str,
         today: dt.date,
     ) -> Subscription | GraphQLOutcome:
-        """Every check of `admit`, then the stream of results; a refusal comes back as an
-        outcome, as `admit`'s do."""
-        admitted = await self._admit(request, scopes, trace_id, subscription=True)
-        if isinstance(admitted, GraphQLOutcome):
-            return admitted
+        """The stream of results of a subscription `admit(..., subscription=True)` admitted
+        (and whose cost is charged); an outcome if its resolver failed before its first event."""
         prepared, operation = admitted.prepared, admitted.operation
         assert prepared.document is not None
         context = HubContext.for_request(self._sources, today, self._audit)
@@ -274,30 +282,30 @@ class GraphQLService:
     ) -> Admission | GraphQLOutcome:
         too_large = self.limits.check_size(request.query)
         if too_large is not None:
-            return _refusal([too_large], 400, trace_id, None)
+            return _refusal([too_large], too_large.code, trace_id, None)
         prepared = self.prepare(request.query)
         if prepared.document is None or prepared.errors:
-            return _refusal(list(prepared.errors), 400, trace_id, prepared)
+            return _refusal(list(prepared.errors), "BAD_USER_INPUT", trace_id, prepared)
         cost = self.limits.cost(prepared, request.operation_name, request.variables)
         too_costly = self.limits.check_cost(cost)
         if too_costly is not None:
-            return _refusal([too_costly], 400, trace_id, prepared)
+            return _refusal([too_costly], too_costly.code, trace_id, prepared)
         decision = self._policy.decide(prepared, scopes)
         if decision.denied:
             denied = Forbidden(
                 "the document selects fields outside the client's scopes",
                 denied=list(decision.denied),
             )
-            refusal = _refusal([denied], 403, trace_id, prepared, outcome="DENIED")
+            refusal = _refusal([denied], "FORBIDDEN", trace_id, prepared, outcome="DENIED")
             refusal.denied = list(decision.denied)
             return refusal
         if decision.introspection and subscription:
             error = BadUserInput("introspection is served over POST /graphql")
-            return _refusal([error], 400, trace_id, prepared)
+            return _refusal([error], "BAD_USER_INPUT", trace_id, prepared)
         # Before introspection too: only a name of the document's may reach an audit record.
         operation = self._operation(prepared, request.operation_name, subscription)
         if isinstance(operation, HubError):
-            return _refusal([operation], 400, trace_id, prepared)
+            return _refusal([operation], "BAD_USER_INPUT", trace_id, prepared)
         if decision.introspection:
             return await self._introspect(prepared, request, operation, scopes, trace_id)
         try:
@@ -311,13 +319,13 @@ class GraphQLService:
                 max_batch=self._max_batch,
             )
         except BadUserInput as exc:
-            return _refusal([exc], 400, trace_id, prepared)
+            return _refusal([exc], "BAD_USER_INPUT", trace_id, prepared)
         # After the per-field bound, which names the one field over it; this adds them up.
         too_many = self.limits.check_batch_items(
             prepared, request.operation_name, variables.coerced
         )
         if too_many is not None:
-            return _refusal([too_many], 400, trace_id, prepared)
+            return _refusal([too_many], too_many.code, trace_id, prepared)
         return Admission(prepared, operation, cost or 0, variables, permit_numbers)
 
     async def _introspect(
@@ -333,13 +341,13 @@ class GraphQLService:
         roots = ("Query", "Mutation", "Subscription")
         if any(u.parent in roots and not u.name.startswith("__") for u in prepared.uses):
             error = BadUserInput("send introspection and data queries as separate requests")
-            return _refusal([error], 400, trace_id, prepared)
+            return _refusal([error], "BAD_USER_INPUT", trace_id, prepared)
         if scopes not in self._visible:
             self._visible[scopes] = filtered_schema(self._graphql_schema, scopes)
         visible = self._visible[scopes]
         if visible is None:
             nothing = Forbidden("this client may read no field of the schema")
-            return _refusal([nothing], 403, trace_id, prepared, outcome="DENIED")
+            return _refusal([nothing], "FORBIDDEN", trace_id, prepared, outcome="DENIED")
         name = _name_of(operation)
         result = execute(
             visible, prepared.document, variable_values=request.variables, operation_name=name
@@ -399,7 +407,6 @@ class GraphQLService:
         )
         return GraphQLOutcome(
             body=body,
-            status=200,
             outcome=outcome,
             document_hash=prepared.text_hash,
             operation_name=operation_name,  # the document's, never the request's text
