@@ -30,7 +30,8 @@ class AdminUnavailable(Exception):
 
 @asynccontextmanager
 async def admin_services(settings: Settings) -> AsyncIterator[AdminServices]:
-    """Open (and migrate) the hub database, the key-value store, auth and the audit log."""
+    """Open (and migrate) the hub database, the key-value store, auth, the audit log and the
+    trusted documents: `hub.wiring.open_core`, with its failures made one printable line."""
     try:
         core = await open_core(settings)
     except (SQLAlchemyError, OSError) as exc:
