@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -97,8 +98,10 @@ class SqlEnrollmentSource:
         timeout_seconds: float,
         policy_for: Callable[[str], Policy] | None = None,
         tracer: Tracer | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`policy_for(upstream name)` gives each agency's resilience policy."""
+        """`policy_for(upstream name)` gives each agency's resilience policy; `clock` is its
+        breakers'."""
         self._engines = dict(engines)
         self._timeout = timeout_seconds
         self._write_timeout = timeout_seconds * WRITE_TIMEOUT_FACTOR
@@ -106,6 +109,7 @@ class SqlEnrollmentSource:
             region: Guard(
                 _upstream(region),
                 policy_for(_upstream(region)) if policy_for else Policy(timeout=timeout_seconds),
+                clock=clock,
                 tracer=tracer,
             )
             for region in self._engines

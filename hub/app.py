@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -24,16 +25,19 @@ def create_app(
     settings: Settings,
     on_ready: Callable[[Hub], Awaitable[None]] | None = None,
     span_exporter: SpanExporter | None = None,
+    *,
+    upstream_clock: Callable[[], float] = time.monotonic,
 ) -> Starlette:
     """The hub as an ASGI app; `on_ready` runs once its components are open (the demo seeds).
 
-    `span_exporter` replaces the configured exporter (tests give an in-memory one).
+    `span_exporter` replaces the configured exporter (tests give an in-memory one);
+    `upstream_clock` is the source systems' breakers' clock (tests move it instead of sleeping).
     """
     provider = tracer_provider(settings.tracing_config(), span_exporter)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        hub = await Hub.open(settings, provider)
+        hub = await Hub.open(settings, provider, clock=upstream_clock)
         app.state.hub = hub
         # The OAuth routes are bound to this process's AuthService, which exists only from here.
         # After the hub's own: the router tries routes in order, and POST /graphql, the first,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -65,14 +66,23 @@ class Hub(Core):
     )
 
     @classmethod
-    async def open(cls, settings: Settings, provider: TracerProvider | None = None) -> Hub:
+    async def open(
+        cls,
+        settings: Settings,
+        provider: TracerProvider | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Hub:
+        """`clock` is the source systems' breakers' (tests move it instead of sleeping)."""
         wms_url, cards_url = _source_addresses(settings)
         http = _upstream_client(settings)
         core = await open_core(settings, http=http)
         provider = provider or tracer_provider(settings.tracing_config())
         tracer = _tracer(settings, provider, http)
         kv = core.kv
-        sources = _Sources.open(settings, http, kv, tracer, wms_url=wms_url, cards_url=cards_url)
+        sources = _Sources.open(
+            settings, http, kv, tracer, wms_url=wms_url, cards_url=cards_url, clock=clock
+        )
         bus = await _start_bus(settings, sources.permits)
         webhooks = _start_webhooks(settings, core)
         graphql = _graphql_service(settings, sources, bus, core.audit)
@@ -203,17 +213,22 @@ class _Sources:
         *,
         wms_url: str,
         cards_url: str,
+        clock: Callable[[], float],
     ) -> _Sources:
         timeout = settings.upstream_timeout_seconds
         policy = settings.upstream_policy
         engines = create_agency_engines(settings.agency_databases, timeout)
-        wms = HttpPermitSource(http, wms_url, guard=Guard("wms", policy("wms"), tracer=tracer))
+        wms = HttpPermitSource(
+            http, wms_url, guard=Guard("wms", policy("wms"), clock=clock, tracer=tracer)
+        )
         return cls(
             wms=wms,
             permits=CachedPermitSource(wms, kv, settings.cache_ttl_seconds, tracer=tracer),
-            enrollments=SqlEnrollmentSource(engines, timeout, policy_for=policy, tracer=tracer),
+            enrollments=SqlEnrollmentSource(
+                engines, timeout, policy_for=policy, tracer=tracer, clock=clock
+            ),
             cards=HttpCardSource(
-                http, cards_url, guard=Guard("cards", policy("cards"), tracer=tracer)
+                http, cards_url, guard=Guard("cards", policy("cards"), clock=clock, tracer=tracer)
             ),
             regions=frozenset(engines),
         )

@@ -8,8 +8,9 @@ database and a private Redis prefix, so tests never see each other's audit recor
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,6 +161,7 @@ async def open_hub(
     database_url: str,
     tmp_path: Path,
     span_exporter: SpanExporter | None = None,
+    upstream_clock: Callable[[], float] = time.monotonic,
     **overrides: Any,
 ) -> AsyncIterator[HubClient]:
     """A fresh hub (own database, own Redis prefix, settings `overrides`), demo agencies in."""
@@ -167,7 +169,7 @@ async def open_hub(
     settings = hub_settings(simulators, database_url, tmp_path, prefix)
     if overrides:
         settings = Settings(**(settings.model_dump() | overrides))
-    app = create_app(settings, span_exporter=span_exporter)
+    app = create_app(settings, span_exporter=span_exporter, upstream_clock=upstream_clock)
     await simulators.reset()
     try:
         async with LifespanManager(app, startup_timeout=30) as manager, httpx.AsyncClient(
