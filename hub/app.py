@@ -15,7 +15,7 @@ from starlette.middleware import Middleware
 from hub.components import Hub
 from hub.routes import OUTAGES, dependency_unavailable, internal_error, routes
 from hub.settings import Settings
-from hub.transport import BodyDeadline, BodyLimit, RequestTraceContext
+from hub.transport import BodyLimits, RequestTraceContext
 from observability.tracing import tracer_provider
 
 __all__ = ["create_app", "serving_app"]
@@ -54,8 +54,11 @@ def create_app(
         routes=routes(),
         middleware=[
             _trace_middleware(provider, traced=settings.tracing_config().enabled),
-            Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
-            Middleware(BodyDeadline, seconds=settings.request_body_timeout_seconds),
+            Middleware(
+                BodyLimits,
+                max_bytes=settings.max_body_bytes,
+                seconds=settings.request_body_timeout_seconds,
+            ),
         ],
         lifespan=lifespan,
         exception_handlers={

@@ -4,7 +4,7 @@ uvicorn closes an idle keep-alive connection, but waits forever for a request's 
 client that opens connections and sends a few bytes now and then holds them all. The protocol
 here closes a connection whose request headers have not all arrived `header_timeout` seconds
 after it opened, or after the previous response. (A body that does not arrive is the ASGI
-side's: `hub.transport.BodyDeadline`.) It must never cut a request whose headers are complete.
+side's: `hub.transport.BodyLimits`.) It must never cut a request whose headers are complete.
 """
 
 from __future__ import annotations

@@ -29,8 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from observability.tracing import current_trace_id
 
 __all__ = [
-    "BodyDeadline",
-    "BodyLimit",
+    "BodyLimits",
     "BodyTimeout",
     "BodyTooLarge",
     "RequestTraceContext",
@@ -111,12 +110,24 @@ class BodyTooLarge(Exception):
     """The request body is larger than the configured limit."""
 
 
-class BodyLimit:
-    """Refuse bodies over `max_bytes` (413), whether announced by content-length or streamed."""
+class BodyTimeout(Exception):
+    """The request body did not fully arrive within the deadline."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+class BodyLimits:
+    """A request body must be at most `max_bytes` (413, whether announced by content-length or
+    streamed) and must arrive within `seconds` of its headers (else 408, and the connection is
+    closed); a client that hangs up mid-body is one INFO line, not an error.
+
+    One wrapper of `receive` does both, so the hot path pays one middleware layer. Only the
+    body is timed: once it is complete, `receive` is the server's own again (it then waits for
+    the client to disconnect, which is not a body arriving late).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, seconds: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.seconds = seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -126,65 +137,12 @@ class BodyLimit:
             if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
                 await _too_large(send)
                 return
-        received = 0
-
-        async def limited() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge
-            return message
-
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await _too_large(send)
-
-
-async def _too_large(send: Send) -> None:
-    body = (
-        b'{"errors":[{"message":"request body too large","extensions":{"code":"BAD_USER_INPUT"}}]}'
-    )
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-class BodyTimeout(Exception):
-    """The request body did not fully arrive within the deadline."""
-
-
-class BodyDeadline:
-    """A request's body must arrive within `seconds` of its headers, else 408 and the
-    connection is closed; a client that hangs up mid-body is one INFO line, not an error.
-
-    Only the body is timed: once it is complete, `receive` is the server's own again (it then
-    waits for the client to disconnect, which is not a body arriving late).
-    """
-
-    def __init__(self, app: ASGIApp, seconds: float) -> None:
-        self.app = app
-        self.seconds = seconds
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
         deadline = asyncio.get_running_loop().time() + self.seconds
+        received = 0
         complete = False
 
-        async def timed() -> Message:
-            nonlocal complete
+        async def bounded() -> Message:
+            nonlocal received, complete
             if complete:
                 return await receive()
             try:
@@ -192,6 +150,10 @@ class BodyDeadline:
                     message = await receive()
             except TimeoutError:
                 raise BodyTimeout from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge
             complete = message["type"] != "http.request" or not message.get("more_body", False)
             return message
 
@@ -203,7 +165,10 @@ class BodyDeadline:
             await send(message)
 
         try:
-            await self.app(scope, timed, tracking_send)
+            await self.app(scope, bounded, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await _too_large(send)
         except BodyTimeout:
             log.info("request body not received within %s s (trace %s)",
                      self.seconds, trace_id_of(scope))
@@ -213,6 +178,15 @@ class BodyDeadline:
             # Nobody is left to answer, and nothing went wrong on the hub's side.
             log.info("client disconnected before its request body arrived (trace %s)",
                      trace_id_of(scope))
+
+
+async def _too_large(send: Send) -> None:
+    body = (
+        b'{"errors":[{"message":"request body too large","extensions":{"code":"BAD_USER_INPUT"}}]}'
+    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _request_timeout(send: Send) -> None:
