@@ -99,7 +99,7 @@ async def test_a_client_serves_the_regions_it_was_registered_for(hub: Hub) -> No
         (["4201001"], "not a region prefix: 4201001 "),
         (["wuhan"], "not a region prefix: wuhan "),
         (["42", "*"], r"\* \(national\) stands alone"),
-        (["４２"], "not a region prefix"),  # full-width digits are not GB/T 2260 codes
+        (["\uff14\uff12"], "not a region prefix"),  # full-width digits are not GB/T 2260 codes
     ],
 )
 async def test_a_jurisdiction_is_region_prefixes_or_national_alone(
