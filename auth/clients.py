@@ -28,10 +28,13 @@ from auth.models import clients
 from auth.scopes import SCOPES
 from auth.webhook_targets import WebhookTargetRefused, WebhookTargets, WebhookTargetUnresolved
 
-__all__ = ["Client", "ClientRegistry", "valid_client_id"]
+__all__ = ["NATIONAL", "Client", "ClientRegistry", "check_jurisdiction", "valid_client_id"]
 
 _ID = re.compile(r"[a-z0-9][a-z0-9._:-]{0,127}")
 _PURPOSE = re.compile(r"[a-z0-9][a-z0-9._:-]{0,63}")
+# A GB/T 2260 region prefix: province (2 digits), city (4) or county (6); "*" is national.
+_REGION = re.compile(r"[0-9]{2}(?:[0-9]{2}){0,2}")
+NATIONAL = "*"
 
 
 def valid_client_id(client_id: str) -> bool:
@@ -54,6 +57,8 @@ class Client:
     external_issuer: str | None = None
     embargoed_until: date | None = None
     webhook_url: str | None = None
+    # The regions whose rows it serves: GB/T 2260 prefixes ("420100", "42") or ("*",), national.
+    jurisdiction: tuple[str, ...] = (NATIONAL,)
 
     @property
     def auth_method(self) -> str:
@@ -85,6 +90,7 @@ def _from_row(row: RowMapping) -> Client:
         external_issuer=row["external_issuer"],
         embargoed_until=row["embargoed_until"],
         webhook_url=row["webhook_url"],
+        jurisdiction=tuple(row["jurisdiction"].split()),
     )
 
 
@@ -101,6 +107,22 @@ def _check_purposes(purposes: Iterable[str]) -> frozenset[str]:
     bad = [p for p in wanted if not _PURPOSE.fullmatch(p)]
     if bad or not wanted:
         raise RegistryError("purposes: at least one, each [a-z0-9._:-], at most 64 characters")
+    return wanted
+
+
+def check_jurisdiction(prefixes: Iterable[str]) -> tuple[str, ...]:
+    """The prefixes, sorted and deduplicated, if they make a jurisdiction, else RegistryError."""
+    wanted = tuple(sorted(frozenset(prefixes)))
+    bad = [p for p in wanted if p != NATIONAL and not _REGION.fullmatch(p)]
+    if bad:
+        raise RegistryError(
+            f"jurisdiction: not a region prefix: {' '.join(bad)} "
+            "(each is * or 2, 4 or 6 digits of a GB/T 2260 code, e.g. 420100, 42 or *)"
+        )
+    if not wanted:
+        raise RegistryError("jurisdiction: at least one region prefix (e.g. 420100, 42 or *)")
+    if NATIONAL in wanted and len(wanted) > 1:
+        raise RegistryError("jurisdiction: * (national) stands alone")
     return wanted
 
 
@@ -155,11 +177,13 @@ class ClientRegistry:
         external_issuer: str | None = None,
         embargoed_until: date | None = None,
         webhook_url: str | None = None,
+        jurisdiction: Iterable[str] = (NATIONAL,),
     ) -> tuple[Client, str | None]:
         if not valid_client_id(client_id):
             raise RegistryError("client id: [a-z0-9._:-], at most 128 characters")
         if public_key is not None and external_issuer is not None:
             raise RegistryError("a client has a public key or an external issuer, not both")
+        regions = " ".join(check_jurisdiction(jurisdiction))
         jwks = public_key_set(public_key) if public_key is not None else None
         if webhook_url is not None:
             webhook_url = await _check_webhook_url(self._webhook_targets, webhook_url)
@@ -179,6 +203,7 @@ class ClientRegistry:
             "enabled": True,
             "embargoed_until": embargoed_until,
             "webhook_url": webhook_url,
+            "jurisdiction": regions,
             "created_at": now,
             "updated_at": now,
         }
@@ -223,6 +248,9 @@ class ClientRegistry:
 
     async def set_purposes(self, client_id: str, purposes: Iterable[str]) -> Client:
         return await self.update(client_id, purposes=_joined(_check_purposes(purposes)))
+
+    async def set_jurisdiction(self, client_id: str, prefixes: Iterable[str]) -> Client:
+        return await self.update(client_id, jurisdiction=" ".join(check_jurisdiction(prefixes)))
 
     async def set_enabled(self, client_id: str, enabled: bool) -> Client:
         return await self.update(client_id, enabled=enabled)

@@ -28,6 +28,7 @@ clients = Table(
     Column("webhook_url", String(2048), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("jurisdiction", Text, nullable=False),  # region prefixes or "*", space-separated, sorted
 )
 
 signing_keys = Table(

@@ -33,6 +33,9 @@ class TokenClaims:
     expires_at: int
     issuer: str
     embargoed_until: date | None = None
+    # The client's registered region prefixes, read with its registration like `purposes`;
+    # empty (no rows) unless the registry says otherwise, so a forgotten copy denies.
+    jurisdiction: tuple[str, ...] = ()
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
@@ -54,4 +57,5 @@ def checked(claims: TokenClaims) -> Principal:
         expires_at=claims.expires_at,
         issuer=claims.issuer,
         embargoed_until=claims.embargoed_until,
+        jurisdiction=claims.jurisdiction,
     )

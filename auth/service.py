@@ -37,7 +37,7 @@ from auth._gate import Answer, ClientAuthGate
 from auth._issuers import IssuerKeys
 from auth._passwords import SecretHasher
 from auth._throttle import FailureThrottle
-from auth.clients import Client, ClientRegistry
+from auth.clients import NATIONAL, Client, ClientRegistry
 from auth.config import AuthConfig
 from auth.errors import InvalidClient, Unauthenticated, Unavailable
 from auth.events import AuthEvent, EventSink
@@ -244,12 +244,13 @@ class AuthService:
         external_issuer: str | None = None,
         embargoed_until: date | None = None,
         webhook_url: str | None = None,
+        jurisdiction: Iterable[str] = (NATIONAL,),
     ) -> tuple[Client, str | None]:
         """Register a client; returns it and its secret (shown once; None for key/IdP clients)."""
         client, secret = await self.registry.add(
             client_id, agency, scopes, purposes, public_key=public_key,
             external_issuer=external_issuer, embargoed_until=embargoed_until,
-            webhook_url=webhook_url,
+            webhook_url=webhook_url, jurisdiction=jurisdiction,
         )
         await self._denylist.set_client_disabled(client_id, False)
         await self._changed(client_id, f"added method={client.auth_method}")
@@ -281,6 +282,11 @@ class AuthService:
     async def set_purposes(self, client_id: str, purposes: Iterable[str]) -> Client:
         client = await self.registry.set_purposes(client_id, purposes)
         await self._changed(client_id, "purposes=" + " ".join(sorted(client.purposes)))
+        return client
+
+    async def set_jurisdiction(self, client_id: str, prefixes: Iterable[str]) -> Client:
+        client = await self.registry.set_jurisdiction(client_id, prefixes)
+        await self._changed(client_id, "jurisdiction=" + " ".join(client.jurisdiction))
         return client
 
     async def _changed(self, client_id: str, detail: str) -> None:
@@ -422,6 +428,7 @@ def _claims(verified: VerifiedToken, client: Client | None, hub_issuer: str) -> 
         expires_at=verified.expires_at,
         issuer=verified.issuer,
         embargoed_until=client.embargoed_until,
+        jurisdiction=client.jurisdiction,
     )
 
 

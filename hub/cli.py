@@ -195,7 +195,7 @@ async def _clients_add(hub: AdminServices, args: argparse.Namespace) -> int:
     client, secret = await hub.auth.add_client(
         args.client_id, args.agency, _words(args.scopes), _words(args.purposes),
         public_key=key, embargoed_until=_date(args.embargoed_until, "--embargoed-until"),
-        webhook_url=args.webhook_url,
+        webhook_url=args.webhook_url, jurisdiction=_jurisdiction(args.jurisdiction),
     )
     print(f"client_id: {client.client_id}")
     if secret is not None:
@@ -206,13 +206,23 @@ async def _clients_add(hub: AdminServices, args: argparse.Namespace) -> int:
     return 0
 
 
+def _jurisdiction(text: str | None) -> list[str]:
+    """`--jurisdiction 420100,42`: required, so that no new client is national by omission."""
+    prefixes = [p.strip() for p in (text or "").split(",") if p.strip()]
+    if not prefixes:
+        raise BadInput("a client needs --jurisdiction (e.g. 420100, 42 or *)")
+    return prefixes
+
+
 async def _clients_list(hub: AdminServices, args: argparse.Namespace) -> int:
-    print("client_id\tagency\tauth\tstatus\tscopes\tpurposes\tembargoed_until\twebhook_url")
+    print("client_id\tagency\tauth\tstatus\tscopes\tpurposes\tembargoed_until\twebhook_url"
+          "\tjurisdiction")
     for c in await hub.auth.list_clients():
         print("\t".join((
             c.client_id, c.agency, c.auth_method, "enabled" if c.enabled else "disabled",
             " ".join(sorted(c.scopes)) or "-", " ".join(sorted(c.purposes)),
             c.embargoed_until.isoformat() if c.embargoed_until else "-", c.webhook_url or "-",
+            ",".join(c.jurisdiction),
         )))
     return 0
 
@@ -238,6 +248,12 @@ async def _clients_set_scopes(hub: AdminServices, args: argparse.Namespace) -> i
 async def _clients_set_purposes(hub: AdminServices, args: argparse.Namespace) -> int:
     client = await hub.auth.set_purposes(args.client_id, _words(args.purposes))
     print(f"{client.client_id}: purposes {' '.join(sorted(client.purposes))}")
+    return 0
+
+
+async def _clients_set_jurisdiction(hub: AdminServices, args: argparse.Namespace) -> int:
+    client = await hub.auth.set_jurisdiction(args.client_id, args.prefixes)
+    print(f"{client.client_id}: jurisdiction {','.join(client.jurisdiction)}")
     return 0
 
 
@@ -430,6 +446,8 @@ def _clients_parser(commands: _Commands) -> None:
     add.add_argument("--agency", required=True)
     add.add_argument("--scopes", required=True, help='space-separated, e.g. "permit:validity"')
     add.add_argument("--purposes", required=True, help='space-separated, e.g. "benefits"')
+    add.add_argument("--jurisdiction", metavar="PREFIX,...",
+                     help="GB/T 2260 region prefixes it serves (420100, 42) or * for national")
     add.add_argument("--public-key-file", metavar="JWK.json",
                      help="authenticate with private_key_jwt using this public JWK (set)")
     add.add_argument("--embargoed-until", metavar="YYYY-MM-DD")
@@ -450,6 +468,11 @@ def _clients_parser(commands: _Commands) -> None:
     purposes.add_argument("client_id")
     purposes.add_argument("purposes")
     purposes.set_defaults(run=_admin(_clients_set_purposes))
+    regions = sub.add_parser("set-jurisdiction",
+                             help="replace the region prefixes a client serves (or *)")
+    regions.add_argument("client_id")
+    regions.add_argument("prefixes", nargs="+", metavar="PREFIX")
+    regions.set_defaults(run=_admin(_clients_set_jurisdiction))
 
 
 def _documents_parser(commands: _Commands) -> None:

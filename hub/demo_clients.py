@@ -19,6 +19,7 @@ class DemoAgency:
     agency: str
     scopes: frozenset[str]
     purposes: frozenset[str]
+    jurisdiction: tuple[str, ...]
 
 
 _SOCIAL_INSURANCE_SCOPES = (
@@ -26,8 +27,13 @@ _SOCIAL_INSURANCE_SCOPES = (
 )
 
 
-def _agency(client_id: str, agency: str, scopes: str, purposes: str) -> DemoAgency:
-    return DemoAgency(client_id, agency, frozenset(scopes.split()), frozenset(purposes.split()))
+def _agency(
+    client_id: str, agency: str, scopes: str, purposes: str, jurisdiction: str
+) -> DemoAgency:
+    return DemoAgency(
+        client_id, agency, frozenset(scopes.split()), frozenset(purposes.split()),
+        tuple(jurisdiction.split()),
+    )
 
 
 DEMO_AGENCIES: tuple[DemoAgency, ...] = (
@@ -36,41 +42,48 @@ DEMO_AGENCIES: tuple[DemoAgency, ...] = (
         "Wuhan Exit-Entry Administration",
         "permit:validity permit:holder card:status events:subscribe",
         "residence-permit-check investigation",
+        "420100",
     ),
     _agency(
         "si-agency-wuhan",
         "Wuhan Social Insurance Agency",
         _SOCIAL_INSURANCE_SCOPES,
         "social-insurance-enrollment benefit-check",
+        "420100",
     ),
     _agency(
         "si-agency-yichang",
         "Yichang Social Insurance Agency",
         _SOCIAL_INSURANCE_SCOPES,
         "social-insurance-enrollment benefit-check",
+        "420500",
     ),
     _agency(
         "ssc-card-center-hubei",
         "Hubei SSC Card Management and Service Center",
         "permit:validity permit:holder enrollment:read card:status card:read card:write",
         "card-issuance card-service",
+        "42",
     ),
-    _agency("auditor-hubei", "Hubei Audit Office", "audit:read", "audit"),
+    _agency("auditor-hubei", "Hubei Audit Office", "audit:read", "audit", "*"),
     _agency(
         "wms",
         "Foreigner's Work Management Service System",
         "events:publish",
         "permit-change-notification",
+        "*",
     ),
 )
 
 
 async def seed_demo_clients(auth: AuthService) -> list[dict[str, object]]:
-    """Register every demo agency; return `{client_id, client_secret, scopes, purposes}` each."""
+    """Register every demo agency; return `{client_id, client_secret, scopes, purposes,
+    jurisdiction}` each."""
     seeded: list[dict[str, object]] = []
     for agency in DEMO_AGENCIES:
         _, secret = await auth.add_client(
-            agency.client_id, agency.agency, sorted(agency.scopes), sorted(agency.purposes)
+            agency.client_id, agency.agency, sorted(agency.scopes), sorted(agency.purposes),
+            jurisdiction=agency.jurisdiction,
         )
         seeded.append(
             {
@@ -78,6 +91,7 @@ async def seed_demo_clients(auth: AuthService) -> list[dict[str, object]]:
                 "client_secret": secret,
                 "scopes": " ".join(sorted(agency.scopes)),
                 "purposes": sorted(agency.purposes),
+                "jurisdiction": list(agency.jurisdiction),
             }
         )
     return seeded

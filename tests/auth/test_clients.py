@@ -74,6 +74,51 @@ async def test_registry_operations(hub: Hub, exit_entry: Agency) -> None:
     assert {e.kind for e in hub.events} == {"client_changed"}
 
 
+async def test_a_client_serves_the_regions_it_was_registered_for(hub: Hub) -> None:
+    wuhan, _ = await hub.service.add_client(
+        "si-agency-wuhan", "Wuhan SI", ["enrollment:read"], ["enrollment"],
+        jurisdiction=["420100", "42", "420100"],
+    )
+    assert wuhan.jurisdiction == ("42", "420100")
+    assert (await hub.service.get_client("si-agency-wuhan")).jurisdiction == ("42", "420100")
+
+    moved = await hub.service.set_jurisdiction("si-agency-wuhan", ["420500"])
+    assert moved.jurisdiction == ("420500",)
+    assert [c.jurisdiction for c in await hub.service.list_clients()] == [("420500",)]
+    changed = [e for e in hub.events if e.kind == "client_changed"]
+    assert changed[-1].client_id == "si-agency-wuhan"
+    assert changed[-1].detail == "jurisdiction=420500"
+
+
+@pytest.mark.parametrize(
+    ("prefixes", "message"),
+    [
+        ([], "at least one region prefix"),
+        (["4201"], None),
+        (["420"], "not a region prefix: 420 "),
+        (["4201001"], "not a region prefix: 4201001 "),
+        (["wuhan"], "not a region prefix: wuhan "),
+        (["42", "*"], r"\* \(national\) stands alone"),
+        (["\uff14\uff12"], "not a region prefix"),  # full-width digits are not GB/T 2260 codes
+    ],
+)
+async def test_a_jurisdiction_is_region_prefixes_or_national_alone(
+    hub: Hub, prefixes: list[str], message: str | None
+) -> None:
+    if message is None:
+        client, _ = await hub.service.add_client("x", "X", ["permit:validity"], ["p"],
+                                                 jurisdiction=prefixes)
+        assert client.jurisdiction == tuple(prefixes)
+        return
+    with pytest.raises(RegistryError, match=message):
+        await hub.service.add_client("x", "X", ["permit:validity"], ["p"], jurisdiction=prefixes)
+    assert await hub.service.list_clients() == []
+    await hub.service.add_client("x", "X", ["permit:validity"], ["p"], jurisdiction=["42"])
+    with pytest.raises(RegistryError, match=message):
+        await hub.service.set_jurisdiction("x", prefixes)
+    assert (await hub.service.get_client("x")).jurisdiction == ("42",)
+
+
 async def test_private_keys_are_not_accepted_as_client_keys(hub: Hub) -> None:
     with pytest.raises(RegistryError, match="public keys only"):
         await hub.service.add_client("x", "X", ["permit:validity"], ["p"],

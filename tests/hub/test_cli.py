@@ -25,8 +25,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.admin import admin_services
+from hub.demo_clients import seed_demo_clients
 from hub.settings import Settings
-from observability.audit import AuditEvent
+from observability.audit import AuditEvent, AuditFilter
 from tests.services import CHEAP_SECRET_HASH, CHEAP_SECRET_HASH_ENV, REDIS_URL
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -128,6 +129,8 @@ async def test_clients_are_added_changed_disabled_and_listed_without_secrets(cli
         "permit:validity card:status",
         "--purposes",
         "benefits",
+        "--jurisdiction",
+        "*",
     )
     assert added.code == 0, added.err
     secret = added.out.split("client_secret:")[1].strip()
@@ -144,6 +147,44 @@ async def test_clients_are_added_changed_disabled_and_listed_without_secrets(cli
     row = listed.out.splitlines()[1].split("\t")
     assert row[:5] == ["agency-a", "A", "client_secret", "disabled", "card:read"]
     assert secret not in listed.out and "argon2" not in listed.out
+
+
+async def test_a_client_is_added_with_a_jurisdiction_listed_and_moved(cli: Cli) -> None:
+    add = ("clients", "add", "si-a", "--agency", "A", "--scopes", "enrollment:read",
+           "--purposes", "benefits")
+    missing = await cli(*add)
+    bad = await cli(*add, "--jurisdiction", "420100,hubei")
+    added = await cli(*add, "--jurisdiction", "420100,42")
+    assert (missing.code, missing.out) == (2, "")
+    assert missing.err == "hub: error: a client needs --jurisdiction (e.g. 420100, 42 or *)\n"
+    assert bad.code == 2 and "not a region prefix: hubei" in bad.err
+    assert added.code == 0, added.err
+
+    moved = await cli("clients", "set-jurisdiction", "si-a", "420500", "420600")
+    refused = await cli("clients", "set-jurisdiction", "si-a", "*", "42")
+    listed = await cli("clients", "list")
+    assert moved.out == "si-a: jurisdiction 420500,420600\n"
+    assert refused.code == 2 and "stands alone" in refused.err
+    header, row = (line.split("\t") for line in listed.out.splitlines())
+    assert dict(zip(header, row, strict=True))["jurisdiction"] == "420500,420600"
+    async with admin_services(cli.settings) as hub:
+        page = await hub.audit.search(AuditFilter(client_id="si-a"), subject_view=False,
+                                      today=dt.date.today())
+    # Added, then moved; the refused change recorded nothing.
+    assert [(r.kind, r.operation) for r in page.records] == [("admin", "client_changed")] * 2
+
+
+async def test_the_demo_clients_carry_their_jurisdiction(cli: Cli) -> None:
+    async with admin_services(cli.settings) as hub:
+        seeded = await seed_demo_clients(hub.auth)
+        registered = {c.client_id: c.jurisdiction for c in await hub.auth.list_clients()}
+    written = {str(c["client_id"]): c["jurisdiction"] for c in seeded}
+    assert written == {
+        "exit-entry-wuhan": ["420100"], "si-agency-wuhan": ["420100"],
+        "si-agency-yichang": ["420500"], "ssc-card-center-hubei": ["42"],
+        "auditor-hubei": ["*"], "wms": ["*"],
+    }
+    assert {k: list(v) for k, v in registered.items()} == written
 
 
 async def test_a_token_is_issued_for_a_client_and_rotated_keys_are_published(cli: Cli) -> None:

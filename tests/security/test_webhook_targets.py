@@ -107,7 +107,7 @@ async def test_hub_clients_add_says_why_in_one_line_and_registers_nothing(
     cli: Cli,  # noqa: F811 (the fixture)
 ) -> None:
     args = ["clients", "add", "hooked", "--agency", "An agency", "--scopes", "events:subscribe",
-            "--purposes", "monitoring", "--webhook-url"]
+            "--purposes", "monitoring", "--jurisdiction", "*", "--webhook-url"]
     private = await cli(*args, "https://10.0.0.5/hook")
     loopback_http = await cli(*args, "http://127.0.0.1:9/hook")
     demo = await cli(*args, "http://127.0.0.1:9/hook", env=cli.env | {"HUB_DEMO": "1"})
