@@ -7,12 +7,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
 from connectors.identifiers import make_permit_number, make_ssn
+from infra.counters import RateLimit
 from observability.audit import AuditFilter
-from tests.conftest import HubClient
+from tests.conftest import HubClient, Simulators, open_hub
 
 UNKNOWN_SSN = make_ssn("420100", 98_765_432_101)
 UNKNOWN_PERMIT = make_permit_number("420100", 2024, 9_876_543)
@@ -121,3 +123,17 @@ async def test_a_malformed_identifier_is_never_recorded_as_a_subject(hub: HubCli
     )
     refused = [r for r in page.records if r.outcome == "DENIED"]
     assert refused[0].subjects == (REFUSED_SSN,)  # the well-formed one only
+
+
+async def test_a_request_over_the_rate_is_found_by_the_identifiers_it_named(
+    simulators: Simulators, database_url: str, tmp_path: Path
+) -> None:
+    query = "query($n: ID!) { permit(number: $n) { status } }"
+    async with open_hub(simulators, database_url, tmp_path, rate_limit_per_minute=1) as client:
+        hub = client.hub
+        hub.rate_limit = RateLimit(hub.kv, hub.settings.rate_limit_per_minute, clock=lambda: 605.0)
+        await client.graphql("exit-entry-wuhan", query, {"n": REFUSED_OTHER})
+        over = await client.graphql("exit-entry-wuhan", query, {"n": REFUSED_PERMIT})
+        assert over.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+        refused = await _refused_records_of(client, REFUSED_PERMIT)
+    assert len(refused) == 1 and refused[0]["subjects"] == [REFUSED_PERMIT]
