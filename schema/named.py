@@ -6,7 +6,8 @@ A request refused before it ran (field policy, limits, argument checks, purpose,
 no record, yet an auditor must find who tried to read a given person's data. This walks the
 document's field uses (already in the cached `PreparedDocument`) and takes every value of an
 identifier argument (`Argument.check` in `schema.fields`) or identifier input field
-(`INPUT_IDENTIFIERS`), given as a literal or through a variable, inside input objects and lists.
+(`INPUT_IDENTIFIERS`), given as a literal or through a variable (or its default), inside input
+objects and lists.
 
 Only values that pass their validator and are a subject the audit log can be searched by
 (`validate_subject`: permit numbers, SSNs, credit codes) are kept, at most `bound` of them: a
@@ -24,6 +25,7 @@ from graphql import (
     GraphQLInputType,
     ListValueNode,
     ObjectValueNode,
+    OperationDefinitionNode,
     StringValueNode,
     ValueNode,
     VariableNode,
@@ -45,7 +47,8 @@ def named_subjects(
 ) -> tuple[str, ...]:
     """The well-formed subject identifiers the document names, without repeats, at most `bound`."""
     found: dict[str, None] = {}
-    for value, check in _identifier_values(prepared, variables or {}):
+    given = {**_defaults(prepared), **(variables or {})}
+    for value, check in _identifier_values(prepared, given):
         if len(found) >= bound:
             break
         try:
@@ -53,6 +56,18 @@ def named_subjects(
         except InvalidIdentifier:
             continue
     return tuple(found)
+
+
+def _defaults(prepared: PreparedDocument) -> dict[str, Any]:
+    """The default values of the document's variables (value nodes), by variable name."""
+    definitions = prepared.document.definitions if prepared.document else ()
+    return {
+        d.variable.name.value: d.default_value
+        for op in definitions
+        if isinstance(op, OperationDefinitionNode)
+        for d in op.variable_definitions or ()
+        if d.default_value is not None
+    }
 
 
 def _identifier_values(

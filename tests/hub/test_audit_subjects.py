@@ -80,13 +80,16 @@ async def _refused_records_of(hub: HubClient, subject: str) -> list[dict[str, ob
          "FORBIDDEN"),
         ("query($n: [ID!]!) { permits(numbers: $n) { enrollment { ssn } } }",
          {"n": [REFUSED_OTHER, REFUSED_PERMIT]}, REFUSED_PERMIT, "FORBIDDEN"),
+        (f'query($s: ID = "{REFUSED_SSN}") {{ enrollment(ssn: $s) {{ ssn }} }}', None,
+         REFUSED_SSN, "FORBIDDEN"),
         (f'{{ permits(numbers: ["{REFUSED_OTHER}", "{REFUSED_PERMIT}"]) {{ holder {{ name }} }}'
          f' b: permits(numbers: ["{REFUSED_PERMIT}", "not-a-permit"]) {{ status }} }}',
          None, REFUSED_PERMIT, "BAD_USER_INPUT"),
         ("query($n: [ID!]!) { permits(numbers: $n) { status } }",
          {"n": [REFUSED_PERMIT] * 501}, REFUSED_PERMIT, "BAD_USER_INPUT"),
     ],
-    ids=["ssn-literal", "ssn-variable", "batch-forbidden", "batch-malformed", "batch-too-long"],
+    ids=["ssn-literal", "ssn-variable", "ssn-default", "batch-forbidden", "batch-malformed",
+         "batch-too-long"],
 )
 async def test_a_refused_request_is_found_by_the_identifiers_it_named(
     hub: HubClient, query: str, variables: dict[str, object] | None, subject: str, code: str
