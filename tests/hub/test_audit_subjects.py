@@ -88,7 +88,7 @@ async def _refused_records_of(hub: HubClient, subject: str) -> list[dict[str, ob
         ("query($n: [ID!]!) { permits(numbers: $n) { status } }",
          {"n": [REFUSED_PERMIT] * 501}, REFUSED_PERMIT, "BAD_USER_INPUT"),
     ],
-    ids=["ssn-literal", "ssn-variable", "ssn-default", "batch-forbidden", "batch-malformed",
+    ids=["ssn-literal", "ssn-variable", "batch-forbidden", "ssn-default", "batch-malformed",
          "batch-too-long"],
 )
 async def test_a_refused_request_is_found_by_the_identifiers_it_named(
