@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import orjson
@@ -243,18 +243,27 @@ async def admit(
     )
     early = _early(shared, None, trace_id)
     if early is not None:
-        return early
+        return _naming(hub, request, early)
     assert shared.principal is not None
     if admission is None:
         assert isinstance(graphql, GraphQLOutcome)
         if graphql.refused is not None:
-            return graphql_refusal(graphql)
+            return _naming(hub, request, graphql_refusal(graphql))
         return Admitted(shared.principal, request, None, answer=graphql)  # introspection
     if shared.cost_retry_after is not None:
         retry_after = shared.cost_retry_after
         spent = hub.graphql.over_budget(admission, retry_after, trace_id)
-        return graphql_refusal(spent, {"retry-after": str(retry_after)})
+        return _naming(hub, request, graphql_refusal(spent, {"retry-after": str(retry_after)}))
     return Admitted(shared.principal, request, admission, read=shared.read)
+
+
+def _naming(hub: Hub, request: GraphQLRequest, refused: Refusal) -> Refusal:
+    """A refusal of a request whose document was read names the identifiers it asked about:
+    an auditor finds who tried to read a person's data by that person's identifiers."""
+    named = hub.graphql.subjects_named(request)
+    if not named:
+        return refused
+    return replace(refused, subjects=tuple(dict.fromkeys((*refused.subjects, *named))))
 
 
 async def _input(

@@ -43,6 +43,7 @@ from schema.errors import (
 )
 from schema.limits import Limits, QueryLimits
 from schema.loaders import Sources, note_permits
+from schema.named import named_subjects
 from schema.plans import PlanCache
 from schema.policy import PolicyCache, filtered_schema
 from schema.schema import build_schema
@@ -170,6 +171,15 @@ class GraphQLService:
         answer to an introspection query (which costs nothing). `subscription`: the document
         must be a subscription (served over WebSocket), else it must not be one."""
         return await self._admit(request, scopes, trace_id, subscription=subscription)
+
+    def subjects_named(self, request: GraphQLRequest) -> tuple[str, ...]:
+        """The well-formed identifiers a refused request named (`schema.named`), at most the
+        batch bound; for the audit record of a refusal only (admitted requests record what
+        they touched). A document over the size limit is not parsed for this."""
+        if self.limits.check_size(request.query) is not None:
+            return ()
+        prepared = self.prepare(request.query)  # cached: the refusal parsed it already
+        return named_subjects(prepared, request.variables, self._max_batch)
 
     @staticmethod
     def over_budget(admission: Admission, retry_after: int, trace_id: str) -> GraphQLOutcome:
