@@ -11,7 +11,7 @@ Never: construct a `Principal` anywhere but in `checked` (called by the revocati
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date
 
 __all__ = ["Principal", "TokenClaims"]
@@ -47,15 +47,11 @@ class Principal(TokenClaims):
 
 
 def checked(claims: TokenClaims) -> Principal:
-    """The principal of `claims`, once the revocation judge found them not revoked."""
-    return Principal(
-        client_id=claims.client_id,
-        agency=claims.agency,
-        scopes=claims.scopes,
-        purposes=claims.purposes,
-        token_id=claims.token_id,
-        expires_at=claims.expires_at,
-        issuer=claims.issuer,
-        embargoed_until=claims.embargoed_until,
-        jurisdiction=claims.jurisdiction,
-    )
+    """The principal of `claims`, once the revocation judge found them not revoked.
+
+    Every field of the claims is carried over, so a claim added to `TokenClaims` cannot be
+    dropped here by a list that forgot it."""
+    return Principal(**{name: getattr(claims, name) for name in _CLAIM_NAMES})
+
+
+_CLAIM_NAMES = tuple(f.name for f in fields(TokenClaims))  # once, not per request
