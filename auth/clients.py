@@ -27,6 +27,7 @@ from auth.errors import RegistryError, UnknownClient
 from auth.models import clients
 from auth.scopes import SCOPES
 from auth.webhook_targets import WebhookTargetRefused, WebhookTargets, WebhookTargetUnresolved
+from infra.regions import NATIONAL
 
 __all__ = ["NATIONAL", "Client", "ClientRegistry", "check_jurisdiction", "valid_client_id"]
 
@@ -34,7 +35,6 @@ _ID = re.compile(r"[a-z0-9][a-z0-9._:-]{0,127}")
 _PURPOSE = re.compile(r"[a-z0-9][a-z0-9._:-]{0,63}")
 # A GB/T 2260 region prefix: province (2 digits), city (4) or county (6); "*" is national.
 _REGION = re.compile(r"[0-9]{2}(?:[0-9]{2}){0,2}")
-NATIONAL = "*"
 
 
 def valid_client_id(client_id: str) -> bool:
