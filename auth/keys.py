@@ -174,6 +174,19 @@ class KeyRing:
         key = self._keys.get(kid) if isinstance(kid, str) else None
         return key if key is not None and key.published(self._clock()) else None
 
+    def states(self) -> list[tuple[SigningKey, str]]:
+        """Every published key, oldest first, with its state: `signing` (the one that signs
+        now), `next` (published ahead of its activation) or `retired` (kept for verifiers)."""
+        now = self._clock()
+        current = self._current(now)
+        published = sorted(
+            (k for k in self._keys.values() if k.published(now)), key=lambda k: k.created_at
+        )
+        return [
+            (k, "signing" if k is current else "next" if now < k.activates_at else "retired")
+            for k in published
+        ]
+
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
         now = self._clock()
         published = sorted(

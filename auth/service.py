@@ -41,7 +41,7 @@ from auth.clients import NATIONAL, Client, ClientRegistry
 from auth.config import AuthConfig
 from auth.errors import InvalidClient, Unauthenticated, Unavailable
 from auth.events import AuthEvent, EventSink
-from auth.keys import KeyRing
+from auth.keys import KeyRing, SigningKey
 from auth.models import auth_metadata
 from auth.principal import Principal, TokenClaims, checked
 from auth.purpose import purpose_of_use
@@ -226,6 +226,11 @@ class AuthService:
     def signing_key_age(self) -> float:
         """Seconds since the key that signs now was created (readiness reports it)."""
         return max(0.0, self._clock() - self._ring.signing_key().created_at)
+
+    async def key_states(self) -> list[tuple[SigningKey, str]]:
+        """Every published key with its state (`hub keys list`): signing, next or retired."""
+        await self._ring.refresh(force=True)
+        return self._ring.states()
 
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
         """Public keys of every published key: signing, about to sign, and retired-but-kept."""

@@ -4,7 +4,9 @@ Administrative commands are thin wrappers over `hub.admin`: they read their inpu
 async function under `asyncio.run`, and print the result. Errors are one line on stderr: exit 2
 for bad input (unknown scope or client, unreadable file), 1 when a service fails or a check does
 not pass. A client's secret is printed once, by `hub clients add`, and nowhere else.
-`hub audit check-evidence` is offline: it opens no database and needs no settings.
+Every command that opens the hub database names it on stderr and refuses a SQLite file that is
+not there (only `hub database init` creates one). `hub audit check-evidence` is offline: it
+opens no database and needs no settings.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import asyncio
 import datetime as dt
 import json
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeAlias
@@ -31,10 +33,18 @@ __all__ = ["main"]
 
 def _demo(args: argparse.Namespace) -> int:
     from hub.demo import run_demo
+    from hub.servers import bind
     from observability.logs import configure_logging
 
+    try:
+        sock = bind(args.host, args.port)  # before anything is written to the data folder
+    except OSError as exc:
+        return _error(OSError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc} "
+            "(another hub demo running? choose another with --port)"), 1)
     configure_logging()
-    asyncio.run(run_demo(args.host, args.port, Path(args.data_dir), args.seed, args.foreigners))
+    asyncio.run(run_demo(args.host, args.port, Path(args.data_dir), args.seed, args.foreigners,
+                         hub_socket=sock))
     return 0
 
 
@@ -43,7 +53,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     from hub.servers import http_protocol
 
-    settings = Settings()  # a configuration error shows here, once, not in every worker
+    try:  # a configuration error shows here, once, not in every worker
+        settings = _settings()
+    except BadInput as exc:
+        return _error(exc, 2)
     problem = settings.shared_state_problem(args.workers)
     if problem is not None:
         sys.stderr.write(f"hub: error: {problem}\n")
@@ -112,8 +125,35 @@ def _admin(command: AdminCommand) -> Callable[[argparse.Namespace], int]:
 async def _with_services(command: AdminCommand, args: argparse.Namespace) -> int:
     from hub.admin import admin_services
 
-    async with admin_services(_settings()) as services:
+    settings = _settings()
+    _check_database(settings, create=getattr(args, "create_database", False))
+    async with admin_services(settings) as services:
         return await command(services, args)
+
+
+def _check_database(settings: Settings, *, create: bool) -> None:
+    """Say which hub database the command uses; refuse a SQLite file that is not there.
+
+    Opening a missing SQLite file creates an empty one: a command run from the wrong folder
+    would then report on (or write to) a database nobody uses. Only `hub database init`
+    creates one."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(settings.database_url)
+    except ArgumentError:
+        raise BadInput("HUB_DATABASE_URL: not a database URL") from None
+    if url.get_backend_name() != "sqlite":
+        sys.stderr.write(f"hub: database: {url.render_as_string(hide_password=True)}\n")
+        return
+    path = Path(url.database or "").resolve()
+    sys.stderr.write(f"hub: database: {path} (SQLite)\n")
+    if not create and not path.is_file():
+        raise BadInput(
+            f"no hub database at {path}: run this where the hub keeps its data, set "
+            "HUB_DATABASE_URL, or create one with `hub database init`"
+        )
 
 
 def _settings() -> Settings:
@@ -128,6 +168,8 @@ def _settings() -> Settings:
 
 
 def _guarded(run: Callable[[], int]) -> int:
+    from authlib.oauth2 import OAuth2Error
+
     from auth import AuthError
     from hub.admin import AdminUnavailable
     from infra.kv import KeyValueUnavailable
@@ -135,6 +177,8 @@ def _guarded(run: Callable[[], int]) -> int:
 
     try:
         return run()
+    except OAuth2Error as exc:
+        return _error(BadInput(exc.description or exc.error), 2)
     except (BadInput, AuthError, AuditQueryError) as exc:
         return _error(exc, 2)
     except (AdminUnavailable, AuditError, KeyValueUnavailable, OSError) as exc:
@@ -215,15 +259,20 @@ def _jurisdiction(text: str | None) -> list[str]:
 
 
 async def _clients_list(hub: AdminServices, args: argparse.Namespace) -> int:
-    print("client_id\tagency\tauth\tstatus\tscopes\tpurposes\tembargoed_until\twebhook_url"
-          "\tjurisdiction")
+    rows = [("client_id", "agency", "auth", "status", "jurisdiction", "embargoed_until",
+             "webhook_url", "purposes", "scopes")]
     for c in await hub.auth.list_clients():
-        print("\t".join((
+        rows.append((
             c.client_id, c.agency, c.auth_method, "enabled" if c.enabled else "disabled",
-            " ".join(sorted(c.scopes)) or "-", " ".join(sorted(c.purposes)),
-            c.embargoed_until.isoformat() if c.embargoed_until else "-", c.webhook_url or "-",
             ",".join(c.jurisdiction),
-        )))
+            c.embargoed_until.isoformat() if c.embargoed_until else "-", c.webhook_url or "-",
+            " ".join(sorted(c.purposes)), " ".join(sorted(c.scopes)) or "-",
+        ))
+    if args.tsv:
+        for row in rows:
+            print("\t".join(row))
+    else:
+        _table(rows)
     return 0
 
 
@@ -258,7 +307,23 @@ async def _clients_set_jurisdiction(hub: AdminServices, args: argparse.Namespace
 
 
 async def _token(hub: AdminServices, args: argparse.Namespace) -> int:
-    print(await hub.auth.issue_token(args.client, args.scope))
+    client = await hub.auth.get_client(args.client)
+    if not client.enabled:
+        raise BadInput(f"client {client.client_id} is disabled "
+                       f"(`hub clients enable {client.client_id}` first)")
+    wanted = _words(args.scope)
+    refused = sorted(set(wanted) - client.scopes)
+    if refused:
+        raise BadInput(
+            f"client {client.client_id} may not ask for {' '.join(refused)} "
+            f"(its scopes: {' '.join(sorted(client.scopes)) or 'none'})"
+        )
+    print(await hub.auth.issue_token(args.client, " ".join(wanted) or None))
+    return 0
+
+
+async def _database_init(hub: AdminServices, args: argparse.Namespace) -> int:
+    print("hub database ready (migrated to the latest schema)")
     return 0
 
 
@@ -304,11 +369,41 @@ async def _keys_rotate(hub: AdminServices, args: argparse.Namespace) -> int:
 
 
 async def _keys_list(hub: AdminServices, args: argparse.Namespace) -> int:
-    print(json.dumps(hub.auth.jwks(), indent=2))
+    if args.jwks:
+        print(json.dumps(hub.auth.jwks(), indent=2))
+        return 0
+    now = dt.datetime.now(dt.UTC)
+    rows = [("kid", "alg", "state", "created", "age")]
+    for key, state in await hub.auth.key_states():
+        created = dt.datetime.fromtimestamp(key.created_at, dt.UTC)
+        rows.append((key.kid, key.alg, state, f"{created:%Y-%m-%d %H:%M}Z",
+                     _age(now - created)))
+    _table(rows)
     return 0
 
 
+def _age(delta: dt.timedelta) -> str:
+    days, seconds = delta.days, delta.seconds
+    if days:
+        return f"{days} d"
+    return f"{seconds // 3600} h" if seconds >= 3600 else f"{seconds // 60} min"
+
+
+def _table(rows: Sequence[Sequence[str]]) -> None:
+    """Columns padded to their widest cell; the last column is not padded."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]).rstrip())
+
+
+def _check_range(args: argparse.Namespace) -> None:
+    if args.from_seq is not None and args.to_seq is not None and args.from_seq > args.to_seq:
+        raise BadInput(f"--from {args.from_seq} is after --to {args.to_seq}")
+
+
 async def _audit_verify(hub: AdminServices, args: argparse.Namespace) -> int:
+    _check_range(args)
     jwks = _read_json(args.jwks, "--jwks") if args.jwks else None
     result = await hub.audit.verify(args.from_seq, args.to_seq, jwks=_jwks_of(jwks))
     if result.ok:
@@ -320,6 +415,7 @@ async def _audit_verify(hub: AdminServices, args: argparse.Namespace) -> int:
 
 
 async def _audit_export(hub: AdminServices, args: argparse.Namespace) -> int:
+    _check_range(args)
     with _output(args.output) as out:
         count = await hub.audit.export(args.format, out, args.from_seq, args.to_seq)
     await _record_read(hub, f"cli:audit export {args.format}")
@@ -383,23 +479,31 @@ def _check_evidence(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Every command's --help shows its options' defaults (subcommands inherit the class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="hub", description="permit-hub: the GraphQL data-exchange hub"
-    )
+    parser = _Parser(prog="hub", description="permit-hub: the GraphQL data-exchange hub")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="hub + simulated source systems + synthetic data")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument("--data-dir", default="var")
-    demo.add_argument("--seed", type=int, default=2025)
-    demo.add_argument("--foreigners", type=int, default=5000)
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    demo.add_argument("--port", type=int, default=8000, help="the hub's port")
+    demo.add_argument("--data-dir", default="var",
+                      help="databases, keys, samples.json and clients.json go here")
+    demo.add_argument("--seed", type=int, default=2025, help="seed of the synthetic data")
+    demo.add_argument("--foreigners", type=int, default=5000,
+                      help="how many synthetic foreigners (permits, enrollments, cards)")
     demo.set_defaults(run=_demo)
 
     serve = commands.add_parser("serve", help="the hub alone, configured by HUB_* variables")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve.add_argument(
         "--workers", type=int, default=1,
         help="worker processes on the port (one per core serves the most requests)",
@@ -411,12 +515,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     simulate = commands.add_parser("simulate", help="run one simulated source system")
-    simulate.add_argument("kind", choices=["wms", "agency", "cards"])
-    simulate.add_argument("--host", default="127.0.0.1")
-    simulate.add_argument("--port", type=int, required=True)
-    simulate.add_argument("--data-dir", default="var")
-    simulate.add_argument("--seed", type=int, default=2025)
-    simulate.add_argument("--foreigners", type=int, default=5000)
+    simulate.add_argument("kind", choices=["wms", "agency", "cards"], help="which source system")
+    simulate.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    simulate.add_argument("--port", type=int, required=True, help="port to listen on")
+    simulate.add_argument("--data-dir", default="var", help="where its data lives")
+    simulate.add_argument("--seed", type=int, default=2025, help="seed of the synthetic data")
+    simulate.add_argument("--foreigners", type=int, default=5000,
+                          help="how many synthetic foreigners")
     simulate.set_defaults(run=_simulate)
 
     schema = commands.add_parser("schema", help="schema tools")
@@ -430,12 +535,17 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--scope", help='space-separated, e.g. "permit:validity card:status"')
     token.set_defaults(run=_admin(_token))
     _keys_parser(commands)
+    database = commands.add_parser("database", help="the hub database")
+    database_commands = database.add_subparsers(dest="database_command", required=True)
+    init = database_commands.add_parser(
+        "init", help="create (SQLite) and migrate the hub database HUB_DATABASE_URL names")
+    init.set_defaults(run=_admin(_database_init), create_database=True)
     _documents_parser(commands)
     _audit_parser(commands)
     return parser
 
 
-_Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+_Commands: TypeAlias = "argparse._SubParsersAction[_Parser]"
 
 
 def _clients_parser(commands: _Commands) -> None:
@@ -454,19 +564,21 @@ def _clients_parser(commands: _Commands) -> None:
     add.add_argument("--webhook-url", metavar="URL",
                      help="https, its host resolving to public addresses only")
     add.set_defaults(run=_admin(_clients_add))
-    sub.add_parser("list", help="registered clients (never secrets)").set_defaults(
-        run=_admin(_clients_list))
+    listing = sub.add_parser("list", help="registered clients (never secrets)")
+    listing.add_argument("--tsv", action="store_true",
+                         help="tab-separated, for scripts (default: aligned columns)")
+    listing.set_defaults(run=_admin(_clients_list))
     for name, command in (("disable", _clients_disable), ("enable", _clients_enable)):
         one = sub.add_parser(name, help=f"{name} a client")
         one.add_argument("client_id")
         one.set_defaults(run=_admin(command))
     scopes = sub.add_parser("set-scopes", help="replace a client's scopes")
     scopes.add_argument("client_id")
-    scopes.add_argument("scopes")
+    scopes.add_argument("scopes", help='space-separated, e.g. "permit:validity card:status"')
     scopes.set_defaults(run=_admin(_clients_set_scopes))
     purposes = sub.add_parser("set-purposes", help="replace a client's purposes of use")
     purposes.add_argument("client_id")
-    purposes.add_argument("purposes")
+    purposes.add_argument("purposes", help='space-separated, e.g. "card-issuance card-service"')
     purposes.set_defaults(run=_admin(_clients_set_purposes))
     regions = sub.add_parser("set-jurisdiction",
                              help="replace the region prefixes a client serves (or *)")
@@ -496,12 +608,27 @@ def _keys_parser(commands: _Commands) -> None:
     sub = keys.add_subparsers(dest="keys_command", required=True)
     sub.add_parser("rotate", help="publish a new signing key; prints its kid").set_defaults(
         run=_admin(_keys_rotate))
-    sub.add_parser("list", help="print the public JWKS").set_defaults(run=_admin(_keys_list))
+    listing = sub.add_parser("list", help="the published keys: which one signs, how old each is")
+    listing.add_argument("--jwks", action="store_true", help="print the public JWKS instead")
+    listing.set_defaults(run=_admin(_keys_list))
+
+
+def _seq(text: str) -> int:
+    """A record's sequence number: 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a record number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: record numbers start at 1")
+    return value
 
 
 def _seq_range(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--from", dest="from_seq", type=int, metavar="SEQ")
-    parser.add_argument("--to", dest="to_seq", type=int, metavar="SEQ")
+    parser.add_argument("--from", dest="from_seq", type=_seq, metavar="SEQ",
+                        help="first record (default: the first)")
+    parser.add_argument("--to", dest="to_seq", type=_seq, metavar="SEQ",
+                        help="last record (default: the last)")
 
 
 def _audit_parser(commands: _Commands) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,10 @@ def _seeder(
     return seed
 
 
-async def run_demo(host: str, port: int, data_dir: Path, seed: int, foreigners: int) -> None:
+async def run_demo(
+    host: str, port: int, data_dir: Path, seed: int, foreigners: int,
+    hub_socket: socket.socket | None = None,
+) -> None:
     data_dir = data_dir.resolve()  # noqa: ASYNC240 (start-up, nothing is served yet)
     demo_dir = data_dir / "demo"
     demo_dir.mkdir(parents=True, exist_ok=True)
@@ -91,7 +95,7 @@ async def run_demo(host: str, port: int, data_dir: Path, seed: int, foreigners: 
         issuer=f"http://{host}:{port}",
         demo=True,
     )
-    hub_sock = bind(host, port)
+    hub_sock = hub_socket if hub_socket is not None else bind(host, port)
     loopback = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
     hub_url = f"http://{loopback}:{port_of(hub_sock)}"
     timeout = settings.request_header_timeout_seconds

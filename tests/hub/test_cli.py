@@ -39,6 +39,14 @@ class Run:
     out: str
     err: str
 
+    @property
+    def error(self) -> str:
+        """Standard error without the line naming the database the command opened."""
+        return "".join(
+            line for line in self.err.splitlines(keepends=True)
+            if not line.startswith("hub: database: ")
+        )
+
 
 @dataclass(frozen=True)
 class Cli:
@@ -80,6 +88,8 @@ async def cli(database_url: str, tmp_path: Path) -> AsyncIterator[Cli]:
     }
     if REDIS_URL is not None:
         env["HUB_REDIS_URL"] = REDIS_URL
+    async with admin_services(settings):
+        pass  # the hub database exists (commands refuse a missing one), migrated
     try:
         yield Cli(settings, env)
     finally:
@@ -138,14 +148,16 @@ async def test_clients_are_added_changed_disabled_and_listed_without_secrets(cli
 
     refused = await cli("clients", "set-scopes", "agency-a", "permit:validity nope:x")
     assert refused.code == 2
-    assert refused.err == "hub: error: unknown scopes: nope:x\n"
+    assert refused.error == "hub: error: unknown scopes: nope:x\n"
 
     changed = await cli("clients", "set-scopes", "agency-a", "card:read")
     disabled = await cli("clients", "disable", "agency-a")
-    listed = await cli("clients", "list")
+    listed = await cli("clients", "list", "--tsv")
     assert (changed.code, disabled.code, listed.code) == (0, 0, 0)
-    row = listed.out.splitlines()[1].split("\t")
-    assert row[:5] == ["agency-a", "A", "client_secret", "disabled", "card:read"]
+    header, row = (line.split("\t") for line in listed.out.splitlines())
+    listing = dict(zip(header, row, strict=True))
+    assert [listing[k] for k in ("client_id", "agency", "auth", "status", "scopes")] == [
+        "agency-a", "A", "client_secret", "disabled", "card:read"]
     assert secret not in listed.out and "argon2" not in listed.out
 
 
@@ -156,13 +168,13 @@ async def test_a_client_is_added_with_a_jurisdiction_listed_and_moved(cli: Cli) 
     bad = await cli(*add, "--jurisdiction", "420100,hubei")
     added = await cli(*add, "--jurisdiction", "420100,42")
     assert (missing.code, missing.out) == (2, "")
-    assert missing.err == "hub: error: a client needs --jurisdiction (e.g. 420100, 42 or *)\n"
+    assert missing.error == "hub: error: a client needs --jurisdiction (e.g. 420100, 42 or *)\n"
     assert bad.code == 2 and "not a region prefix: hubei" in bad.err
     assert added.code == 0, added.err
 
     moved = await cli("clients", "set-jurisdiction", "si-a", "420500", "420600")
     refused = await cli("clients", "set-jurisdiction", "si-a", "*", "42")
-    listed = await cli("clients", "list")
+    listed = await cli("clients", "list", "--tsv")
     assert moved.out == "si-a: jurisdiction 420500,420600\n"
     assert refused.code == 2 and "stands alone" in refused.err
     header, row = (line.split("\t") for line in listed.out.splitlines())
@@ -193,7 +205,7 @@ async def test_a_token_is_issued_for_a_client_and_rotated_keys_are_published(cli
 
     token = await cli("token", "--client", "agency-a", "--scope", "card:status")
     rotated = await cli("keys", "rotate")
-    listed = await cli("keys", "list")
+    listed = await cli("keys", "list", "--jwks")
     assert (token.code, rotated.code, listed.code) == (0, 0, 0), token.err + rotated.err
     claims = _claims(token.out.strip())
     assert claims["client_id"] == "agency-a" and claims["scope"] == "card:status"
@@ -302,3 +314,112 @@ async def test_evidence_checks_offline_against_the_proof_and_fails_for_a_changed
     assert "checkpoint seq" in with_proof.out
     assert changed.code == 1
     assert "the body differs from the one the hub signed" in changed.out
+
+
+# -- what a newcomer runs into: one line saying what and what to do, never a traceback ------------
+
+
+async def test_a_command_run_where_there_is_no_hub_database_refuses_and_creates_nothing(
+    cli: Cli, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in cli.env.items() if k not in ("HUB_DATABASE_URL", "HUB_DATA_DIR")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hub", "audit", "verify", cwd=elsewhere, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 2 and out == b""
+    lines = err.decode().splitlines()
+    assert lines[0] == f"hub: database: {elsewhere / 'var' / 'hub.db'} (SQLite)"
+    assert lines[1].startswith(f"hub: error: no hub database at {elsewhere / 'var' / 'hub.db'}")
+    assert "hub database init" in lines[1]
+    assert list(elsewhere.iterdir()) == []  # no empty var/ left behind
+
+
+async def test_database_init_creates_the_database_the_other_commands_then_use(
+    cli: Cli, tmp_path: Path
+) -> None:
+    fresh = tmp_path / "fresh" / "hub.db"
+    env = cli.env | {"HUB_DATABASE_URL": f"sqlite+aiosqlite:///{fresh}",
+                     "HUB_DATA_DIR": str(fresh.parent)}
+    before = await cli("clients", "list", env=env)
+    made = await cli("database", "init", env=env)
+    after = await cli("clients", "list", env=env)
+    assert before.code == 2 and made.code == 0 and after.code == 0, made.err
+    assert fresh.is_file()
+    assert after.out.split() == ["client_id", "agency", "auth", "status", "jurisdiction",
+                                 "embargoed_until", "webhook_url", "purposes", "scopes"]
+
+
+async def test_audit_ranges_that_select_nothing_sensible_are_refused(cli: Cli) -> None:
+    await _write_records(cli.settings, 3)
+    backwards = await cli("audit", "verify", "--from", "20", "--to", "10")
+    negative = await cli("audit", "verify", "--from", "-5")
+    export = await cli("audit", "export", "--format", "jsonl", "--from", "3", "--to", "2")
+    assert (backwards.code, backwards.out) == (2, "")
+    assert backwards.error == "hub: error: --from 20 is after --to 10\n"
+    assert negative.code == 2 and "record numbers start at 1" in negative.err
+    assert export.code == 2 and "is after --to" in export.error
+
+
+async def test_a_token_for_a_scope_the_client_lacks_or_a_disabled_client_says_why(
+    cli: Cli,
+) -> None:
+    async with admin_services(cli.settings) as hub:
+        await hub.auth.add_client("exit-a", "A", ["permit:validity", "card:status"], ["x"])
+    wrong_scope = await cli("token", "--client", "exit-a", "--scope", "enrollment:read")
+    await cli("clients", "disable", "exit-a")
+    disabled = await cli("token", "--client", "exit-a")
+    assert (wrong_scope.code, wrong_scope.out) == (2, "")
+    assert wrong_scope.error == (
+        "hub: error: client exit-a may not ask for enrollment:read "
+        "(its scopes: card:status permit:validity)\n"
+    )
+    assert (disabled.code, disabled.out) == (2, "")
+    assert disabled.error == (
+        "hub: error: client exit-a is disabled (`hub clients enable exit-a` first)\n"
+    )
+
+
+async def test_clients_and_keys_are_listed_as_aligned_tables(cli: Cli) -> None:
+    async with admin_services(cli.settings) as hub:
+        await hub.auth.add_client("a", "Agency A", ["permit:validity"], ["x"])
+        await hub.auth.add_client("a-much-longer-id", "B", ["card:status"], ["y"])
+    clients = await cli("clients", "list")
+    await cli("keys", "rotate")
+    keys = await cli("keys", "list")
+    assert clients.code == 0 and keys.code == 0, keys.err
+    lines = clients.out.splitlines()
+    assert "\t" not in clients.out
+    starts = {line.index(line.split()[1]) for line in lines}  # the second column lines up
+    assert len(starts) == 1
+    header, *rows = keys.out.splitlines()
+    assert header.split() == ["kid", "alg", "state", "created", "age"]
+    # A rotated-in key is published before it signs, so verifiers have it in time.
+    assert sorted(row.split()[2] for row in rows) == ["next", "signing"]
+
+
+async def test_help_shows_the_options_and_their_defaults(cli: Cli) -> None:
+    demo = await cli("demo", "--help")
+    simulate = await cli("simulate", "--help")
+    assert "(default: 8000)" in demo.out and "(default: var)" in demo.out
+    assert "(default: 5000)" in simulate.out
+
+
+async def test_a_demo_on_a_busy_port_says_so_in_one_line_and_writes_nothing(
+    cli: Cli, tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        data = tmp_path / "demo-data"
+        run = await cli("demo", "--port", str(port), "--data-dir", str(data))
+    assert run.code == 1
+    assert run.error.startswith(f"hub: error: cannot listen on 127.0.0.1:{port}: ")
+    assert "--port" in run.error and len(run.error.splitlines()) == 1
+    assert not data.exists()
