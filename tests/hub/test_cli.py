@@ -423,3 +423,10 @@ async def test_a_demo_on_a_busy_port_says_so_in_one_line_and_writes_nothing(
     assert run.error.startswith(f"hub: error: cannot listen on 127.0.0.1:{port}: ")
     assert "--port" in run.error and len(run.error.splitlines()) == 1
     assert not data.exists()
+
+
+async def test_serve_with_a_bad_setting_says_which_in_one_line(cli: Cli) -> None:
+    run = await cli("serve", env=cli.env | {"HUB_AUDIT_CHECKPOINT_EVERY": "often"})
+    assert (run.code, run.out) == (2, "")
+    assert run.err.startswith("hub: error: settings: HUB_AUDIT_CHECKPOINT_EVERY: ")
+    assert len(run.err.splitlines()) == 1
