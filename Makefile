@@ -7,14 +7,17 @@ BENCH_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 .PHONY: run test lint bench clean
 
 $(BIN)/python:
+	@echo "make: creating the virtual environment in $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
+	@echo "make: installing permit-hub and its dependencies into $(VENV) (about a minute the first time)"
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 run: $(STAMP)
+	@echo "make: starting the demo (hub + simulated source systems); Ctrl-C stops it"
 	$(BIN)/hub demo
 
 test: $(STAMP)

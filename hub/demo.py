@@ -112,7 +112,10 @@ async def run_demo(
             hub_sock,
         ),
     ]
-    print(f"permit-hub demo on http://{host}:{port}/graphql (samples in {demo_dir})")
+    print(f"permit-hub demo on http://{host}:{port}/graphql")
+    print(f"  agencies' ids and secrets: {demo_dir / 'clients.json'}")
+    print(f"  identifiers to try:        {demo_dir / 'samples.json'}")
+    print("  a first query:             README.md, \"A first query\"")
     print(f"simulated WMS at {settings.wms_url} (POST /admin/permits/<number>/changes pushes "
           f"an event), card system at {settings.cards_url}")
     await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in servers))
