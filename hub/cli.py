@@ -96,6 +96,39 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scopes(args: argparse.Namespace) -> int:
+    """Each scope, the fields it grants (from the field registry) and whether it binds rows."""
+    from auth.scopes import SCOPES
+    from schema.fields import FIELDS, INHERIT
+
+    granted: dict[str, list[str]] = {scope: [] for scope in SCOPES}
+    bound: set[str] = set()
+    for name, entry in FIELDS.items():
+        if entry.scope == INHERIT:
+            continue
+        granted.setdefault(entry.scope, []).append(name)
+        if entry.binding != "national":
+            bound.add(entry.scope)
+    rows = [("scope", "rows", "grants")]
+    for scope in sorted(granted):
+        fields = granted[scope]
+        rows.append((
+            scope, "bound" if scope in bound else "all" if fields else "-",
+            " ".join(sorted(fields)) or _NOT_FIELDS.get(scope, "-"),
+        ))
+    _table(rows)
+    print("\nrows: 'all' = any row (a national check); 'bound' = only rows of the regions in the "
+          "client's jurisdiction")
+    return 0
+
+
+# Scopes that open something other than schema fields.
+_NOT_FIELDS = {
+    "events:publish": "POST /events/permits (the Work Management System pushes permit changes)",
+    "ops:read": "GET /metrics and the detail of GET /readyz",
+}
+
+
 def _schema_export(args: argparse.Namespace) -> int:
     from schema import build_schema
 
@@ -529,6 +562,9 @@ def _parser() -> argparse.ArgumentParser:
     export = schema_commands.add_parser("export", help="print the SDL")
     export.set_defaults(run=_schema_export)
 
+    commands.add_parser(
+        "scopes", help="each scope, the fields it grants and whether it is bound to rows"
+    ).set_defaults(run=_scopes)
     _clients_parser(commands)
     token = commands.add_parser("token", help="issue an access token for a registered client")
     token.add_argument("--client", required=True, metavar="CLIENT_ID")

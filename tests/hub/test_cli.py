@@ -430,3 +430,13 @@ async def test_serve_with_a_bad_setting_says_which_in_one_line(cli: Cli) -> None
     assert (run.code, run.out) == (2, "")
     assert run.err.startswith("hub: error: settings: HUB_AUDIT_CHECKPOINT_EVERY: ")
     assert len(run.err.splitlines()) == 1
+
+
+async def test_scopes_lists_what_each_scope_grants_and_whether_it_binds_rows(cli: Cli) -> None:
+    run = await cli("scopes")
+    assert run.code == 0, run.err
+    table = {line.split()[0]: line.split()[1:] for line in run.out.splitlines()[1:] if line}
+    assert table["permit:validity"][0] == "all" and "Query.permit" in table["permit:validity"]
+    assert "Foreigner.passportNumber" in table["person:identity"]
+    assert table["ops:read"][0] == "-"  # opens routes, not fields
+    assert set(table) >= {"card:write", "audit:read", "events:publish", "enrollment:write"}
