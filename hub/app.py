@@ -15,7 +15,7 @@ from starlette.middleware import Middleware
 from hub.components import Hub
 from hub.routes import OUTAGES, dependency_unavailable, internal_error, routes
 from hub.settings import Settings
-from hub.transport import BodyLimits, RequestTraceContext
+from hub.transport import BodyLimits, RequestLog, RequestTraceContext
 from observability.tracing import tracer_provider
 
 __all__ = ["create_app", "serving_app"]
@@ -50,9 +50,11 @@ def create_app(
         finally:
             await hub.close()
 
+    logged = [Middleware(RequestLog)] if settings.request_log else []
     return Starlette(
         routes=routes(),
         middleware=[
+            *logged,
             _trace_middleware(provider, traced=settings.tracing_config().enabled),
             Middleware(
                 BodyLimits,

@@ -94,6 +94,7 @@ async def run_demo(
         agency_databases=agency_urls,
         issuer=f"http://{host}:{port}",
         demo=True,
+        request_log=True,
     )
     hub_sock = hub_socket if hub_socket is not None else bind(host, port)
     loopback = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104

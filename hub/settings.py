@@ -135,6 +135,8 @@ class Settings(BaseSettings):
     trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
 
     demo: bool = False
+    # One log line per request (method, path, status, client, duration); the demo turns it on.
+    request_log: bool = False
 
     def forwarded_allow_ips(self) -> list[str]:
         """`trusted_proxies` as uvicorn's `forwarded_allow_ips`."""

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import re
 import secrets
+import time
 
 from opentelemetry import context
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
@@ -26,17 +27,20 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from observability.logs import current_client_id
 from observability.tracing import current_trace_id
 
 __all__ = [
     "BodyLimits",
     "BodyTimeout",
     "BodyTooLarge",
+    "RequestLog",
     "RequestTraceContext",
     "trace_id_of",
 ]
 
 log = logging.getLogger("hub.transport")
+_request_log = logging.getLogger("hub.requests")
 
 _TRACEPARENT = re.compile(rb"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 
@@ -201,3 +205,38 @@ async def _request_timeout(send: Send) -> None:
     ]
     await send({"type": "http.response.start", "status": 408, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class RequestLog:
+    """One log line per HTTP request once it is answered: method, path, status, client, time.
+
+    On in the demo (`HUB_REQUEST_LOG`, default off in production, where the audit log and the
+    metrics count every request): a newcomer sees the agencies' calls arrive, not only the
+    hub's calls to the source systems. The client is the one the gate admitted (bound to the
+    request's log context); never the query string, which may carry identifiers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def noting_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noting_send)
+        finally:
+            elapsed = (time.perf_counter() - started) * 1000
+            _request_log.info(
+                "%s %s %s %s %.1f ms", scope["method"], scope["path"], status or "-",
+                current_client_id() or "-", elapsed,
+            )
+

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["JsonFormatter", "bind_request", "configure_logging", "redact"]
+__all__ = ["JsonFormatter", "bind_request", "configure_logging", "current_client_id", "redact"]
 
 _trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_id", default=None)
 _client_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("client_id", default=None)
@@ -64,6 +64,11 @@ def redact(text: str) -> str:
 def bind_request(trace_id: str | None, client_id: str | None = None) -> None:
     _trace_id.set(trace_id)
     _client_id.set(client_id)
+
+
+def current_client_id() -> str | None:
+    """The client bound to the request being served (None before the gate admits it)."""
+    return _client_id.get()
 
 
 class JsonFormatter(logging.Formatter):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from observability.logs import _SECRETS, JsonFormatter, _might_hold_secret, redact
-from tests.conftest import HubClient, Simulators
+from tests.conftest import HubClient, Simulators, open_hub
 
 
 def test_redact_masks_tokens_secrets_and_identity_numbers() -> None:
@@ -65,3 +66,32 @@ async def test_request_logs_are_json_with_trace_and_client_and_no_secrets(
     text = "\n".join(lines)
     for secret in (token, hub.secrets["exit-entry-wuhan"], number):
         assert secret not in text
+
+
+async def test_with_the_request_log_on_each_request_is_one_line_naming_its_client(
+    simulators: Simulators, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    number = simulators.dataset.samples["valid_permit"]
+    caplog.set_level(logging.INFO, logger="hub.requests")
+    async with open_hub(simulators, database_url, tmp_path, request_log=True) as hub:
+        await hub.graphql(
+            "exit-entry-wuhan", "query($n: ID!) { permit(number: $n) { status } }", {"n": number}
+        )
+        await hub.http.post("/graphql", json={"query": "{ __typename }"})  # no token
+    lines = [r.getMessage() for r in caplog.records if r.name == "hub.requests"]
+    # The token request, the admitted query, the refused one: method, path, status, client, time.
+    assert [line.rsplit(" ", 2)[0] for line in lines] == [
+        "POST /oauth/token 200 -",
+        "POST /graphql 200 exit-entry-wuhan",
+        "POST /graphql 401 -",
+    ]
+    assert all(line.endswith(" ms") for line in lines)
+    assert number not in "\n".join(lines)
+
+
+async def test_without_the_request_log_requests_are_not_logged_one_by_one(
+    hub: HubClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="hub.requests")
+    await hub.http.post("/graphql", json={"query": "{ __typename }"})
+    assert [r for r in caplog.records if r.name == "hub.requests"] == []
