@@ -153,6 +153,40 @@ async def metrics(request: Request) -> Response:
     return Response(hub.metrics.render(), media_type=CONTENT_TYPE)
 
 
+# What a person who opens the hub's address in a browser needs: where to go next. No asset
+# from anywhere, no data, nothing about the deployment.
+_INDEX = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>permit-hub</title></head>
+<body style="font-family: sans-serif; max-width: 44em; margin: 2em auto; line-height: 1.5">
+<h1>permit-hub</h1>
+<p>The GraphQL data-exchange hub for foreigners' work permits and social security cards.
+Every request needs an OAuth 2.0 access token and an <code>X-Purpose-Of-Use</code> header;
+every access is audited.</p>
+<ul>
+<li><a href="/graphql">/graphql</a>: the GraphQL endpoint (POST; GraphiQL in a browser)</li>
+<li><a href="/.well-known/oauth-authorization-server">/.well-known/oauth-authorization-server</a>:
+the token endpoint and what it accepts</li>
+<li><a href="/.well-known/jwks.json">/.well-known/jwks.json</a>: the keys that sign tokens,
+evidence and audit checkpoints</li>
+<li><a href="/healthz">/healthz</a> and <a href="/readyz">/readyz</a>: liveness and readiness</li>
+</ul>
+<p>The project's README explains the first query, the scopes and the demo agencies.</p>
+</body></html>
+"""
+
+
+async def index(request: Request) -> Response:
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse({
+            "graphql": "/graphql",
+            "oauth_metadata": "/.well-known/oauth-authorization-server",
+            "jwks": "/.well-known/jwks.json",
+            "health": "/healthz",
+            "readiness": "/readyz",
+        })
+    return HTMLResponse(_INDEX)
+
+
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -185,6 +219,7 @@ def routes() -> list[BaseRoute]:
         WebSocketRoute("/graphql", graphql_ws),
         Route("/events/permits", events_post, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/", index, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
