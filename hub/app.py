@@ -6,7 +6,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from starlette.applications import Starlette
@@ -16,6 +15,7 @@ from hub.components import Hub
 from hub.routes import OUTAGES, dependency_unavailable, internal_error, routes
 from hub.settings import Settings
 from hub.transport import BodyLimits, RequestLog, RequestTraceContext
+from observability.server_spans import ServerSpans
 from observability.tracing import tracer_provider
 
 __all__ = ["create_app", "serving_app"]
@@ -70,14 +70,11 @@ def create_app(
 
 
 def _trace_middleware(provider: TracerProvider, *, traced: bool) -> Middleware:
-    """OpenTelemetry's ASGI instrumentation when spans are recorded; else only the context."""
+    """A server span per request when spans are recorded; else only the trace context."""
     if not traced:
         return Middleware(RequestTraceContext)
     return Middleware(
-        OpenTelemetryMiddleware,
-        tracer_provider=provider,
-        excluded_urls="healthz,readyz,metrics",
-        exclude_spans=["receive", "send"],
+        ServerSpans, tracer=provider.get_tracer("hub.server"), untraced=RequestTraceContext
     )
 
 

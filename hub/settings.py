@@ -128,7 +128,8 @@ class Settings(BaseSettings):
     tracing: Literal["on", "off"] = "off"
     tracing_exporter: Exporter = "none"
     tracing_endpoint: str | None = None
-    tracing_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    # New traces sampled at this ratio; a caller's sampled `traceparent` is always followed.
+    tracing_sample_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
 
     # Proxies whose X-Forwarded-For/-Proto the server believes (addresses or CIDR networks);
     # empty: none, the peer's address is the client's.

@@ -70,13 +70,13 @@ _IDS = RandomIdGenerator()
 
 
 class RequestTraceContext:
-    """With tracing off, the request's trace context without the instrumentation's cost.
+    """With tracing off (or on a path without a span), the request's trace context alone.
 
     The client's `traceparent` (read by OpenTelemetry's W3C propagator), or a new trace id,
     becomes a non-recording span around the request, so every span the hub starts under it
     shares its trace id and the id still reaches the audit record, the errors and the source
-    systems (the httpx instrumentation sends it on). With tracing on, OpenTelemetry's ASGI
-    middleware does this and records the server span; this one costs a tenth of it off.
+    systems (the httpx instrumentation sends it on). With tracing on,
+    `observability.server_spans.ServerSpans` does this and records the server span.
     """
 
     def __init__(self, app: ASGIApp) -> None:

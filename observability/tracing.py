@@ -1,6 +1,7 @@
 """OpenTelemetry tracing: one tracer provider per hub, its exporter and sampling from settings.
 
-    HTTP request (asgi instrumentation, `traceparent` from the client honoured)
+    <METHOD> <path>                  server span (`observability.server_spans`), `traceparent`
+    │                                from the client honoured
     ├── graphql <operation>          name, document hash, client; never the variables
     │   ├── cache.permits            hits, misses
     │   ├── upstream wms|cards|agency-<region>   one per guarded call: retries, result
@@ -8,12 +9,12 @@
     └── audit.append                 until the record is durably committed
 
 The provider is the hub's own rather than the process-global one, so that several hubs in one
-process (tests, the two-instance checks) each keep their exporter. The ASGI and httpx
-instrumentations take a provider per app and per client; the SQLAlchemy one is a process-wide
-switch, so SQL calls to the agencies are spanned by their guard ("upstream agency-<region>").
-With tracing off every span is a non-recording one: nothing is exported, but the trace id
-still flows from the client's `traceparent` into the audit record, the error `extensions` and
-the calls to source systems.
+process (tests, the two-instance checks) each keep their exporter. The server-span middleware
+and the httpx instrumentation take a provider per app and per client; the SQLAlchemy
+instrumentation is a process-wide switch, so SQL calls to the agencies are spanned by their
+guard ("upstream agency-<region>"). With tracing off every span is a non-recording one: nothing
+is exported, but the trace id still flows from the client's `traceparent` into the audit record,
+the error `extensions` and the calls to source systems.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class TracingConfig:
     enabled: bool = False
     exporter: Exporter = "none"
     endpoint: str | None = None  # OTLP endpoint; the exporter's default if None
-    sample_ratio: float = 1.0
+    sample_ratio: float = 0.1
     service_name: str = "permit-hub"
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from observability.audit import AuditFilter
 from tests.conftest import HubClient, Simulators, open_hub
@@ -31,7 +32,8 @@ async def traced(
 ) -> AsyncIterator[tuple[HubClient, InMemorySpanExporter]]:
     exporter = InMemorySpanExporter()
     async with open_hub(
-        simulators, database_url, tmp_path, span_exporter=exporter, tracing="on"
+        simulators, database_url, tmp_path, span_exporter=exporter, tracing="on",
+        tracing_sample_ratio=1.0,
     ) as client:
         await client.token(CLIENT)
         exporter.clear()  # the token request's spans are another trace
@@ -143,3 +145,43 @@ async def test_with_tracing_off_a_request_without_traceparent_has_one_id_through
     trace_id = page.records[0].trace_id
     received = (await simulators.stats(simulators.wms_url))["traceparents"]
     assert any(tp.split("-")[1] == trace_id for tp in received)
+
+
+async def test_the_server_span_names_the_route_and_status_and_never_the_query_string(
+    traced: tuple[HubClient, InMemorySpanExporter], simulators: Simulators
+) -> None:
+    hub, exporter = traced
+    number = simulators.dataset.samples["valid_permit"]
+    await hub.http.get(f"/graphql?query=x&number={number}")
+    await hub.http.get("/healthz")
+    spans = exporter.get_finished_spans()
+    server = _one(spans, "GET /graphql")
+    attributes = dict(server.attributes or {})
+    assert server.kind is SpanKind.SERVER
+    assert attributes["http.request.method"] == "GET" and attributes["url.path"] == "/graphql"
+    assert isinstance(attributes["http.response.status_code"], int)
+    assert not any(number in str(v) for s in spans for v in (s.attributes or {}).values())
+    assert not [s for s in spans if "healthz" in s.name]  # the probes' paths get no span
+
+
+async def test_new_traces_are_sampled_at_the_ratio_and_a_sampled_caller_is_followed(
+    simulators: Simulators, database_url: str, tmp_path: Path
+) -> None:
+    exporter = InMemorySpanExporter()
+    async with open_hub(
+        simulators, database_url, tmp_path, span_exporter=exporter, tracing="on",
+        tracing_sample_ratio=0.0,
+    ) as hub:
+        await hub.token(CLIENT)
+        unsampled = await hub.graphql(CLIENT, "query { permit(number: \"bad\") { status } }")
+        assert exporter.get_finished_spans() == ()
+        trace_id = secrets.token_hex(16)
+        await hub.graphql(
+            CLIENT, QUERY, {"n": [simulators.dataset.samples["enrolled_permit"]]},
+            headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
+        )
+    # Not sampled, the request still has a trace id for its errors and audit record.
+    assert len(unsampled.json()["errors"][0]["extensions"]["traceId"]) == 32
+    assert {format(s.context.trace_id, "032x") for s in exporter.get_finished_spans()} == {
+        trace_id
+    }
