@@ -34,9 +34,16 @@ class AuthError(Exception):
     status: int = 401
     error: str = "invalid_token"
 
-    def __init__(self, description: str) -> None:
+    def __init__(
+        self, description: str, *, client_id: str | None = None, reason: str | None = None
+    ) -> None:
         super().__init__(description)
         self.description = description
+        # The client a verified (well-signed) token names, when the refusal is about it, so
+        # the audit record says whose request was refused; never a claimed, unverified id.
+        self.client_id = client_id
+        # Why, as a code an auditor can filter on (CLIENT_DISABLED, TOKEN_REVOKED).
+        self.reason = reason
 
     def www_authenticate(self) -> str:
         """The RFC 6750 challenge for this error, for a 401 response."""

@@ -168,9 +168,13 @@ class Denylist:
             revoked, disabled, loaded = values
             if loaded is not None:
                 if revoked is not None:
-                    raise Unauthenticated("token revoked")
+                    raise Unauthenticated(
+                        "token revoked", client_id=client_id, reason="TOKEN_REVOKED"
+                    )
                 if disabled is not None:
-                    raise Unauthenticated("client disabled")
+                    raise Unauthenticated(
+                        "client disabled", client_id=client_id, reason="CLIENT_DISABLED"
+                    )
                 return
             await self.reload()
             try:

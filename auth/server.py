@@ -30,6 +30,7 @@ from authlib.oauth2.rfc6749 import (
     ClientMixin,
     InvalidClientError,
     InvalidRequestError,
+    InvalidScopeError,
     OAuth2Error,
     OAuth2Request,
 )
@@ -304,6 +305,13 @@ class OAuthServer(AuthorizationServer):
     ) -> tuple[int, Any, list[tuple[str, str]]]:
         if isinstance(error, InvalidClientError):
             error.status_code = 401  # RFC 6749 5.2 allows it; the hub promises it
+            if (error.description or "").startswith("The client cannot authenticate"):
+                # authlib's words list every method it tried; the caller needs to know what
+                # to check. Which of the three it was is not said: that would tell a stranger
+                # which client ids exist.
+                error.description = _AUTHENTICATION_FAILED
+        elif isinstance(error, InvalidScopeError):
+            error.description = _scope_refusal(request)
         return self.handle_response(*error(None))
 
     def refuse_client(self, request: TokenRequest, description: str) -> tuple[int, Any, list]:
@@ -314,6 +322,32 @@ class OAuthServer(AuthorizationServer):
 
     def refuse_request(self, request: TokenRequest, description: str) -> tuple[int, Any, list]:
         return self.handle_error_response(request, InvalidRequestError(description=description))
+
+
+_AUTHENTICATION_FAILED = (
+    "client authentication failed: unknown client id, wrong secret or key, or a disabled client"
+)
+
+
+def _scope_refusal(request: TokenRequest) -> str:
+    """Name the scopes refused, and what the (authenticated) client may ask for instead."""
+    holder = request.client if isinstance(request.client, OAuthClient) else None
+    client = holder.client if holder is not None else None
+    allowed = client.scopes if client is not None else frozenset()
+    asked = scope_to_list(request.form.get("scope")) or []
+    refused = [scope for scope in dict.fromkeys(asked) if scope not in allowed]
+    if not refused:
+        return "this client has no scope to ask for"
+    unknown = [scope for scope in refused if scope not in SCOPES]
+    shown = ", ".join(_printable(scope) for scope in refused[:10])
+    kind = "unknown scope" if len(unknown) == len(refused) else "scope not granted to this client"
+    return f"{kind}: {shown} (it may ask for: {' '.join(sorted(allowed)) or 'nothing'})"
+
+
+def _printable(scope: str) -> str:
+    """A requested scope, shown back bounded and printable (it is the caller's own text)."""
+    text = "".join(c if c.isprintable() else "?" for c in scope[:64])
+    return text + ("…" if len(scope) > 64 else "")
 
 
 class BadForm(Exception):

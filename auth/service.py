@@ -268,30 +268,37 @@ class AuthService:
         return await self.registry.list()
 
     async def disable_client(self, client_id: str) -> Client:
+        before = await self.registry.get(client_id)
         client = await self.registry.set_enabled(client_id, False)
         await self._denylist.set_client_disabled(client_id, True)
-        await self._changed(client_id, "disabled")
+        await self._changed(client_id, _change("enabled", before.enabled, False))
         return client
 
     async def enable_client(self, client_id: str) -> Client:
+        before = await self.registry.get(client_id)
         client = await self.registry.set_enabled(client_id, True)
         await self._denylist.set_client_disabled(client_id, False)
-        await self._changed(client_id, "enabled")
+        await self._changed(client_id, _change("enabled", before.enabled, True))
         return client
 
     async def set_scopes(self, client_id: str, scopes: Iterable[str]) -> Client:
+        before = await self.registry.get(client_id)
         client = await self.registry.set_scopes(client_id, scopes)
-        await self._changed(client_id, "scopes=" + " ".join(sorted(client.scopes)))
+        await self._changed(client_id, _change("scopes", before.scopes, client.scopes))
         return client
 
     async def set_purposes(self, client_id: str, purposes: Iterable[str]) -> Client:
+        before = await self.registry.get(client_id)
         client = await self.registry.set_purposes(client_id, purposes)
-        await self._changed(client_id, "purposes=" + " ".join(sorted(client.purposes)))
+        await self._changed(client_id, _change("purposes", before.purposes, client.purposes))
         return client
 
     async def set_jurisdiction(self, client_id: str, prefixes: Iterable[str]) -> Client:
+        before = await self.registry.get(client_id)
         client = await self.registry.set_jurisdiction(client_id, prefixes)
-        await self._changed(client_id, "jurisdiction=" + " ".join(client.jurisdiction))
+        await self._changed(
+            client_id, _change("jurisdiction", before.jurisdiction, client.jurisdiction)
+        )
         return client
 
     async def _changed(self, client_id: str, detail: str) -> None:
@@ -416,12 +423,27 @@ def _bearer_token(authorization: str | None, max_bytes: int) -> str:
     return token
 
 
+def _change(what: str, before: object, after: object) -> str:
+    """What an auditor reads in a `client_changed` record: `scopes: +card:read -card:status`
+    for a list (what was added and removed, short enough for the record), `enabled: yes -> no`
+    for a flag."""
+    if isinstance(before, bool) and isinstance(after, bool):
+        return f"{what}: {'yes' if before else 'no'} -> {'yes' if after else 'no'}"
+    assert isinstance(before, (frozenset, tuple)) and isinstance(after, (frozenset, tuple))
+    added = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
+    diff = " ".join([*(f"+{x}" for x in added), *(f"-{x}" for x in removed)])
+    return f"{what}: {diff or 'unchanged'}"
+
+
 def _claims(verified: VerifiedToken, client: Client | None, hub_issuer: str) -> TokenClaims:
     expected_issuer = None if verified.issuer == hub_issuer else verified.issuer
     if client is None or client.external_issuer != expected_issuer:
         raise Unauthenticated("unknown client")
     if not client.enabled:
-        raise Unauthenticated("client disabled")
+        raise Unauthenticated(
+            "client disabled", client_id=client.client_id, reason="CLIENT_DISABLED"
+        )
     if verified.agency_claim is not None and verified.agency_claim != client.agency:
         raise Unauthenticated("agency does not match the registered client")
     return TokenClaims(

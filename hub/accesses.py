@@ -30,14 +30,16 @@ def access_event(
     client_address: str | None,
     body: bytes,
     purpose: str | None = None,
+    client_id: str | None = None,
     **fields: Any,
 ) -> AuditEvent:
-    """`fields`: the rest of `AuditEvent` (operation, fields, subjects, error codes...)."""
+    """`fields`: the rest of `AuditEvent` (operation, fields, subjects, error codes...).
+    `client_id`: the client when there is no principal (a disabled client's token)."""
     return AuditEvent(
         time=dt.datetime.now(dt.UTC),
         kind=kind,
         outcome=outcome,  # type: ignore[arg-type]  # AuditEvent checks it
-        client_id=principal.client_id if principal else None,
+        client_id=principal.client_id if principal else client_id,
         agency=principal.agency if principal else None,
         purpose=purpose,
         trace_id=trace_id,

@@ -118,7 +118,12 @@ def auth_refusal(exc: AuthError, trace_id: str, *, token: bool) -> Refusal:
         headers = {"retry-after": str(exc.retry_after)}
     else:
         headers = {"www-authenticate": exc.www_authenticate()} if exc.status == 401 else {}
-    return refusal(exc.status, exc.code, exc.description, trace_id, headers, token_refused=token)
+    refused = refusal(exc.status, exc.code, exc.description, trace_id, headers,
+                      token_refused=token)
+    if exc.reason is None:
+        return refused
+    # The client is told UNAUTHENTICATED; the record also says why, for the auditor.
+    return replace(refused, error_codes=(*refused.error_codes, exc.reason))
 
 
 def graphql_refusal(outcome: GraphQLOutcome, headers: Mapping[str, str] | None = None) -> Refusal:
@@ -140,6 +145,8 @@ class Caller:
     trace_id: str
     client_address: str | None
     principal: TokenClaims | None = None
+    # The client of a well-signed token refused before it became a principal (disabled).
+    refused_client: str | None = None
     purpose: str | None = None
     operation: str | None = None  # what a refusal's record names when it has no operation
     started: float = field(default_factory=time.perf_counter)
@@ -148,7 +155,8 @@ class Caller:
               **fields: Any) -> AuditEvent:
         return access_event(
             kind or self.kind, outcome, principal=self.principal, trace_id=self.trace_id,
-            client_address=self.client_address, body=body, purpose=self.purpose, **fields,
+            client_address=self.client_address, body=body, purpose=self.purpose,
+            client_id=self.refused_client, **fields,
         )
 
     def observe(self, hub: Hub, outcome: str, root_fields: str, refusal: str | None) -> None:
@@ -217,6 +225,7 @@ async def admit(
     try:
         claims = await hub.auth.identify(authorization)
     except AuthError as exc:
+        caller.refused_client = exc.client_id
         return auth_refusal(exc, trace_id, token=True)
     caller.principal = claims
     purpose_refused: AuthError | None = None

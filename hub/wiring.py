@@ -65,6 +65,8 @@ class _AuthAuditBridge:
                 outcome="OK" if event.outcome == "success" else "DENIED",
                 client_id=event.client_id,
                 operation=event.kind,
+                # What an administrator changed (`scopes: a b -> a c`, `added ...`).
+                fields=(event.detail,) if admin and event.detail else (),
                 error_codes=(event.error_code,) if event.error_code else (),
                 client_address=event.address,
             )

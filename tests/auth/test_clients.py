@@ -87,7 +87,7 @@ async def test_a_client_serves_the_regions_it_was_registered_for(hub: Hub) -> No
     assert [c.jurisdiction for c in await hub.service.list_clients()] == [("420500",)]
     changed = [e for e in hub.events if e.kind == "client_changed"]
     assert changed[-1].client_id == "si-agency-wuhan"
-    assert changed[-1].detail == "jurisdiction=420500"
+    assert changed[-1].detail == "jurisdiction: +420500 -42 -420100"
 
 
 @pytest.mark.parametrize(

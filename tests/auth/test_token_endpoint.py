@@ -54,6 +54,35 @@ async def test_a_scope_beyond_the_clients_is_invalid_scope(hub: Hub, exit_entry:
         assert response.json()["error"] == "invalid_scope"
 
 
+async def test_invalid_scope_names_the_scope_and_what_the_client_may_ask_for(
+    hub: Hub, exit_entry: Agency
+) -> None:
+    granted = "card:status events:subscribe permit:holder permit:validity"
+    beyond = await hub.token(exit_entry.client_id, exit_entry.secret,
+                             scope="permit:validity enrollment:read")
+    unknown = await hub.token(exit_entry.client_id, exit_entry.secret, scope="permit:everything")
+    assert beyond.json()["error_description"] == (
+        f"scope not granted to this client: enrollment:read (it may ask for: {granted})"
+    )
+    assert unknown.json()["error_description"] == (
+        f"unknown scope: permit:everything (it may ask for: {granted})"
+    )
+
+
+async def test_a_wrong_secret_says_what_to_check_without_saying_which_part_was_wrong(
+    hub: Hub, exit_entry: Agency
+) -> None:
+    wrong = await hub.token(exit_entry.client_id, "not-the-secret")
+    unknown = await hub.token("no-such-agency", "whatever")
+    for response in (wrong, unknown):
+        assert response.status_code == 401
+        assert response.json() == {
+            "error": "invalid_client",
+            "error_description": "client authentication failed: unknown client id, wrong "
+                                 "secret or key, or a disabled client",
+        }
+
+
 async def test_private_key_jwt_authenticates_with_the_registered_key(hub: Hub) -> None:
     key = agency_key()
     _, secret = await hub.service.add_client(

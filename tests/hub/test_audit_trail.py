@@ -186,3 +186,48 @@ async def test_an_embargoed_investigation_is_hidden_from_the_subject_view_not_fr
     assert clients(audited) == {"exit-entry-wuhan", "ps-investigation-wuhan", "data-tracker"}
     malformed = await hub.graphql("data-tracker", SUBJECT_LOG, {"s": "x' OR 1=1"}, purpose="audit")
     assert malformed.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_a_disabled_clients_request_is_recorded_with_the_client_and_why(
+    hub: HubClient, simulators: Simulators
+) -> None:
+    number = simulators.dataset.samples["valid_permit"]
+    await hub.token("exit-entry-wuhan")  # issued while the client was enabled
+    await hub.hub.auth.disable_client("exit-entry-wuhan")
+    refused = await hub.graphql("exit-entry-wuhan", CHECK, {"n": number})
+    assert refused.status_code == 401
+    assert refused.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    record = next(r for r in await _records(hub) if r.kind == "graphql")  # newest first
+    assert record.client_id == "exit-entry-wuhan"
+    assert record.outcome == "DENIED"
+    assert set(record.error_codes) == {"UNAUTHENTICATED", "CLIENT_DISABLED"}
+
+
+async def test_a_revoked_tokens_request_is_recorded_with_its_client_and_why(
+    hub: HubClient, simulators: Simulators
+) -> None:
+    number = simulators.dataset.samples["valid_permit"]
+    token = await hub.token("exit-entry-wuhan")
+    await hub.http.post(
+        "/oauth/revoke", data={"token": token},
+        auth=("exit-entry-wuhan", hub.secrets["exit-entry-wuhan"]),
+    )
+    refused = await hub.graphql("exit-entry-wuhan", CHECK, {"n": number})
+    assert refused.status_code == 401
+    record = next(r for r in await _records(hub) if r.kind == "graphql")  # newest first
+    assert record.client_id == "exit-entry-wuhan"
+    assert set(record.error_codes) == {"UNAUTHENTICATED", "TOKEN_REVOKED"}
+
+
+async def test_a_client_change_record_says_what_changed(hub: HubClient) -> None:
+    auth = hub.hub.auth
+    await auth.set_scopes("exit-entry-wuhan", ["permit:validity", "card:read"])
+    await auth.set_jurisdiction("exit-entry-wuhan", ["42"])
+    await auth.disable_client("exit-entry-wuhan")
+    changes = [r for r in await _records(hub)
+               if r.operation == "client_changed" and r.client_id == "exit-entry-wuhan"]
+    assert [r.fields for r in reversed(changes[:3])] == [  # newest first
+        ("scopes: +card:read -card:status -events:subscribe -permit:holder",),
+        ("jurisdiction: +42 -420100",),
+        ("enabled: yes -> no",),
+    ]
