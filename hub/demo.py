@@ -22,8 +22,10 @@ from hub.demo_clients import DEMO_AGENCIES, seed_demo_clients
 from hub.servers import bind, new_server, port_of
 from hub.settings import Settings
 from simulators import (
+    Dataset,
     build_cards_app,
     build_wms_app,
+    enrolled_among,
     generate,
     load_or_create_signing_key,
     qr_samples,
@@ -69,6 +71,20 @@ def _seeder(
     return seed
 
 
+async def _still_unenrolled(
+    dataset: Dataset, agency_urls: dict[str, str], data_dir: Path
+) -> str:
+    """The first unenrolled sample the agencies have not enrolled since: the data folder
+    outlives a restart, and so does a newcomer's enrollment of the last sample."""
+    candidates = dataset.unenrolled_candidates
+    enrolled = await enrolled_among(agency_urls, candidates)
+    fresh = [number for number in candidates if number not in enrolled]
+    if not fresh:
+        log.warning("every unenrolled sample was enrolled; delete %s to start afresh", data_dir)
+        return candidates[0]
+    return fresh[0]
+
+
 async def run_demo(
     host: str, port: int, data_dir: Path, seed: int, foreigners: int,
     hub_socket: socket.socket | None = None,
@@ -84,6 +100,7 @@ async def run_demo(
     wms_sock, cards_sock = bind("127.0.0.1", 0), bind("127.0.0.1", 0)
     samples = dict(dataset.samples)
     samples.update(qr_samples(wms_app, dataset, 7 * 86400))
+    samples["unenrolled_valid_permit"] = await _still_unenrolled(dataset, agency_urls, data_dir)
     _write_json(demo_dir / "samples.json", samples)
 
     settings = Settings(

@@ -14,7 +14,7 @@ tests and the bench import this package. The records and identifier formats they
 the hub live in `connectors/` (this package imports `connectors`, never the reverse).
 """
 
-from simulators.agency import build_agency_app, seed_agency_databases
+from simulators.agency import build_agency_app, enrolled_among, seed_agency_databases
 from simulators.cards import build_cards_app
 from simulators.run import build_simulator_app, default_agency_urls, run_simulator
 from simulators.synthetic import AGENCY_REGIONS, Dataset, generate
@@ -34,6 +34,7 @@ __all__ = [
     "build_simulator_app",
     "build_wms_app",
     "default_agency_urls",
+    "enrolled_among",
     "generate",
     "generate_signing_key",
     "load_or_create_signing_key",

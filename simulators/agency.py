@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import case, text
+from sqlalchemy import case, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -34,7 +34,9 @@ from connectors.records import Enrollment
 from simulators._http import JSONBody, simulator_app
 from simulators.synthetic import Dataset
 
-__all__ = ["agency_rows", "build_agency_app", "public_url", "seed_agency_databases"]
+__all__ = [
+    "agency_rows", "build_agency_app", "enrolled_among", "public_url", "seed_agency_databases",
+]
 
 _HEALTH_TIMEOUT_SECONDS = 2.0
 _Row = dict[str, Any]
@@ -120,6 +122,25 @@ async def seed_agency_databases(dataset: Dataset, urls: Mapping[str, str]) -> No
             await _seed_region(engine, dataset, region)
         finally:
             await engine.dispose()
+
+
+async def enrolled_among(urls: Mapping[str, str], numbers: Sequence[str]) -> set[str]:
+    """Which of these permit numbers have an enrollment in any region's database now (the
+    demo's samples must name an unenrolled permit after a newcomer enrolled the last one)."""
+    found: set[str] = set()
+    for url in urls.values():
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as conn:
+                rows = await conn.execute(
+                    select(enrollments.c.permit_number).where(
+                        enrollments.c.permit_number.in_(list(numbers))
+                    )
+                )
+                found.update(row[0] for row in rows)
+        finally:
+            await engine.dispose()
+    return found
 
 
 async def _reachable(engine: AsyncEngine) -> bool:

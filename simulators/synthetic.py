@@ -112,6 +112,8 @@ class Dataset:
     enrollments: dict[str, Enrollment]
     cards: dict[str, tuple[Card, ...]]
     samples: dict[str, str]
+    # Valid, unenrolled permits at the demo agencies' regions; the first is the sample.
+    unenrolled_candidates: tuple[str, ...] = ()
 
     def enrollments_in(self, region: str) -> list[Enrollment]:
         return [e for e in self.enrollments.values() if e.region == region]
@@ -480,7 +482,49 @@ class _Builder:
             chosen[key] = next(p.number for p in candidates if matches(self, p))
         chosen["enrolled_ssn"] = self._enrollment_of[chosen["enrolled_permit"]].ssn
         chosen["valid_permit_holder"] = self.permits[chosen["valid_permit"]].holder.id
+        chosen.update(self.card_samples())
+        chosen.update(self.employer_sample())
         return chosen
+
+    def card_samples(self) -> dict[str, str]:
+        """One card number per state a card service meets most, from the Hubei agencies'
+        enrollments (`card_active`, `card_in_production`, `card_reported_lost`, ...)."""
+        found: dict[str, str] = {}
+        for cards in self.cards.values():
+            for card in cards:
+                key = f"card_{card.status.value.lower()}"
+                if key in _CARD_SAMPLES and key not in found and card.region in AGENCY_REGIONS:
+                    found[key] = card.card_number
+        return found
+
+    def employer_sample(self) -> dict[str, str]:
+        """An employer with several employees enrolled (ACTIVE) at Wuhan and holding no card
+        yet, for an employer's batch card application: its credit code and, space-separated,
+        up to five of their SSNs."""
+        staff: dict[str, list[str]] = {}
+        for enrollment in self.enrollments.values():
+            if (enrollment.status is EnrollmentStatus.ACTIVE and enrollment.region == WUHAN
+                    and not self.cards.get(enrollment.ssn)):
+                staff.setdefault(enrollment.employer_credit_code, []).append(enrollment.ssn)
+        if not staff:
+            return {}
+        code, ssns = max(staff.items(), key=lambda item: (len(item[1]), item[0]))
+        return {
+            "employer_with_employees": code,
+            "employer_employee_ssns": " ".join(sorted(ssns)[:_BATCH_SAMPLE]),
+        }
+
+    def unenrolled_candidates(self, samples: dict[str, str]) -> tuple[str, ...]:
+        """Valid permits at a demo agency's region with no enrollment, the sample first and no
+        other sample among them: the demo names the first one its agencies have not enrolled
+        since (a newcomer enrolls it, and after a restart it is enrolled)."""
+        first = samples["unenrolled_valid_permit"]
+        others = set(samples.values()) - {first}
+        rest = (
+            p.number for p in self.permits.values()
+            if p.number != first and p.number not in others and _unenrolled_local(self, p)
+        )
+        return (first, *rest)[:_UNENROLLED_CANDIDATES]
 
     def enrollment_of(self, number: str) -> Enrollment | None:
         return self._enrollment_of.get(number)
@@ -516,6 +560,12 @@ def _unenrolled_local(b: _Builder, p: Permit) -> bool:
     return _valid(b, p) and p.work_location in AGENCY_REGIONS and b.enrollment_of(p.number) is None
 
 
+_CARD_SAMPLES = frozenset(
+    {"card_active", "card_in_production", "card_issued", "card_reported_lost", "card_suspended"}
+)
+_UNENROLLED_CANDIDATES = 50
+_BATCH_SAMPLE = 5
+
 _SAMPLES: tuple[tuple[str, Callable[[_Builder, Permit], bool]], ...] = (
     ("valid_permit", _enrolled_electronic),
     ("enrolled_permit", _enrolled_with_cards),
@@ -537,6 +587,7 @@ def generate(seed: int = 2025, foreigners: int = 5000, today: dt.date | None = N
     builder.make_employers(max(12, foreigners // 20))
     for index in range(foreigners):
         builder.make_holder(index, _SCRIPT[index] if index < len(_SCRIPT) else _Profile())
+    samples = builder.samples()
     return Dataset(
         seed=seed,
         today=builder.today,
@@ -546,5 +597,6 @@ def generate(seed: int = 2025, foreigners: int = 5000, today: dt.date | None = N
         permits_by_holder=builder.permits_by_holder,
         enrollments=builder.enrollments,
         cards=builder.cards,
-        samples=builder.samples(),
+        samples=samples,
+        unenrolled_candidates=builder.unenrolled_candidates(samples),
     )
