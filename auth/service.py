@@ -39,7 +39,7 @@ from auth._passwords import SecretHasher
 from auth._throttle import FailureThrottle
 from auth.clients import NATIONAL, Client, ClientRegistry
 from auth.config import AuthConfig
-from auth.errors import InvalidClient, Unauthenticated, Unavailable
+from auth.errors import InvalidClient, RegistryError, Unauthenticated, Unavailable
 from auth.events import AuthEvent, EventSink
 from auth.exchange import TOKEN_EXCHANGE, IdentityProviderUnavailable, Person, SubjectAssertions
 from auth.identity_providers import IdentityProvider, IdentityProviderRegistry
@@ -210,10 +210,13 @@ class AuthService:
         client = await self.registry.get(client_id)
         if not client.enabled or client.external_issuer is not None:
             raise InvalidClient(f"client {client_id!r} cannot receive hub tokens")
+        oauth_client = OAuthClient(client_id, client, self._hasher)
+        if oauth_client.get_allowed_scope(scope) is None:
+            # e.g. the e-SSC app: its person scopes come only with a person (token exchange).
+            raise RegistryError(f"client {client_id!r} has no such scope for a token of its own")
         await self._ring.refresh()
         token = self._generator.generate(
-            "client_credentials", OAuthClient(client_id, client, self._hasher), scope=scope,
-            include_refresh_token=False,
+            "client_credentials", oauth_client, scope=scope, include_refresh_token=False,
         )
         await self._emit(AuthEvent("token_issued", client_id, "success", detail="method=cli"))
         return str(token["access_token"])
