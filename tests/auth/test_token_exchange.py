@@ -366,3 +366,21 @@ async def test_metadata_lists_the_grant(scene: Scene) -> None:
     assert EXCHANGE in metadata["grant_types_supported"]
     assert {"self:read", "self:subscribe"} <= set(metadata["scopes_supported"])
 
+
+
+async def test_an_unreachable_idp_jwks_is_a_retryable_503_not_a_refusal(scene: Scene) -> None:
+    auth = scene.hub.hub.auth
+    await auth.add_identity_provider(
+        "si-agency-yichang", "https://sso.yichang.test", "officer",
+        {"clerk": ["enrollment:read"]}, jwks_url="http://127.0.0.1:9/jwks.json",
+    )
+    key = ECKey.generate_key("P-256", {"kid": "yc-1", "alg": "ES256"}, private=True)
+    claims = scene.claims("exit-entry-wuhan", "YC-0001", ["clerk"],
+                          iss="https://sso.yichang.test")
+
+    response = await scene.exchange(
+        "si-agency-yichang", jwt.encode({"alg": "ES256", "kid": "yc-1"}, claims, key))
+
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert response.headers["retry-after"] == "1"
