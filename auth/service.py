@@ -307,6 +307,9 @@ class AuthService:
         jwks: Mapping[str, Any] | None = None,
     ) -> IdentityProvider:
         """Trust `issuer`'s assertions of officers or persons for `client_id` (token exchange)."""
+        if self.config.trusted(issuer) is not None:
+            # Its tokens are bearer tokens here (HUB_TRUSTED_ISSUERS): its assertions would be too.
+            raise RegistryError(f"issuer: {issuer} is a trusted issuer of access tokens")
         provider = await self.identity_providers.add(
             client_id, issuer, kind, roles, jwks_url=jwks_url, jwks=jwks
         )
