@@ -1,9 +1,10 @@
 """Authentication and authorization for the hub: the token and purpose steps of the request path.
 
-Offers: an OAuth 2.0 authorization server (client credentials; client_secret_basic,
-client_secret_post, private_key_jwt; RFC 9068 JWT access tokens; RFC 7009 revocation; JWKS and
-RFC 8414 metadata), the resource-server check that turns a bearer token into a `Principal`, the
-client registry, the signing-key ring with rotation, and the purpose-of-use check.
+Offers: an OAuth 2.0 authorization server (client credentials and RFC 8693 token exchange;
+client_secret_basic, client_secret_post, private_key_jwt; RFC 9068 JWT access tokens; RFC 7009
+revocation; JWKS and RFC 8414 metadata), the resource-server check that turns a bearer token
+into a `Principal`, the client registry and the identity providers trusted for each client, the
+signing-key ring with rotation, and the purpose-of-use check.
 The hub builds one `AuthService` from an `AuthConfig` and wires `routes()` and
 `authenticate()` into its request path (docs/architecture.md). Auth imports neither `hub` nor
 `schema`; the import contracts in pyproject.toml hold it to that.

@@ -90,6 +90,12 @@ class AuthConfig:
     max_concurrent_hashes: int = 2
     # The embedded demo: webhooks may use http to a loopback address (auth.webhook_targets).
     demo_webhooks: bool = False
+    # Token exchange (`auth.exchange`): the lifetime of a token naming a person (never longer
+    # than `token_ttl_seconds`, which the key rotation timeline counts on), and the
+    # longest an identity provider's assertion may live (`exp - iat`); its jti is remembered
+    # in the shared store until it expires.
+    exchanged_token_ttl_seconds: int = 300
+    max_assertion_lifetime_seconds: int = 600
 
     def __post_init__(self) -> None:
         if not is_secure_transport(self.issuer):
@@ -103,6 +109,10 @@ class AuthConfig:
             raise ValueError(
                 "secret hash cost: time >= 1, parallelism >= 1, memory >= 8 KiB per lane"
             )
+        if self.exchanged_token_ttl_seconds < 1:
+            raise ValueError("exchanged_token_ttl_seconds: at least 1")
+        if not 0 < self.max_assertion_lifetime_seconds <= 3600:
+            raise ValueError("max_assertion_lifetime_seconds: between 1 and 3600")
         if self.failures_per_minute < 1 or self.max_concurrent_hashes < 1:
             raise ValueError("failures_per_minute and max_concurrent_hashes: at least 1")
         if self.signing_algorithm not in {"ES256", "ES384", "ES512", "EdDSA"}:

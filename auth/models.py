@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, Date, DateTime, MetaData, String, Table, Text
 
-__all__ = ["auth_metadata", "clients", "revocations", "signing_keys"]
+__all__ = ["auth_metadata", "clients", "identity_providers", "revocations", "signing_keys"]
 
 auth_metadata = MetaData()
 
@@ -52,4 +52,20 @@ revocations = Table(
     Column("token_key", String(64), primary_key=True),
     Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
     Column("revoked_at", DateTime(timezone=True), nullable=False),
+)
+
+# Identity providers whose assertions a client may exchange for a token naming a person
+# (`auth.identity_providers`, `auth.exchange`). One row per (client, issuer): an issuer trusted
+# by one client is not trusted for another. `roles` is JSON {role: [hub scopes]}; the keys come
+# from `jwks_url` (fetched and cached) or from `jwks` (a public JWK set kept here).
+identity_providers = Table(
+    "auth_identity_providers",
+    auth_metadata,
+    Column("client_id", String(128), primary_key=True),
+    Column("issuer", String(512), primary_key=True),
+    Column("kind", String(16), nullable=False),  # "officer" | "subject"
+    Column("jwks_url", String(2048), nullable=True),
+    Column("jwks", Text, nullable=True),
+    Column("roles", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

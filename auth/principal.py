@@ -13,8 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import date
+from typing import Literal
 
-__all__ = ["Principal", "TokenClaims"]
+__all__ = ["ActorKind", "Principal", "TokenClaims"]
+
+# Who is behind a request: the client system itself, an agency's officer, or the foreigner
+# whose own data an app reads (the last two only in tokens from a token exchange).
+ActorKind = Literal["SYSTEM", "OFFICER", "SUBJECT"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,10 @@ class TokenClaims:
     # The client's registered region prefixes, read with its registration like `purposes`;
     # empty (no rows) unless the registry says otherwise, so a forgotten copy denies.
     jurisdiction: tuple[str, ...] = ()
+    # The person the token names (its `sub`) when it came from a token exchange, with what
+    # kind of person that is; a client-credentials token names none and is the SYSTEM's.
+    actor: str | None = None
+    actor_kind: ActorKind = "SYSTEM"
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes

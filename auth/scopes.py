@@ -1,11 +1,16 @@
 """The hub's OAuth scopes, one per kind of data or operation. Any other is refused at registration.
 
-Which field each scope opens is decided in `schema.policy`.
+Which field each scope opens is decided in `schema.policy`. The person scopes (`self:*`) are
+only ever issued in a token that names the person (token exchange with a subject identity
+provider, `auth.exchange`); no field is open to them yet, so such a token reads nothing.
 """
 
 from __future__ import annotations
 
-__all__ = ["SCOPES"]
+__all__ = ["PERSON_SCOPES", "SCOPES"]
+
+# A foreigner's own data, through an app acting for them: never in a system token.
+PERSON_SCOPES: frozenset[str] = frozenset({"self:read", "self:subscribe"})
 
 SCOPES: frozenset[str] = frozenset(
     {
@@ -23,5 +28,6 @@ SCOPES: frozenset[str] = frozenset(
         "events:publish",
         "events:subscribe",
         "ops:read",  # /metrics and /readyz's detail, from outside HUB_OPERATIONS_ALLOWED
+        *PERSON_SCOPES,
     }
 )

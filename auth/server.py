@@ -8,8 +8,10 @@ data (a client, a jti replay check, a revocation) the worker calls back into the
 purpose) runs in the worker, never on the event loop.
 
 authlib pieces used: `AuthorizationServer`, `ClientCredentialsGrant` (client_secret_basic,
-client_secret_post and private_key_jwt), `JWTBearerClientAssertion` (RFC 7523 private_key_jwt),
-`RevocationEndpoint` (RFC 7009) and the RFC 9068 token generator (`auth.tokens`).
+client_secret_post and private_key_jwt), a token-exchange grant on authlib's `BaseGrant` and
+`TokenEndpointMixin` (RFC 8693; the assertion checks are `auth.exchange`'s),
+`JWTBearerClientAssertion` (RFC 7523 private_key_jwt), `RevocationEndpoint` (RFC 7009) and the
+RFC 9068 token generator (`auth.tokens`).
 
 Never: log or echo a secret or a token; let a malformed request reach a 500; look up in the
 database a client id the registry could never hold.
@@ -35,6 +37,7 @@ from authlib.oauth2.rfc6749 import (
     OAuth2Request,
 )
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
+from authlib.oauth2.rfc6749.grants.base import BaseGrant, TokenEndpointMixin
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6749.util import extract_basic_authorization, scope_to_list
 from authlib.oauth2.rfc7009 import RevocationEndpoint
@@ -49,8 +52,15 @@ from starlette.responses import JSONResponse, Response
 from auth import _passwords
 from auth.clients import Client, valid_client_id
 from auth.config import ASYMMETRIC_ALGORITHMS, AuthConfig
-from auth.scopes import SCOPES
-from auth.tokens import HubTokenGenerator, VerifiedToken
+from auth.exchange import (
+    ACCESS_TOKEN_TYPE,
+    JWT_TOKEN_TYPE,
+    TOKEN_EXCHANGE,
+    ExchangeRefused,
+    Person,
+)
+from auth.scopes import PERSON_SCOPES, SCOPES
+from auth.tokens import HubTokenGenerator, TokenSubject, VerifiedToken
 
 __all__ = [
     "AUTH_METHODS", "BadCredentials", "Bridge", "OAuthClient", "OAuthServer", "TokenRequest"
@@ -70,11 +80,13 @@ class Bridge:
         first_use: Callable[[str, float], Coroutine[Any, Any, bool]],
         verified: Callable[[str], Coroutine[Any, Any, VerifiedToken | None]],
         revoke: Callable[[VerifiedToken], Coroutine[Any, Any, None]],
+        exchange: Callable[[str, str], Coroutine[Any, Any, Person]],
     ) -> None:
         self.client = client
         self.first_use = first_use
         self.verified = verified
         self.revoke = revoke
+        self.exchange = exchange  # (client id, subject token) → Person, or ExchangeRefused
 
 
 class OAuthClient(ClientMixin):
@@ -104,7 +116,8 @@ class OAuthClient(ClientMixin):
         return grant_type == "client_credentials"
 
     def get_allowed_scope(self, scope: str | None) -> str | None:
-        allowed = self.client.scopes if self.client else frozenset()
+        # Person scopes only ever go into a token naming the person (the exchange grant).
+        allowed = self.client.scopes - PERSON_SCOPES if self.client else frozenset()
         requested = scope_to_list(scope) or sorted(allowed)
         if not requested or not set(requested) <= allowed:
             return None
@@ -136,6 +149,7 @@ class TokenRequest(OAuth2Request):
         self.payload = BasicOAuth2Payload(form)
         self.revoked: VerifiedToken | None = None
         self.foreign_token = False  # a revocation request named another client's token
+        self.person: Person | None = None  # whom an exchanged token names, once issued
 
     @property
     def form(self) -> dict[str, str]:
@@ -226,6 +240,90 @@ class _ClientCredentialsGrant(ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
 
+class _ActingClient:
+    """The client as the token generator sees it in an exchange: its scope already decided."""
+
+    def __init__(self, client_id: str, scope: str) -> None:
+        self._client_id = client_id
+        self._scope = scope
+
+    def get_client_id(self) -> str:
+        return self._client_id
+
+    def get_allowed_scope(self, scope: str | None) -> str | None:
+        return self._scope if scope == self._scope else None
+
+
+def _refusal(exc: ExchangeRefused) -> OAuth2Error:
+    return OAuth2Error(description=exc.description, status_code=400, error=exc.error)
+
+
+class _TokenExchangeGrant(BaseGrant, TokenEndpointMixin):
+    """RFC 8693 token exchange: an authenticated client trades a person's assertion from one
+    of its identity providers for a short-lived hub token naming that person (`auth.exchange`).
+    """
+
+    GRANT_TYPE = TOKEN_EXCHANGE
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+    server: OAuthServer
+    request: TokenRequest
+
+    def validate_token_request(self) -> None:
+        client: OAuthClient = self.authenticate_token_endpoint_client()
+        self.request.client = client
+        assert client.client is not None  # authenticated, so registered
+        form = self.request.form
+        self._check_parameters(form)
+        self.validate_requested_scope()
+        try:
+            person = anyio.from_thread.run(
+                self.server.bridge.exchange, client.client_id, form["subject_token"]
+            )
+        except ExchangeRefused as exc:
+            raise _refusal(exc) from None
+        allowed = client.client.scopes & person.scopes
+        if not allowed:
+            raise InvalidScopeError("the asserted roles open none of this client's scopes")
+        requested = scope_to_list(self.request.payload.scope) or sorted(allowed)
+        if not set(requested) <= allowed:
+            raise InvalidScopeError("scope beyond what the asserted roles open")
+        # Last, so that a request refused for another reason does not use up the assertion.
+        key = f"subject\n{person.issuer}\n{person.jti}"
+        if not anyio.from_thread.run(self.server.bridge.first_use, key, person.expires_at):
+            raise InvalidRequestError("subject token already used")
+        self.person = person
+        self.scope = " ".join(dict.fromkeys(requested))
+
+    def _check_parameters(self, form: dict[str, str]) -> None:
+        if not form.get("subject_token"):
+            raise InvalidRequestError("subject_token is required")
+        if form.get("subject_token_type") != JWT_TOKEN_TYPE:
+            raise InvalidRequestError(f"subject_token_type must be {JWT_TOKEN_TYPE}")
+        if "actor_token" in form or "actor_token_type" in form:
+            raise InvalidRequestError("no actor_token: the authenticated client is the actor")
+        if form.get("requested_token_type", ACCESS_TOKEN_TYPE) != ACCESS_TOKEN_TYPE:
+            raise InvalidRequestError(f"requested_token_type: only {ACCESS_TOKEN_TYPE}")
+        for name in ("audience", "resource"):
+            if name in form and form[name] not in self.server.targets:
+                raise OAuth2Error(
+                    description=f"{name}: the hub issues tokens for itself only",
+                    status_code=400, error="invalid_target",
+                )
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        person: Person = self.person
+        token: dict[str, Any] = self.server.generate_token(
+            client=_ActingClient(self.request.client.get_client_id(), self.scope),
+            grant_type=TOKEN_EXCHANGE,
+            user=TokenSubject(person.subject, person.kind),
+            scope=self.scope,
+            include_refresh_token=False,
+        )
+        token["issued_token_type"] = ACCESS_TOKEN_TYPE
+        self.request.person = person
+        return 200, token, self.TOKEN_RESPONSE_HEADER
+
+
 class _RevokedToken:
     def __init__(self, token: VerifiedToken) -> None:
         self.token = token
@@ -273,17 +371,20 @@ class OAuthServer(AuthorizationServer):
         hasher: _passwords.SecretHasher,
     ) -> None:
         super().__init__(scopes_supported=sorted(SCOPES))
-        self._bridge = bridge
+        self.bridge = bridge
         self._hasher = hasher
+        # What an exchange's `audience` or `resource` may name: the hub, nothing else.
+        self.targets = frozenset({config.issuer, config.audience, config.url("/graphql")})
         self.register_token_generator("default", generator)
         self.register_grant(_ClientCredentialsGrant)
+        self.register_grant(_TokenExchangeGrant)
         self.register_client_auth_method("private_key_jwt", _PrivateKeyJWT(config, bridge))
         self.register_endpoint(_Revocation(self, bridge))
 
     def query_client(self, client_id: str) -> OAuthClient:
         if not valid_client_id(client_id):
             return OAuthClient(client_id, None, self._hasher)  # never sent to the database
-        client = anyio.from_thread.run(self._bridge.client, client_id)
+        client = anyio.from_thread.run(self.bridge.client, client_id)
         return OAuthClient(client_id, client, self._hasher)
 
     def save_token(self, token: dict[str, Any], request: TokenRequest) -> None:

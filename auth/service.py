@@ -39,13 +39,16 @@ from auth._passwords import SecretHasher
 from auth._throttle import FailureThrottle
 from auth.clients import NATIONAL, Client, ClientRegistry
 from auth.config import AuthConfig
-from auth.errors import InvalidClient, Unauthenticated, Unavailable
+from auth.errors import InvalidClient, RegistryError, Unauthenticated, Unavailable
 from auth.events import AuthEvent, EventSink
+from auth.exchange import TOKEN_EXCHANGE, IdentityProviderUnavailable, Person, SubjectAssertions
+from auth.identity_providers import IdentityProvider, IdentityProviderRegistry
 from auth.keys import KeyRing, SigningKey
 from auth.models import auth_metadata
 from auth.principal import Principal, TokenClaims, checked
 from auth.purpose import purpose_of_use
 from auth.revocation import DATABASE_ERRORS, Denylist
+from auth.scopes import PERSON_SCOPES
 from auth.server import (
     AUTH_METHODS,
     BadForm,
@@ -114,10 +117,7 @@ class AuthService:
         self._kv = kv
         self._clock = clock
         self._emit = on_event or _ignore
-        self._http = http
-        self._own_http = http is None and bool(config.trusted_issuers)
-        if self._own_http:
-            self._http = httpx.AsyncClient()
+        self._issuer_keys = IssuerKeys(http, clock)
         hasher = SecretHasher(
             config.secret_hash_time_cost, config.secret_hash_memory_kib,
             config.secret_hash_parallelism,
@@ -125,14 +125,19 @@ class AuthService:
         self._hasher = hasher
         self.registry = ClientRegistry(engine, hasher, WebhookTargets(demo=config.demo_webhooks))
         self._clients = _ClientCache(self.registry, config.client_cache_seconds, clock)
+        self.identity_providers = IdentityProviderRegistry(engine, self.registry, config.issuer)
+        self._assertions = SubjectAssertions(
+            config, self.identity_providers, self._issuer_keys, clock
+        )
         self._ring = KeyRing(engine, config, clock)
         self._denylist = Denylist(kv, engine, config.leeway_seconds, clock)
-        self._verifier = TokenVerifier(config, self._ring, IssuerKeys(self._http, clock), clock)
+        self._verifier = TokenVerifier(config, self._ring, self._issuer_keys, clock)
         self._generator = HubTokenGenerator(config, self._ring)
         self._server = OAuthServer(
             config,
             self._generator,
-            Bridge(self._bridge_client, self._first_use, self._verified_or_none, self._revoke),
+            Bridge(self._bridge_client, self._first_use, self._verified_or_none, self._revoke,
+                   self._exchange),
             hasher,
         )
         throttle = FailureThrottle(kv, config.failures_per_minute, clock)
@@ -150,8 +155,7 @@ class AuthService:
 
     async def close(self) -> None:
         await self._denylist.close()
-        if self._own_http and self._http is not None:
-            await self._http.aclose()
+        await self._issuer_keys.close()
 
     # -- resource server -----------------------------------------------------------------------
 
@@ -206,10 +210,13 @@ class AuthService:
         client = await self.registry.get(client_id)
         if not client.enabled or client.external_issuer is not None:
             raise InvalidClient(f"client {client_id!r} cannot receive hub tokens")
+        oauth_client = OAuthClient(client_id, client, self._hasher)
+        if oauth_client.get_allowed_scope(scope) is None:
+            # e.g. the e-SSC app: its person scopes come only with a person (token exchange).
+            raise RegistryError(f"client {client_id!r} has no such scope for a token of its own")
         await self._ring.refresh()
         token = self._generator.generate(
-            "client_credentials", OAuthClient(client_id, client, self._hasher), scope=scope,
-            include_refresh_token=False,
+            "client_credentials", oauth_client, scope=scope, include_refresh_token=False,
         )
         await self._emit(AuthEvent("token_issued", client_id, "success", detail="method=cli"))
         return str(token["access_token"])
@@ -301,6 +308,35 @@ class AuthService:
         )
         return client
 
+    async def add_identity_provider(
+        self,
+        client_id: str,
+        issuer: str,
+        kind: str,
+        roles: Mapping[str, Iterable[str]],
+        *,
+        jwks_url: str | None = None,
+        jwks: Mapping[str, Any] | None = None,
+    ) -> IdentityProvider:
+        """Trust `issuer`'s assertions of officers or persons for `client_id` (token exchange)."""
+        if self.config.trusted(issuer) is not None:
+            # Its tokens are bearer tokens here (HUB_TRUSTED_ISSUERS): its assertions would be too.
+            raise RegistryError(f"issuer: {issuer} is a trusted issuer of access tokens")
+        provider = await self.identity_providers.add(
+            client_id, issuer, kind, roles, jwks_url=jwks_url, jwks=jwks
+        )
+        await self._changed(client_id, f"idp added issuer={issuer} kind={kind}")
+        return provider
+
+    async def remove_identity_provider(self, client_id: str, issuer: str) -> bool:
+        removed = await self.identity_providers.remove(client_id, issuer)
+        if removed:
+            await self._changed(client_id, f"idp removed issuer={issuer}")
+        return removed
+
+    async def list_identity_providers(self, client_id: str | None = None) -> list[IdentityProvider]:
+        return await self.identity_providers.list(client_id)
+
     async def _changed(self, client_id: str, detail: str) -> None:
         self._clients.forget(client_id)
         await self._emit(AuthEvent("client_changed", client_id, "success", detail=detail))
@@ -327,7 +363,7 @@ class AuthService:
             return oauth_error(400, "invalid_request", str(exc))
         try:
             answer = await self._gate.run(oauth_request, _address(request), run_token_endpoint)
-        except (KeyValueUnavailable, *DATABASE_ERRORS) as exc:
+        except (KeyValueUnavailable, IdentityProviderUnavailable, *DATABASE_ERRORS) as exc:
             return _unavailable("token", exc, "try again later")
         await self._emit(_token_event(oauth_request, answer))
         return oauth_response(answer.status, answer.body, answer.headers)
@@ -375,7 +411,7 @@ class AuthService:
             # REQUIRED by RFC 8414 although there is no authorization endpoint: "none" is the
             # registered response type that issues nothing.
             "response_types_supported": ["none"],
-            "grant_types_supported": ["client_credentials"],
+            "grant_types_supported": ["client_credentials", TOKEN_EXCHANGE],
             "token_endpoint_auth_methods_supported": AUTH_METHODS,
             "token_endpoint_auth_signing_alg_values_supported": algs,
             "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
@@ -398,6 +434,9 @@ class AuthService:
         except Unauthenticated:
             return None
         return verified if verified.issuer == self.config.issuer else None
+
+    async def _exchange(self, client_id: str, subject_token: str) -> Person:
+        return await self._assertions.verify(client_id, subject_token)
 
     async def _revoke(self, token: VerifiedToken) -> None:
         await self._denylist.revoke(token.issuer, token.token_id, token.expires_at)
@@ -446,16 +485,22 @@ def _claims(verified: VerifiedToken, client: Client | None, hub_issuer: str) -> 
         )
     if verified.agency_claim is not None and verified.agency_claim != client.agency:
         raise Unauthenticated("agency does not match the registered client")
+    scopes = verified.scopes & client.scopes
+    # A person's token carries person scopes only; anyone else's never does.
+    person_token = verified.actor_kind == "SUBJECT"
+    scopes = scopes & PERSON_SCOPES if person_token else scopes - PERSON_SCOPES
     return TokenClaims(
         client_id=client.client_id,
         agency=client.agency,
-        scopes=verified.scopes & client.scopes,
+        scopes=scopes,
         purposes=client.purposes,
         token_id=verified.token_id,
         expires_at=verified.expires_at,
         issuer=verified.issuer,
         embargoed_until=client.embargoed_until,
         jurisdiction=client.jurisdiction,
+        actor=verified.actor,
+        actor_kind=verified.actor_kind,
     )
 
 
@@ -491,6 +536,9 @@ def _token_event(request: TokenRequest, answer: Answer) -> AuthEvent:
     if status == 200:
         client_id = request.client.get_client_id() if request.client else None
         detail = f"method={request.auth_method} scope={body.get('scope', '')}"
+        if request.person is not None:
+            person = request.person
+            detail += f" grant=token-exchange {person.kind.lower()}={person.subject}"
         return AuthEvent("token_issued", client_id, "success", detail=detail,
                          address=answer.address)
     error = body.get("error") if isinstance(body, dict) else None

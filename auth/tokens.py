@@ -32,9 +32,27 @@ from joserfc.jwk import Key, KeySet
 from auth._issuers import IssuerKeys
 from auth.config import AuthConfig, TrustedIssuer
 from auth.errors import Unauthenticated
+from auth.exchange import TOKEN_EXCHANGE
 from auth.keys import KeyRing
+from auth.principal import ActorKind
 
-__all__ = ["HubTokenGenerator", "TokenVerifier", "VerifiedToken", "scopes_from_claims"]
+__all__ = [
+    "HubTokenGenerator", "TokenSubject", "TokenVerifier", "VerifiedToken", "scopes_from_claims"
+]
+
+# A token naming a person says which kind in this claim; `act` names the client acting.
+_ACTOR_KINDS: dict[str, ActorKind] = {"officer": "OFFICER", "subject": "SUBJECT"}
+
+
+@dataclass(frozen=True)
+class TokenSubject:
+    """The person an exchanged token names (authlib's "user": `sub` is `get_user_id()`)."""
+
+    person: str
+    kind: ActorKind
+
+    def get_user_id(self) -> str:
+        return self.person
 
 
 _ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
@@ -45,12 +63,23 @@ class HubTokenGenerator(JWTBearerTokenGenerator):
 
     def __init__(self, config: AuthConfig, ring: KeyRing) -> None:
         super().__init__(
-            issuer=config.issuer,
-            alg=config.signing_algorithm,
-            expires_generator=config.token_ttl_seconds,
+            issuer=config.issuer, alg=config.signing_algorithm, expires_generator=self._lifetime
         )
         self._ring = ring
         self._audience = config.audience
+        self._ttl = config.token_ttl_seconds
+        self._exchanged_ttl = min(config.exchanged_token_ttl_seconds, config.token_ttl_seconds)
+
+    def _lifetime(self, client: Any, grant_type: str) -> int:
+        return self._exchanged_ttl if grant_type == TOKEN_EXCHANGE else self._ttl
+
+    def get_extra_claims(
+        self, client: Any, grant_type: str, user: Any, scope: Any
+    ) -> dict[str, Any]:
+        if not isinstance(user, TokenSubject):
+            return {}
+        kind = next(k for k, v in _ACTOR_KINDS.items() if v == user.kind)
+        return {"act": {"sub": client.get_client_id()}, "actor_kind": kind}
 
     def get_jwks(self) -> KeySet:
         # A one-key set makes joserfc write the key's kid into the header.
@@ -70,6 +99,8 @@ class VerifiedToken:
     token_id: str
     expires_at: int
     agency_claim: str | None = None
+    actor: str | None = None  # the person an exchanged hub token names
+    actor_kind: ActorKind = "SYSTEM"
 
 
 def _string_scopes(value: object, accept_array: bool) -> frozenset[str] | None:
@@ -116,6 +147,21 @@ def _claim_failure(exc: JoseError) -> Unauthenticated:
         return Unauthenticated("token lacks a required claim")
     claim = getattr(exc, "claim", "claim")
     return Unauthenticated(f"invalid {claim} claim" if claim != "nbf" else "token not yet valid")
+
+
+def _actor(claims: dict[str, Any]) -> tuple[str | None, ActorKind]:
+    """Whom a hub token names: a person (an exchanged token: `act` names its own client and
+    `actor_kind` the kind), or no one (a client's own token). Anything in between is refused."""
+    if "act" not in claims and "actor_kind" not in claims:
+        return None, "SYSTEM"
+    raw = claims.get("actor_kind")
+    kind = _ACTOR_KINDS.get(raw) if isinstance(raw, str) else None
+    person = claims.get("sub")
+    if claims.get("act") != {"sub": claims["client_id"]} or kind is None or (
+        not isinstance(person, str)
+    ):
+        raise Unauthenticated("invalid act claim")
+    return person, kind
 
 
 class _LRU:
@@ -191,6 +237,7 @@ class TokenVerifier:
             raise Unauthenticated("not an access token")  # e.g. an audit JWS signed by the hub
         c = self._config
         claims = self._decode(token, key.private, [key.alg], c.issuer, c.audience, hub=True)
+        actor, actor_kind = _actor(claims)
         return VerifiedToken(
             issuer=c.issuer,
             client_id=claims["client_id"],
@@ -199,6 +246,8 @@ class TokenVerifier:
             ),
             token_id=claims["jti"],
             expires_at=int(claims["exp"]),
+            actor=actor,
+            actor_kind=actor_kind,
         )
 
     async def _verify_external(

@@ -339,6 +339,33 @@ async def _clients_set_jurisdiction(hub: AdminServices, args: argparse.Namespace
     return 0
 
 
+async def _clients_add_idp(hub: AdminServices, args: argparse.Namespace) -> int:
+    from auth.identity_providers import parse_roles
+
+    jwks = _read_json(args.jwks_file, "--jwks-file") if args.jwks_file else None
+    provider = await hub.auth.add_identity_provider(
+        args.client_id, args.issuer, args.kind, parse_roles(args.roles),
+        jwks_url=args.jwks_url, jwks=jwks,
+    )
+    print(f"{provider.client_id}: trusts {provider.issuer} ({provider.kind})")
+    return 0
+
+
+async def _clients_idps(hub: AdminServices, args: argparse.Namespace) -> int:
+    print("client_id\tissuer\tkind\tkeys\troles")
+    for p in await hub.auth.list_identity_providers(args.client_id):
+        roles = " ".join(f"{r}={','.join(sorted(s))}" for r, s in sorted(p.roles.items()))
+        print("\t".join((p.client_id, p.issuer, p.kind, p.jwks_url or "registered JWKS", roles)))
+    return 0
+
+
+async def _clients_remove_idp(hub: AdminServices, args: argparse.Namespace) -> int:
+    if not await hub.auth.remove_identity_provider(args.client_id, args.issuer):
+        raise BadInput(f"{args.client_id} does not trust {args.issuer}")
+    print(f"{args.client_id}: no longer trusts {args.issuer}")
+    return 0
+
+
 async def _token(hub: AdminServices, args: argparse.Namespace) -> int:
     client = await hub.auth.get_client(args.client)
     if not client.enabled:
@@ -621,6 +648,30 @@ def _clients_parser(commands: _Commands) -> None:
     regions.add_argument("client_id")
     regions.add_argument("prefixes", nargs="+", metavar="PREFIX")
     regions.set_defaults(run=_admin(_clients_set_jurisdiction))
+    _identity_provider_parsers(sub)
+
+
+def _identity_provider_parsers(sub: _Commands) -> None:
+    idp = sub.add_parser(
+        "add-idp", help="trust an identity provider's assertions for token exchange")
+    idp.add_argument("client_id")
+    idp.add_argument("--issuer", required=True, metavar="URL", help="the assertions' iss")
+    keys = idp.add_mutually_exclusive_group(required=True)
+    keys.add_argument("--jwks-url", metavar="URL", help="where its public keys are published")
+    keys.add_argument("--jwks-file", metavar="JWKS.json", help="its public keys, kept here")
+    idp.add_argument("--kind", required=True, choices=["officer", "subject"],
+                     help="officers of the client's agency, or persons it serves (self:*)")
+    idp.add_argument("--roles", required=True, metavar="'ROLE=SCOPE,... ...'",
+                     help="the hub scopes each asserted role opens, e.g. "
+                          "'officer=permit:validity,permit:holder'")
+    idp.set_defaults(run=_admin(_clients_add_idp))
+    idps = sub.add_parser("idps", help="identity providers trusted for token exchange")
+    idps.add_argument("client_id", nargs="?", help="only this client's")
+    idps.set_defaults(run=_admin(_clients_idps))
+    remove = sub.add_parser("remove-idp", help="stop trusting an identity provider")
+    remove.add_argument("client_id")
+    remove.add_argument("--issuer", required=True, metavar="URL")
+    remove.set_defaults(run=_admin(_clients_remove_idp))
 
 
 def _documents_parser(commands: _Commands) -> None:

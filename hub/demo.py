@@ -18,12 +18,19 @@ from starlette.applications import Starlette
 
 from hub.app import create_app
 from hub.components import Hub
-from hub.demo_clients import DEMO_AGENCIES, seed_demo_clients
+from hub.demo_clients import (
+    DEMO_AGENCIES,
+    ESSC_APP,
+    register_demo_identity_providers,
+    seed_demo_clients,
+)
 from hub.servers import bind, new_server, port_of
 from hub.settings import Settings
 from simulators import (
     Dataset,
+    IdentityProviders,
     build_cards_app,
+    build_identity_app,
     build_wms_app,
     enrolled_among,
     generate,
@@ -49,21 +56,29 @@ class DemoStateMismatch(Exception):
 
 
 def _seeder(
-    clients_file: Path, wms_app: Starlette, hub_url: str
+    clients_file: Path, wms_app: Starlette, hub_url: str, identity_url: str
 ) -> Callable[[Hub], Awaitable[None]]:
-    """Seed the demo agencies once, then let the simulated WMS push its events to the hub."""
+    """Seed the demo clients once (a data directory from before the e-SSC app gains it), trust
+    the simulated identity providers at their current address, then let the simulated WMS push
+    its events to the hub."""
 
     async def seed(hub: Hub) -> None:
         known = {c.client_id for c in await hub.auth.list_clients()}
-        if all(a.client_id in known for a in DEMO_AGENCIES):
-            if not clients_file.exists():  # noqa: ASYNC240 (once, at start-up)
-                raise DemoStateMismatch(
-                    f"{clients_file} is missing but the demo agencies exist: delete the data "
-                    "directory to start the demo afresh"
-                )
-        else:
-            _write_json(clients_file, await seed_demo_clients(hub.auth))
+        missing = [a for a in (*DEMO_AGENCIES, ESSC_APP) if a.client_id not in known]
+        existing = clients_file.exists()  # noqa: ASYNC240 (once, at start-up)
+        if known & {a.client_id for a in DEMO_AGENCIES} and not existing:
+            raise DemoStateMismatch(
+                f"{clients_file} is missing but the demo agencies exist: delete the data "
+                "directory to start the demo afresh"
+            )
+        if missing:
+            earlier = json.loads(clients_file.read_text(encoding="utf-8")) if existing else []  # noqa: ASYNC240
+            _write_json(clients_file, earlier + await seed_demo_clients(hub.auth, missing))
             log.warning("demo secrets written to %s (demo mode only)", clients_file)
+        await register_demo_identity_providers(
+            hub.auth, lambda name: (IdentityProviders.issuer(identity_url, name),
+                                    IdentityProviders.jwks_url(identity_url, name))
+        )
         clients = json.loads(clients_file.read_text(encoding="utf-8"))  # noqa: ASYNC240
         wms = next(c for c in clients if c["client_id"] == "wms")
         publish_to_hub(wms_app, hub_url, wms["client_id"], wms["client_secret"])
@@ -85,6 +100,17 @@ async def _still_unenrolled(
     return fresh[0]
 
 
+def _identity_samples(dataset: Dataset, identity_url: str) -> dict[str, str]:
+    """Where the demo's officers and foreigner get the assertions they exchange, and who."""
+    permit = dataset.permits[dataset.samples["valid_permit"]]
+    return {
+        "officer_assertion_url": identity_url + "/officers/assertion",
+        "essc_assertion_url": identity_url + "/essc/assertion",
+        "essc_permit": permit.number,
+        "essc_name": permit.holder.name,
+    }
+
+
 async def run_demo(
     host: str, port: int, data_dir: Path, seed: int, foreigners: int,
     hub_socket: socket.socket | None = None,
@@ -98,9 +124,12 @@ async def run_demo(
 
     wms_app = build_wms_app(dataset, load_or_create_signing_key(data_dir / "wms-signing-key.json"))
     wms_sock, cards_sock = bind("127.0.0.1", 0), bind("127.0.0.1", 0)
+    identity_sock = bind("127.0.0.1", 0)
+    identity_url = f"http://127.0.0.1:{port_of(identity_sock)}"
     samples = dict(dataset.samples)
     samples.update(qr_samples(wms_app, dataset, 7 * 86400))
     samples["unenrolled_valid_permit"] = await _still_unenrolled(dataset, agency_urls, data_dir)
+    samples.update(_identity_samples(dataset, identity_url))
     _write_json(demo_dir / "samples.json", samples)
 
     settings = Settings(
@@ -117,12 +146,16 @@ async def run_demo(
     loopback = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
     hub_url = f"http://{loopback}:{port_of(hub_sock)}"
     timeout = settings.request_header_timeout_seconds
+    # The assertions' audience is the hub's token endpoint, as the hub names it.
+    identity = IdentityProviders(dataset, settings.auth_config().token_endpoint)
+    seeder = _seeder(demo_dir / "clients.json", wms_app, hub_url, identity_url)
     servers = [
         (new_server(wms_app, header_timeout=timeout), wms_sock),
         (new_server(build_cards_app(dataset), header_timeout=timeout), cards_sock),
+        (new_server(build_identity_app(identity), header_timeout=timeout), identity_sock),
         (
             new_server(
-                create_app(settings, _seeder(demo_dir / "clients.json", wms_app, hub_url)),
+                create_app(settings, seeder),
                 log_level="info",
                 forwarded_allow_ips=settings.forwarded_allow_ips(),
                 header_timeout=timeout,
@@ -135,5 +168,6 @@ async def run_demo(
     print(f"  identifiers to try:        {demo_dir / 'samples.json'}")
     print("  a first query:             README.md, \"A first query\"")
     print(f"simulated WMS at {settings.wms_url} (POST /admin/permits/<number>/changes pushes "
-          f"an event), card system at {settings.cards_url}")
+          f"an event), card system at {settings.cards_url}, identity providers at "
+          f"{identity_url} (officers, e-SSC)")
     await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in servers))

@@ -1,16 +1,27 @@
-"""The demo agencies, one per kind of client, seeded by `hub demo` and used by the test matrix.
+"""The demo agencies, one per kind of client, seeded by `hub demo` and used by the test matrix;
+the e-SSC app; and the identity providers each may exchange assertions from.
 
 Their secrets are generated at seeding and written only to `var/demo/clients.json`: demo
-secrets exist only in demo mode.
+secrets exist only in demo mode. The e-SSC app (`ESSC_APP`) is not in `DEMO_AGENCIES`: it acts
+for foreigners only, so it gets no token of its own (client credentials never carry `self:*`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from auth import AuthService
 
-__all__ = ["DEMO_AGENCIES", "DemoAgency", "seed_demo_clients"]
+__all__ = [
+    "DEMO_AGENCIES",
+    "DEMO_IDENTITY_PROVIDERS",
+    "ESSC_APP",
+    "DemoAgency",
+    "DemoIdentityProvider",
+    "register_demo_identity_providers",
+    "seed_demo_clients",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +87,61 @@ DEMO_AGENCIES: tuple[DemoAgency, ...] = (
 )
 
 
-async def seed_demo_clients(auth: AuthService) -> list[dict[str, object]]:
-    """Register every demo agency; return `{client_id, client_secret, scopes, purposes,
-    jurisdiction}` each."""
+# Its rows will be the person's own; until then no field is open to `self:*` at all.
+ESSC_APP = _agency(
+    "essc-app", "e-SSC App (foreigners' social security card)", "self:read self:subscribe",
+    "self-service", "*",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoIdentityProvider:
+    client_id: str
+    provider: str  # the simulated provider's name (`simulators.identity`)
+    kind: str
+    roles: Mapping[str, frozenset[str]]
+
+
+def _roles(**roles: str) -> dict[str, frozenset[str]]:
+    return {role.replace("_", "-"): frozenset(scopes.split()) for role, scopes in roles.items()}
+
+
+DEMO_IDENTITY_PROVIDERS: tuple[DemoIdentityProvider, ...] = (
+    DemoIdentityProvider("exit-entry-wuhan", "exit-entry-wuhan", "officer", _roles(
+        border_officer="permit:validity permit:holder card:status",
+    )),
+    DemoIdentityProvider("si-agency-wuhan", "si-agency-wuhan", "officer", _roles(
+        enrollment_officer="permit:validity permit:holder person:identity enrollment:read "
+                           "enrollment:write",
+        benefit_clerk="permit:validity enrollment:read",
+    )),
+    DemoIdentityProvider("essc-app", "essc", "subject", _roles(
+        foreigner="self:read self:subscribe",
+    )),
+)
+
+
+async def register_demo_identity_providers(
+    auth: AuthService, locate: Callable[[str], tuple[str, str]]
+) -> None:
+    """Register the demo's providers afresh; `locate(provider)` gives (issuer, JWKS URL), which
+    change with the simulator's port at each start."""
+    for demo in DEMO_IDENTITY_PROVIDERS:
+        for old in await auth.list_identity_providers(demo.client_id):
+            await auth.remove_identity_provider(demo.client_id, old.issuer)
+        issuer, jwks_url = locate(demo.provider)
+        await auth.add_identity_provider(
+            demo.client_id, issuer, demo.kind, demo.roles, jwks_url=jwks_url
+        )
+
+
+async def seed_demo_clients(
+    auth: AuthService, only: Iterable[DemoAgency] | None = None
+) -> list[dict[str, object]]:
+    """Register every demo client (the agencies and the e-SSC app), or those of `only`; return
+    `{client_id, client_secret, scopes, purposes, jurisdiction}` each."""
     seeded: list[dict[str, object]] = []
-    for agency in DEMO_AGENCIES:
+    for agency in (*DEMO_AGENCIES, ESSC_APP) if only is None else only:
         _, secret = await auth.add_client(
             agency.client_id, agency.agency, sorted(agency.scopes), sorted(agency.purposes),
             jurisdiction=agency.jurisdiction,

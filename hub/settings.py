@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     issuer: str = "http://127.0.0.1:8000"
     audience: str = "permit-hub"
     token_ttl_seconds: int = 600
+    # Token exchange: a token naming a person lives this long (at most token_ttl_seconds); an
+    # identity provider's assertion may live at most max_assertion_lifetime_seconds.
+    exchanged_token_ttl_seconds: int = Field(default=300, ge=1)
+    max_assertion_lifetime_seconds: int = Field(default=600, ge=1, le=3600)
     accept_scp_claim: bool = False
     accept_scope_array: bool = False
     trusted_issuers: list[TrustedIssuerSettings] = Field(default_factory=list)
@@ -184,6 +188,8 @@ class Settings(BaseSettings):
             issuer=self.issuer,
             audience=self.audience,
             token_ttl_seconds=self.token_ttl_seconds,
+            exchanged_token_ttl_seconds=self.exchanged_token_ttl_seconds,
+            max_assertion_lifetime_seconds=self.max_assertion_lifetime_seconds,
             accept_scp_claim=self.accept_scp_claim,
             accept_scope_array=self.accept_scope_array,
             secret_hash_time_cost=self.secret_hash_time_cost,

@@ -4,6 +4,8 @@
 - `build_wms_app`, `build_cards_app`: the Work Management System and the card management
   system as Starlette apps; `build_agency_app` and `seed_agency_databases`: the regional
   social-security agencies, whose data lives in SQL databases.
+- `IdentityProviders`, `build_identity_app`: the agencies' officer sign-on and the e-SSC app's
+  identity-verification service, signing assertions for the hub's token exchange.
 - `qr_payload` signs a permit's QR code with the WMS key.
 - `build_simulator_app` picks one by name; `run_simulator` serves it (the `hub simulate`
   command), seeding the agency databases first (SQLite files under the data dir by default).
@@ -16,6 +18,7 @@ the hub live in `connectors/` (this package imports `connectors`, never the reve
 
 from simulators.agency import build_agency_app, enrolled_among, seed_agency_databases
 from simulators.cards import build_cards_app
+from simulators.identity import IdentityProviders, build_identity_app
 from simulators.run import build_simulator_app, default_agency_urls, run_simulator
 from simulators.synthetic import AGENCY_REGIONS, Dataset, generate
 from simulators.wms import (
@@ -29,8 +32,10 @@ from simulators.wms import (
 __all__ = [
     "AGENCY_REGIONS",
     "Dataset",
+    "IdentityProviders",
     "build_agency_app",
     "build_cards_app",
+    "build_identity_app",
     "build_simulator_app",
     "build_wms_app",
     "default_agency_urls",

@@ -132,8 +132,8 @@ CONTRACT_SCOPES = {
 }
 
 
-def test_scopes_are_the_design_table_plus_the_data_tracker_and_operations() -> None:
-    assert {"audit:subject", "ops:read"} | CONTRACT_SCOPES == SCOPES
+def test_scopes_are_the_design_table_plus_the_data_tracker_operations_and_persons() -> None:
+    assert {"audit:subject", "ops:read", "self:read", "self:subscribe"} | CONTRACT_SCOPES == SCOPES
 
 
 def test_all_is_sorted_and_public() -> None:

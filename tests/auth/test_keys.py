@@ -44,7 +44,8 @@ async def test_metadata_is_valid_rfc8414(hub: Hub) -> None:
     assert metadata["token_endpoint"] == ISSUER + "/oauth/token"
     assert metadata["jwks_uri"] == ISSUER + "/.well-known/jwks.json"
     assert metadata["revocation_endpoint"] == ISSUER + "/oauth/revoke"
-    assert metadata["grant_types_supported"] == ["client_credentials"]
+    assert metadata["grant_types_supported"] == [
+        "client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"]
     assert set(metadata["token_endpoint_auth_methods_supported"]) == {
         "client_secret_basic", "client_secret_post", "private_key_jwt"}
     assert "permit:validity" in metadata["scopes_supported"]

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from auth import TrustedIssuer
+from auth import RegistryError, TrustedIssuer
 from tests.auth.conftest import AUDIENCE, Hub, HubFactory, config
 
 IDP = "https://idp.public-security.test"
@@ -133,3 +133,14 @@ def test_hmac_or_none_can_never_be_configured() -> None:
                           algorithms=algorithms)
     with pytest.raises(ValueError):
         config(signing_algorithm="HS256")
+
+
+async def test_a_trusted_issuer_cannot_also_be_an_exchange_identity_provider(
+    hub_trusting: Hub, idp: IdentityProvider
+) -> None:
+    await hub_trusting.service.add_client(
+        "si-agency-wuhan", "Wuhan SI", ["enrollment:read"], ["benefits"])
+    with pytest.raises(RegistryError, match="trusted issuer of access tokens"):
+        await hub_trusting.service.add_identity_provider(
+            "si-agency-wuhan", IDP, "officer", {"clerk": ["enrollment:read"]}, jwks_url=idp.url)
+    assert await hub_trusting.service.list_identity_providers() == []

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as redis_async
+from joserfc.jwk import ECKey
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -194,9 +195,59 @@ async def test_the_demo_clients_carry_their_jurisdiction(cli: Cli) -> None:
     assert written == {
         "exit-entry-wuhan": ["420100"], "si-agency-wuhan": ["420100"],
         "si-agency-yichang": ["420500"], "ssc-card-center-hubei": ["42"],
-        "auditor-hubei": ["*"], "wms": ["*"],
+        "auditor-hubei": ["*"], "wms": ["*"], "essc-app": ["*"],
     }
     assert {k: list(v) for k, v in registered.items()} == written
+
+
+async def test_identity_providers_are_added_listed_refused_and_removed(
+    cli: Cli, tmp_path: Path
+) -> None:
+    async with admin_services(cli.settings) as hub:
+        await hub.auth.add_client("agency-a", "A", ["permit:validity", "permit:holder"],
+                                  ["benefits"])
+        await hub.auth.add_client("app-a", "App", ["self:read"], ["self-service"])
+    key = ECKey.generate_key("P-256", {"kid": "idp-1", "alg": "ES256"}, private=True)
+    jwks = tmp_path / "idp.json"
+    jwks.write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
+    officers = ("clients", "add-idp", "agency-a", "--issuer", "https://idp.agency-a.test",
+                "--kind", "officer",
+                "--roles", "officer=permit:validity,permit:holder clerk=permit:validity")
+
+    added = await cli(*officers, "--jwks-file", str(jwks))
+    again = await cli(*officers, "--jwks-file", str(jwks))
+    person_scope = await cli("clients", "add-idp", "agency-a", "--issuer", "https://x.test",
+                             "--jwks-url", "https://x.test/jwks", "--kind", "officer",
+                             "--roles", "officer=self:read")
+    agency_scope = await cli("clients", "add-idp", "app-a", "--issuer", "https://v.test",
+                             "--jwks-url", "https://v.test/jwks", "--kind", "subject",
+                             "--roles", "person=self:read,permit:holder")
+    plain_http = await cli("clients", "add-idp", "app-a", "--issuer", "http://v.example",
+                           "--jwks-url", "http://v.example/jwks", "--kind", "subject",
+                           "--roles", "person=self:read")
+    subject = await cli("clients", "add-idp", "app-a", "--issuer", "https://v.test",
+                        "--jwks-url", "https://v.test/jwks", "--kind", "subject",
+                        "--roles", "person=self:read")
+    listed = await cli("clients", "idps")
+    own_token = await cli("token", "--client", "app-a")
+
+    assert (added.code, subject.code, listed.code) == (0, 0, 0), added.err + subject.err
+    assert added.out == "agency-a: trusts https://idp.agency-a.test (officer)\n"
+    assert again.code == 2 and "already trusts" in again.err
+    assert person_scope.code == 2 and "only from a subject provider" in person_scope.err
+    assert agency_scope.code == 2 and "not permit:holder" in agency_scope.err
+    assert plain_http.code == 2 and "https URL" in plain_http.err
+    assert listed.out.splitlines()[1:] == [
+        "agency-a\thttps://idp.agency-a.test\tofficer\tregistered JWKS"
+        "\tclerk=permit:validity officer=permit:holder,permit:validity",
+        "app-a\thttps://v.test\tsubject\thttps://v.test/jwks\tperson=self:read",
+    ]
+    assert own_token.code == 2 and "no such scope for a token of its own" in own_token.err
+
+    removed = await cli("clients", "remove-idp", "agency-a", "--issuer", "https://idp.agency-a.test")
+    gone = await cli("clients", "remove-idp", "agency-a", "--issuer", "https://idp.agency-a.test")
+    assert removed.code == 0 and gone.code == 2
+    assert (await cli("clients", "idps", "agency-a")).out.count("\n") == 1  # the header only
 
 
 async def test_a_token_is_issued_for_a_client_and_rotated_keys_are_published(cli: Cli) -> None:
