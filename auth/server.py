@@ -411,7 +411,9 @@ class OAuthServer(AuthorizationServer):
                 # to check. Which of the three it was is not said: that would tell a stranger
                 # which client ids exist.
                 error.description = _AUTHENTICATION_FAILED
-        elif isinstance(error, InvalidScopeError):
+        elif isinstance(error, InvalidScopeError) and (
+            request.form.get("grant_type") == "client_credentials"
+        ):  # authlib's own words; a token exchange says which roles fell short itself
             error.description = _scope_refusal(request)
         return self.handle_response(*error(None))
 
