@@ -41,7 +41,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from hub.servers import http_protocol
+    from hub.servers import http_protocol, run_server
 
     settings = Settings()  # a configuration error shows here, once, not in every worker
     problem = settings.shared_state_problem(args.workers)
@@ -51,7 +51,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         # Migrations and the first signing key, once, before the workers race to make them.
         asyncio.run(_prepare_database(settings))
-    uvicorn.run(
+    config = uvicorn.Config(
         "hub.app:serving_app",
         http=http_protocol(settings.request_header_timeout_seconds),
         factory=True,
@@ -64,6 +64,7 @@ def _serve(args: argparse.Namespace) -> int:
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=settings.forwarded_allow_ips(),
     )
+    run_server(config, args.host, args.port)
     return 0
 
 

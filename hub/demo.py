@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from starlette.applications import Starlette
 
 from hub.app import create_app
@@ -30,7 +32,7 @@ from simulators import (
 )
 from simulators.wms import publish_to_hub
 
-__all__ = ["DEMO_REGIONS", "run_demo"]
+__all__ = ["DEMO_REGIONS", "demo_servers", "run_demo"]
 
 DEMO_REGIONS = ("420100", "420500")
 log = logging.getLogger("hub.demo")
@@ -68,7 +70,14 @@ def _seeder(
     return seed
 
 
-async def run_demo(host: str, port: int, data_dir: Path, seed: int, foreigners: int) -> None:
+Listener = tuple[uvicorn.Server, socket.socket]
+
+
+async def demo_servers(
+    host: str, port: int, data_dir: Path, seed: int, foreigners: int
+) -> tuple[Settings, list[Listener]]:
+    """The demo's data prepared and its servers made, bound, not yet serving: the simulated
+    WMS, the simulated card system, then the hub."""
     data_dir = data_dir.resolve()  # noqa: ASYNC240 (start-up, nothing is served yet)
     demo_dir = data_dir / "demo"
     demo_dir.mkdir(parents=True, exist_ok=True)
@@ -95,7 +104,7 @@ async def run_demo(host: str, port: int, data_dir: Path, seed: int, foreigners: 
     loopback = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
     hub_url = f"http://{loopback}:{port_of(hub_sock)}"
     timeout = settings.request_header_timeout_seconds
-    servers = [
+    servers: list[Listener] = [
         (new_server(wms_app, header_timeout=timeout), wms_sock),
         (new_server(build_cards_app(dataset), header_timeout=timeout), cards_sock),
         (
@@ -108,6 +117,12 @@ async def run_demo(host: str, port: int, data_dir: Path, seed: int, foreigners: 
             hub_sock,
         ),
     ]
+    return settings, servers
+
+
+async def run_demo(host: str, port: int, data_dir: Path, seed: int, foreigners: int) -> None:
+    settings, servers = await demo_servers(host, port, data_dir, seed, foreigners)
+    demo_dir = data_dir.resolve() / "demo"  # noqa: ASYNC240 (start-up, nothing is served yet)
     print(f"permit-hub demo on http://{host}:{port}/graphql (samples in {demo_dir})")
     print(f"simulated WMS at {settings.wms_url} (POST /admin/permits/<number>/changes pushes "
           f"an event), card system at {settings.cards_url}")

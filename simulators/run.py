@@ -15,6 +15,7 @@ from typing import Literal
 import uvicorn
 from starlette.applications import Starlette
 
+from hub.servers import run_server
 from simulators.agency import build_agency_app, seed_agency_databases
 from simulators.cards import build_cards_app
 from simulators.synthetic import AGENCY_REGIONS, Dataset, generate
@@ -63,4 +64,4 @@ def run_simulator(
     app = build_simulator_app(kind, dataset, data_dir, urls)
     if kind == "agency":
         asyncio.run(seed_agency_databases(dataset, urls))
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    run_server(uvicorn.Config(app, host=host, port=port, log_level="info"), host, port)
