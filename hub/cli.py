@@ -34,7 +34,13 @@ def _demo(args: argparse.Namespace) -> int:
     from observability.logs import configure_logging
 
     configure_logging()
-    asyncio.run(run_demo(args.host, args.port, Path(args.data_dir), args.seed, args.foreigners))
+    demo = run_demo(args.host, args.port, Path(args.data_dir), args.seed, args.foreigners)
+    try:
+        import uvloop
+    except ImportError:  # uvicorn[standard] installs it wherever it builds
+        asyncio.run(demo)
+    else:
+        uvloop.run(demo)  # the loop `hub serve` runs on (uvicorn's "auto")
     return 0
 
 
