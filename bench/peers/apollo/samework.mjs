@@ -81,7 +81,7 @@ function subjectsOf(variables) {
 
 // Who asks, for what, and may they: the token, the purpose, then the one Redis round trip.
 function contextFor(jwks) {
-  const redis = new Redis(args.redis, { enableAutoPipelining: false });
+  const redis = new Redis(args.redis);
   return async ({ req }) => {
     const header = req.headers.authorization ?? "";
     if (!header.startsWith("Bearer ")) throw refused("missing token", "UNAUTHENTICATED", 401);
