@@ -82,10 +82,12 @@ async def _prepare_database(settings: Settings) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from hub.servers import serve_app
     from simulators.run import run_simulator
 
     run_simulator(
-        args.kind, args.host, args.port, Path(args.data_dir), args.seed, args.foreigners, None
+        args.kind, args.host, args.port, Path(args.data_dir), args.seed, args.foreigners, None,
+        serve_app,
     )
     return 0
 

@@ -33,6 +33,7 @@ __all__ = [
     "new_server",
     "port_of",
     "run_server",
+    "serve_app",
 ]
 
 DEFAULT_HEADER_TIMEOUT_SECONDS = 10.0
@@ -159,3 +160,8 @@ def run_server(config: uvicorn.Config, host: str, port: int) -> None:
         sock.close()
     if config.workers == 1 and not server.started:
         sys.exit(STARTUP_FAILURE)  # what uvicorn.run exits with
+
+
+def serve_app(app: ASGIApp, host: str, port: int) -> None:
+    """`app` alone on host:port, uvicorn's defaults at log level info (`hub simulate`)."""
+    run_server(uvicorn.Config(app, host=host, port=port, log_level="info"), host, port)
