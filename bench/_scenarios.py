@@ -388,7 +388,9 @@ async def embedded(cfg: RunConfig, procs: Processes, tmp: Path, dataset: Dataset
     for turn in range(1, (2 if cfg.quick else TURNS) + 1):
         print(f"embedded, turn {turn}: Apollo Server 5 (1 process), then hub demo", flush=True)
         one = results.add(f"embedded-apollo-{turn}", f"  Apollo Server 5 (1 process), turn {turn}",
-                          await load(cfg, apollo_url, bodies, {}), "validity from memory")
+                          await load(cfg, apollo_url, bodies, {},
+                                     servers=[procs.children[apollo].pid]),
+                          "validity from memory")
         headers = await _demo_headers(demo_url, data_dir)
         # One pass first: every permit of the run in the demo's in-process cache.
         await load(cfg, demo_url, bodies, headers, once=True, warmup=0, duration=60)
@@ -479,19 +481,20 @@ async def turns(cfg: RunConfig, stack: Stack, results: Results) -> None:
                                     str(port)], cfg.workers, 1, apollo_dir, url + "/graphql",
                                     json.loads(bodies[0]), headers)
         await expect_validity(url, stack.dataset, headers, f"the {label} peer (turns)")
-        peers[key] = (name, label, url)
+        peers[key] = (name, stack.procs.children[name].pid, url)
     ratios, same_work_ratios, requests = [], [], 0
     for turn in range(1, (2 if cfg.quick else TURNS) + 1):
         print(f"turn {turn}: Apollo Server 5 bare, Apollo doing the hub's work"
               f" ({cfg.workers} workers), then the hub", flush=True)
         headers = _headers((await stack.tokens(client))[client], purpose)
-        _, _, url = peers["apollo"]
+        _, pid, url = peers["apollo"]
         apollo = results.add(f"turn-apollo-{turn}", f"  Apollo Server 5 bare, turn {turn}",
-                             await load(cfg, url, bodies, {}), "validity from memory")
-        _, _, url = peers["samework"]
+                             await load(cfg, url, bodies, {}, servers=[pid]),
+                             "validity from memory")
+        _, pid, url = peers["samework"]
         same = results.add(
             f"turn-samework-{turn}", f"  Apollo doing the hub's work, turn {turn}",
-            await load(cfg, url, bodies, headers),
+            await load(cfg, url, bodies, headers, servers=[pid]),
             "JWKS token check, purpose, 1 Redis round trip, audit INSERT",
         )
         requests += same.requests
