@@ -70,7 +70,7 @@ def _serve(args: argparse.Namespace) -> int:
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=settings.forwarded_allow_ips(),
     )
-    run_server(config, args.host, args.port)
+    run_server(config)
     return 0
 
 

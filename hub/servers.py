@@ -139,15 +139,16 @@ def new_server(
     return uvicorn.Server(config)
 
 
-def run_server(config: uvicorn.Config, host: str, port: int) -> None:
+def run_server(config: uvicorn.Config) -> None:
     """What `uvicorn.run` does with `config` (one process, or `config.workers` forked ones on
-    one port), on a socket from `bind`; until interrupted."""
+    one port), on a socket from `bind` at its host and port; until interrupted."""
     from uvicorn.supervisors import Multiprocess
 
     try:
-        sock = bind(host, port)
+        sock = bind(config.host, config.port)
     except OSError as exc:
-        raise SystemExit(f"cannot listen on {host}:{port}: {exc}") from None
+        where = f"{config.host}:{config.port}"
+        raise SystemExit(f"hub: error: cannot listen on {where}: {exc}") from None
     server = uvicorn.Server(config)
     try:
         if config.workers > 1:
@@ -164,4 +165,4 @@ def run_server(config: uvicorn.Config, host: str, port: int) -> None:
 
 def serve_app(app: ASGIApp, host: str, port: int) -> None:
     """`app` alone on host:port, uvicorn's defaults at log level info (`hub simulate`)."""
-    run_server(uvicorn.Config(app, host=host, port=port, log_level="info"), host, port)
+    run_server(uvicorn.Config(app, host=host, port=port, log_level="info"))
