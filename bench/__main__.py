@@ -6,8 +6,11 @@ Scenarios, in the order they run (`--only` takes any of these names):
 
     ceiling   the load generator against a server that does nothing: its ceiling
     peers     raw Starlette and Apollo Server 5 (npm) answering `validity` from memory
+    embedded  `hub demo` (one process) and Apollo Server 5 (one process) in alternating runs
     validity  exit-entry-wuhan checks one permit (the hub as `hub serve` runs it, uvicorn)
-    turns     validity and Apollo Server 5 (same workers) in alternating runs: a fair ratio
+    turns     validity, bare Apollo Server 5 and Apollo doing the hub's work (JWKS token check,
+              purpose, one Redis round trip, audit INSERT; bench/peers/apollo/samework.mjs),
+              same workers, in alternating runs: fair ratios
     half      validity at half its peak rate, open loop: p99
     batch     `permits` for 500 numbers with enrollment { ssn } and cards { status }
     growth    batch jobs of 50, 500 and 5,000 permits (pages of 500): time per permit
@@ -43,9 +46,9 @@ from bench._report import render
 from bench._stack import Options, open_stack
 from simulators import generate
 
-SCENARIOS = ("ceiling", "peers", "validity", "turns", "half", "batch", "growth", "enroll",
-             "faults", "profile", "servers", "tracing", "audit")
-HUB_SCENARIOS = frozenset(SCENARIOS) - {"ceiling", "peers", "audit"}
+SCENARIOS = ("ceiling", "peers", "embedded", "validity", "turns", "half", "batch", "growth",
+             "enroll", "faults", "profile", "servers", "tracing", "audit")
+HUB_SCENARIOS = frozenset(SCENARIOS) - {"ceiling", "peers", "embedded", "audit"}
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
 
@@ -111,6 +114,9 @@ async def _run(args: argparse.Namespace, selected: list[str], results: s.Results
             await s.ceiling(cfg, procs, tmp, bodies, results)
         if "peers" in selected:
             await s.peers(cfg, procs, tmp, dataset, bodies, results)
+        if "embedded" in selected:
+            await s.embedded(cfg, procs, tmp, dataset, bodies, results, args.seed,
+                             args.foreigners)
     if HUB_SCENARIOS.intersection(selected):
         print("starting PostgreSQL databases, Redis prefix, simulators and the hub", flush=True)
         async with open_stack(options) as hub_stack:

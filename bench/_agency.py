@@ -14,6 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
+from hub.servers import serve_app
 from simulators.run import run_simulator
 
 
@@ -28,7 +29,7 @@ def main() -> None:
     args = parser.parse_args()
     run_simulator(
         "agency", args.host, args.port, Path(args.data_dir), args.seed, args.foreigners,
-        json.loads(args.databases),
+        json.loads(args.databases), serve_app,
     )
 
 

@@ -98,6 +98,7 @@ class Processes:
     async def wait_ready(
         self, child: Child, ready_dir: Path | None, workers: int, probe: str,
         timeout: float = 90.0, method: str = "GET", json: object = None,  # noqa: ASYNC109
+        headers: dict[str, str] | None = None,
     ) -> None:
         """Until `workers` ready files exist (when given a dir) and `probe` answers 200."""
         deadline = time.monotonic() + timeout
@@ -107,7 +108,7 @@ class Processes:
                 ready = ready_dir is None or len(list(ready_dir.glob("ready-*"))) >= workers  # noqa: ASYNC240
                 if ready:
                     try:
-                        response = await client.request(method, probe, json=json)
+                        response = await client.request(method, probe, json=json, headers=headers)
                         if response.status_code == 200:
                             return
                     except httpx.TransportError:

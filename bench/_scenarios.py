@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -20,14 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
+from sqlalchemy.engine import make_url
 
 from bench._cpu import OtherLoad
 from bench._driver import Figures, drive
 from bench._load import Spec
 from bench._procs import Processes, StartFailed, free_port
-from bench._stack import BIN, ROOT, Stack
+from bench._stack import BIN, ISSUER, ROOT, UNREACHABLE_LIMIT, Stack
 from connectors.records import Permit
+from hub.settings import Settings
 from simulators import AGENCY_REGIONS, Dataset
 
 VALIDITY = "query Validity($n: ID!) { permit(number: $n) { number status validUntil isValid } }"
@@ -216,6 +220,7 @@ async def expect_validity(url: str, dataset: Dataset, headers: dict[str, str], w
 async def _start_peer(
     procs: Processes, tmp: Path, name: str, argv: list[str], workers: int, processes: int,
     cwd: Path, probe_url: str, probe_body: dict[str, Any],
+    probe_headers: dict[str, str] | None = None,
 ) -> list[str]:
     """`processes` copies of `argv` (1 when the peer forks its own workers); their names."""
     ready = tmp / f"ready-{name}"
@@ -224,7 +229,7 @@ async def _start_peer(
     children = [procs.start(n, [*argv, "--ready-dir", str(ready)], cwd=cwd) for n in names]
     for child in children:
         await procs.wait_ready(child, ready, workers, probe_url, timeout=60, method="POST",
-                               json=probe_body)
+                               json=probe_body, headers=probe_headers)
     return names
 
 
@@ -249,7 +254,9 @@ async def ceiling(cfg: RunConfig, procs: Processes, tmp: Path, bodies: list[str]
 
 
 def npm_ci(apollo_dir: Path) -> None:
-    if (apollo_dir / "node_modules" / "@apollo" / "server").is_dir():
+    """`npm ci` unless every dependency of package.json is installed already."""
+    wanted = json.loads((apollo_dir / "package.json").read_text())["dependencies"]
+    if all((apollo_dir / "node_modules" / name / "package.json").is_file() for name in wanted):
         return
     npm = shutil.which("npm")
     if npm is None:
@@ -284,6 +291,30 @@ def _apollo_argv(node: str, data: Path, workers: int) -> list[str]:
     return [node, "server.mjs", "--data", str(data), "--workers", str(workers)]
 
 
+def _node_url(url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL as node-postgres takes it (no `+asyncpg`)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _samework_argv(node: str, data: Path, workers: int, stack: Stack) -> list[str]:
+    """The same-work Apollo peer (bench/peers/apollo/samework.mjs) against the hub's JWKS, the
+    stack's Redis (under its private prefix) and a database of its own."""
+    assert stack.hub is not None
+    return [node, "samework.mjs", "--data", str(data), "--workers", str(workers),
+            "--jwks", stack.hub.url + "/.well-known/jwks.json", "--issuer", ISSUER,
+            "--audience", Settings.model_fields["audience"].default,
+            "--redis", stack.options.redis_url, "--redis-prefix", stack.redis_prefix + "apollo:",
+            "--database", _node_url(stack.apollo_database_url)]
+
+
+async def _audit_rows(stack: Stack) -> int:
+    connection = await asyncpg.connect(_node_url(stack.apollo_database_url))
+    try:
+        return int(await connection.fetchval("SELECT count(*) FROM audit"))
+    finally:
+        await connection.close()
+
+
 async def peers(cfg: RunConfig, procs: Processes, tmp: Path, dataset: Dataset,
                 bodies: list[str], results: Results) -> None:
     """The raw Starlette and Apollo Server 5 peers, one after the other, then stopped."""
@@ -313,6 +344,63 @@ async def peers(cfg: RunConfig, procs: Processes, tmp: Path, dataset: Dataset,
         results.add(key, f"peer: {label}", figures, "validity from memory")
         for name in names:
             await procs.stop(name)
+
+
+async def _demo_headers(url: str, data_dir: Path) -> dict[str, str]:
+    """A fresh token of the validity client from the demo's own clients file, with its purpose."""
+    client, purpose = VALIDITY_CLIENT
+    clients = json.loads((data_dir / "demo" / "clients.json").read_text())
+    secret = next(c["client_secret"] for c in clients if c["client_id"] == client)
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.post(url + "/oauth/token", data={"grant_type": "client_credentials"},
+                                   auth=(client, secret))
+    if response.status_code != 200:
+        raise StartFailed(f"hub demo: no token for {client}: {response.text[:300]}")
+    return _headers(response.json()["access_token"], purpose)
+
+
+async def embedded(cfg: RunConfig, procs: Processes, tmp: Path, dataset: Dataset,
+                   bodies: list[str], results: Results, seed: int, foreigners: int) -> None:
+    """`hub demo` (the embedded default: one process, SQLite, in-process cache and simulators)
+    against Apollo Server 5 in one process, in turns, Apollo first (see `turns` for why)."""
+    apollo_dir = ROOT / "bench" / "peers" / "apollo"
+    npm_ci(apollo_dir)
+    port = free_port()
+    apollo_url = f"http://127.0.0.1:{port}"
+    (apollo,) = await _start_peer(
+        procs, tmp, "apollo-embedded",
+        [*_apollo_argv(_node(), _peer_data(tmp, dataset), 1), "--port", str(port)], 1, 1,
+        apollo_dir, apollo_url + "/graphql", json.loads(bodies[0]),
+    )
+    port = free_port()
+    demo_url = f"http://127.0.0.1:{port}"
+    data_dir = tmp / "demo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    # Raised out of reach, as for the hub's stack: still checked on every request.
+    env |= {"HUB_RATE_LIMIT_PER_MINUTE": UNREACHABLE_LIMIT,
+            "HUB_COST_BUDGET_PER_MINUTE": UNREACHABLE_LIMIT, "PYTHONPATH": str(ROOT)}
+    demo = procs.start("hub-demo", [str(BIN / "hub"), "demo", "--port", str(port), "--data-dir",
+                                    str(data_dir), "--seed", str(seed), "--foreigners",
+                                    str(foreigners)], env, ROOT)
+    await procs.wait_ready(demo, None, 1, demo_url + "/readyz", timeout=180)
+    await expect_validity(demo_url, dataset, await _demo_headers(demo_url, data_dir), "hub demo")
+    ratios = []
+    for turn in range(1, (2 if cfg.quick else TURNS) + 1):
+        print(f"embedded, turn {turn}: Apollo Server 5 (1 process), then hub demo", flush=True)
+        one = results.add(f"embedded-apollo-{turn}", f"  Apollo Server 5 (1 process), turn {turn}",
+                          await load(cfg, apollo_url, bodies, {},
+                                     servers=[procs.children[apollo].pid]),
+                          "validity from memory")
+        headers = await _demo_headers(demo_url, data_dir)
+        # One pass first: every permit of the run in the demo's in-process cache.
+        await load(cfg, demo_url, bodies, headers, once=True, warmup=0, duration=60)
+        hub = results.add(f"embedded-hub-{turn}", f"  hub demo (1 process), turn {turn}",
+                          await load(cfg, demo_url, bodies, headers, servers=[demo.pid]),
+                          "SQLite audit, in-process cache and simulators")
+        ratios.append(hub.rps / one.rps if one.rps else 0.0)
+    await procs.stop("hub-demo")
+    await procs.stop(apollo)
+    results.extra["embedded_ratios"] = ratios
 
 
 # ---- the hub ------------------------------------------------------------------------------------
@@ -377,24 +465,53 @@ async def turns(cfg: RunConfig, stack: Stack, results: Results) -> None:
     assert stack.hub is not None
     apollo_dir = ROOT / "bench" / "peers" / "apollo"
     npm_ci(apollo_dir)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    argv = [*_apollo_argv(_node(), _peer_data(stack.tmp, stack.dataset), cfg.workers),
-            "--port", str(port)]
+    node, data = _node(), _peer_data(stack.tmp, stack.dataset)
     bodies = validity_bodies(stack.dataset)
-    (name,) = await _start_peer(stack.procs, stack.tmp, "apollo-turns", argv, cfg.workers, 1,
-                                apollo_dir, url + "/graphql", json.loads(bodies[0]))
-    await expect_validity(url, stack.dataset, {}, "the Apollo Server 5 peer (turns)")
-    ratios = []
+    client, purpose = VALIDITY_CLIENT
+    peers = {}
+    for key, label, argv in (
+        ("apollo", "Apollo Server 5 (bare)", _apollo_argv(node, data, cfg.workers)),
+        ("samework", "Apollo Server 5 doing the hub's work",
+         _samework_argv(node, data, cfg.workers, stack)),
+    ):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        headers = _headers((await stack.tokens(client))[client], purpose)
+        (name,) = await _start_peer(stack.procs, stack.tmp, f"{key}-turns", [*argv, "--port",
+                                    str(port)], cfg.workers, 1, apollo_dir, url + "/graphql",
+                                    json.loads(bodies[0]), headers)
+        await expect_validity(url, stack.dataset, headers, f"the {label} peer (turns)")
+        peers[key] = (name, stack.procs.children[name].pid, url)
+    ratios, same_work_ratios, requests = [], [], 0
     for turn in range(1, (2 if cfg.quick else TURNS) + 1):
-        print(f"turn {turn}: Apollo Server 5 ({cfg.workers} workers), then the hub", flush=True)
-        apollo = results.add(f"turn-apollo-{turn}", f"  Apollo Server 5, turn {turn}",
-                             await load(cfg, url, bodies, {}), "validity from memory")
+        print(f"turn {turn}: Apollo Server 5 bare, Apollo doing the hub's work"
+              f" ({cfg.workers} workers), then the hub", flush=True)
+        headers = _headers((await stack.tokens(client))[client], purpose)
+        _, pid, url = peers["apollo"]
+        apollo = results.add(f"turn-apollo-{turn}", f"  Apollo Server 5 bare, turn {turn}",
+                             await load(cfg, url, bodies, {}, servers=[pid]),
+                             "validity from memory")
+        _, pid, url = peers["samework"]
+        same = results.add(
+            f"turn-samework-{turn}", f"  Apollo doing the hub's work, turn {turn}",
+            await load(cfg, url, bodies, headers, servers=[pid]),
+            "JWKS token check, purpose, 1 Redis round trip, audit INSERT",
+        )
+        requests += same.requests
         hub = await _validity_run(cfg, stack, results, f"turn-hub-{turn}",
-                                  f"  hub validity, turn {turn}", "right after Apollo's run")
+                                  f"  hub validity, turn {turn}", "right after Apollo's runs")
         ratios.append(hub.rps / apollo.rps if apollo.rps else 0.0)
-    await stack.procs.stop(name)
+        same_work_ratios.append(hub.rps / same.rps if same.rps else 0.0)
+    rows = await _audit_rows(stack)
+    results.notes.append(
+        f"turns: the same-work Apollo peer (bench/peers/apollo/samework.mjs) wrote {rows:,} audit"
+        f" rows to PostgreSQL (its measured runs answered {requests:,} requests; its warm-ups"
+        " and start-up checks write rows too)."
+    )
+    for name, _, _ in peers.values():
+        await stack.procs.stop(name)
     results.extra["turn_ratios"] = ratios
+    results.extra["same_work_ratios"] = same_work_ratios
 
 
 async def half_load(cfg: RunConfig, stack: Stack, results: Results) -> None:

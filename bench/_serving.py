@@ -19,13 +19,11 @@ import httptools
 import uvicorn
 from starlette.types import ASGIApp
 
+from hub.servers import bind
+
 
 def reuseport_socket(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    return sock
+    return bind(host, port, reuse_port=True)  # the one place a listening socket is made
 
 
 def mark_ready(directory: str | None) -> None:

@@ -78,6 +78,7 @@ class Stack:
     agency_databases: dict[str, str]
     hub_database_url: str
     redis_prefix: str
+    apollo_database_url: str  # the same-work Apollo peer's audit table (bench/peers/apollo)
     secrets: dict[str, str] = field(default_factory=dict)
     hub: HubHandle | None = None
     _starts: int = 0
@@ -243,7 +244,7 @@ async def open_stack(options: Options) -> AsyncIterator[Stack]:
             stack.callback(shutil.rmtree, tmp, ignore_errors=True)
         (tmp / "logs").mkdir()
         await _check_redis(options.redis_url)
-        roles = ["hub", *(f"agency_{r}" for r in AGENCY_REGIONS)]
+        roles = ["hub", "apollo", *(f"agency_{r}" for r in AGENCY_REGIONS)]
         urls = await stack.enter_async_context(postgres_databases(options.database_url, roles))
         prefix = f"bench:{uuid.uuid4().hex[:12]}:"
         stack.push_async_callback(drop_redis_prefix, options.redis_url, prefix)
@@ -261,7 +262,7 @@ async def open_stack(options: Options) -> AsyncIterator[Stack]:
             if not simulators.done():
                 simulators.cancel()
         built = Stack(options, procs, tmp, dataset, wms_url, cards_url, agency_databases,
-                      urls["hub"], prefix)
+                      urls["hub"], prefix, urls["apollo"])
         settings = Settings(
             database_url=urls["hub"], redis_url=options.redis_url, redis_prefix=prefix,
             data_dir=tmp / "hub", wms_url=wms_url, cards_url=cards_url,

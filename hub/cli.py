@@ -43,15 +43,21 @@ def _demo(args: argparse.Namespace) -> int:
             f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc} "
             "(another hub demo running? choose another with --port)"), 1)
     configure_logging()
-    asyncio.run(run_demo(args.host, args.port, Path(args.data_dir), args.seed, args.foreigners,
-                         hub_socket=sock))
+    demo = run_demo(args.host, args.port, Path(args.data_dir), args.seed, args.foreigners,
+                    hub_socket=sock)
+    try:
+        import uvloop
+    except ImportError:  # uvicorn[standard] installs it wherever it builds
+        asyncio.run(demo)
+    else:
+        uvloop.run(demo)  # the loop `hub serve` runs on (uvicorn's "auto")
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from hub.servers import http_protocol
+    from hub.servers import http_protocol, run_server
 
     try:  # a configuration error shows here, once, not in every worker
         settings = _settings()
@@ -64,7 +70,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         # Migrations and the first signing key, once, before the workers race to make them.
         asyncio.run(_prepare_database(settings))
-    uvicorn.run(
+    config = uvicorn.Config(
         "hub.app:serving_app",
         http=http_protocol(settings.request_header_timeout_seconds),
         factory=True,
@@ -77,6 +83,7 @@ def _serve(args: argparse.Namespace) -> int:
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=settings.forwarded_allow_ips(),
     )
+    run_server(config)
     return 0
 
 
@@ -88,10 +95,12 @@ async def _prepare_database(settings: Settings) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from hub.servers import serve_app
     from simulators.run import run_simulator
 
     run_simulator(
-        args.kind, args.host, args.port, Path(args.data_dir), args.seed, args.foreigners, None
+        args.kind, args.host, args.port, Path(args.data_dir), args.seed, args.foreigners, None,
+        serve_app,
     )
     return 0
 

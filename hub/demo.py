@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from starlette.applications import Starlette
 
 from hub.app import create_app
@@ -40,7 +41,7 @@ from simulators import (
 )
 from simulators.wms import publish_to_hub
 
-__all__ = ["DEMO_REGIONS", "run_demo"]
+__all__ = ["DEMO_REGIONS", "demo_servers", "run_demo"]
 
 DEMO_REGIONS = ("420100", "420500")
 log = logging.getLogger("hub.demo")
@@ -86,6 +87,7 @@ def _seeder(
     return seed
 
 
+
 async def _still_unenrolled(
     dataset: Dataset, agency_urls: dict[str, str], data_dir: Path
 ) -> str:
@@ -111,10 +113,15 @@ def _identity_samples(dataset: Dataset, identity_url: str) -> dict[str, str]:
     }
 
 
-async def run_demo(
+Listener = tuple[uvicorn.Server, socket.socket]
+
+
+async def demo_servers(
     host: str, port: int, data_dir: Path, seed: int, foreigners: int,
     hub_socket: socket.socket | None = None,
-) -> None:
+) -> tuple[Settings, list[Listener]]:
+    """The demo's data prepared and its servers made, bound, not yet serving: the simulated
+    WMS, the simulated card system, the identity providers, then the hub."""
     data_dir = data_dir.resolve()  # noqa: ASYNC240 (start-up, nothing is served yet)
     demo_dir = data_dir / "demo"
     demo_dir.mkdir(parents=True, exist_ok=True)
@@ -149,7 +156,7 @@ async def run_demo(
     # The assertions' audience is the hub's token endpoint, as the hub names it.
     identity = IdentityProviders(dataset, settings.auth_config().token_endpoint)
     seeder = _seeder(demo_dir / "clients.json", wms_app, hub_url, identity_url)
-    servers = [
+    servers: list[Listener] = [
         (new_server(wms_app, header_timeout=timeout), wms_sock),
         (new_server(build_cards_app(dataset), header_timeout=timeout), cards_sock),
         (new_server(build_identity_app(identity), header_timeout=timeout), identity_sock),
@@ -163,6 +170,16 @@ async def run_demo(
             hub_sock,
         ),
     ]
+    return settings, servers
+
+
+async def run_demo(
+    host: str, port: int, data_dir: Path, seed: int, foreigners: int,
+    hub_socket: socket.socket | None = None,
+) -> None:
+    settings, servers = await demo_servers(host, port, data_dir, seed, foreigners, hub_socket)
+    demo_dir = data_dir.resolve() / "demo"  # noqa: ASYNC240 (start-up, nothing is served yet)
+    identity_url = f"http://127.0.0.1:{port_of(servers[2][1])}"
     print(f"permit-hub demo on http://{host}:{port}/graphql")
     print(f"  agencies' ids and secrets: {demo_dir / 'clients.json'}")
     print(f"  identifiers to try:        {demo_dir / 'samples.json'}")

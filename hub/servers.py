@@ -1,5 +1,9 @@
 """Serving ASGI apps with uvicorn on sockets we bind ourselves (so port 0 gives a free port).
 
+Every server the project starts (`hub demo` and its simulators, `hub serve`, `hub simulate`,
+the benchmark's processes) listens on a socket from `bind`, so that what a listening socket
+needs is said once: see `bind` for why its protocol is IPPROTO_TCP.
+
 uvicorn closes an idle keep-alive connection, but waits forever for a request's headers: a
 client that opens connections and sends a few bytes now and then holds them all. The protocol
 here closes a connection whose request headers have not all arrived `header_timeout` seconds
@@ -12,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import socket
+import sys
 from collections.abc import Sequence
 from typing import Any, cast
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 __all__ = [
@@ -26,14 +32,29 @@ __all__ = [
     "http_protocol",
     "new_server",
     "port_of",
+    "run_server",
+    "serve_app",
 ]
 
 DEFAULT_HEADER_TIMEOUT_SECONDS = 10.0
 
 
-def bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A TCP socket bound to host:port (port 0: a free one), for uvicorn to listen on.
+
+    Made with protocol IPPROTO_TCP, not 0: asyncio's own event loop turns Nagle's algorithm off
+    (TCP_NODELAY) on an accepted connection only when the socket says it is TCP, and accepted
+    connections carry the listening socket's protocol. With Nagle on, the second write of a
+    response (uvicorn writes the headers, then the body) waits for the client's delayed ACK:
+    some 40 ms on every keep-alive request. (uvloop turns it off whatever the protocol says.)
+    `reuse_port`: several processes may bind the same port and the kernel spreads the
+    connections over them (the benchmark's workers).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.set_inheritable(True)
     return sock
@@ -116,3 +137,32 @@ def new_server(
         http=http_protocol(header_timeout),
     )
     return uvicorn.Server(config)
+
+
+def run_server(config: uvicorn.Config) -> None:
+    """What `uvicorn.run` does with `config` (one process, or `config.workers` forked ones on
+    one port), on a socket from `bind` at its host and port; until interrupted."""
+    from uvicorn.supervisors import Multiprocess
+
+    try:
+        sock = bind(config.host, config.port)
+    except OSError as exc:
+        where = f"{config.host}:{config.port}"
+        raise SystemExit(f"hub: error: cannot listen on {where}: {exc}") from None
+    server = uvicorn.Server(config)
+    try:
+        if config.workers > 1:
+            Multiprocess(config, sockets=[sock]).run()
+        else:
+            server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+    if config.workers == 1 and not server.started:
+        sys.exit(STARTUP_FAILURE)  # what uvicorn.run exits with
+
+
+def serve_app(app: ASGIApp, host: str, port: int) -> None:
+    """`app` alone on host:port, uvicorn's defaults at log level info (`hub simulate`)."""
+    run_server(uvicorn.Config(app, host=host, port=port, log_level="info"))

@@ -8,11 +8,10 @@ environment itself: the CLI passes everything in.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal
 
-import uvicorn
 from starlette.applications import Starlette
 
 from simulators.agency import build_agency_app, seed_agency_databases
@@ -20,9 +19,12 @@ from simulators.cards import build_cards_app
 from simulators.synthetic import AGENCY_REGIONS, Dataset, generate
 from simulators.wms import build_wms_app, load_or_create_signing_key
 
-__all__ = ["SimulatorKind", "build_simulator_app", "default_agency_urls", "run_simulator"]
+__all__ = ["Serve", "SimulatorKind", "build_simulator_app", "default_agency_urls", "run_simulator"]
 
 SimulatorKind = Literal["wms", "agency", "cards"]
+# Serves an app on host:port until interrupted: the hub's `hub.servers.serve_app`, so that every
+# server the project starts listens on the same kind of socket (the simulators import no hub).
+Serve = Callable[[Starlette, str, int], None]
 
 
 def default_agency_urls(data_dir: Path) -> dict[str, str]:
@@ -55,6 +57,7 @@ def run_simulator(
     seed: int,
     foreigners: int,
     agency_urls: dict[str, str] | None,
+    serve: Serve,
 ) -> None:
     """Generate the synthetic data and serve the `kind` source system on host:port."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -63,4 +66,4 @@ def run_simulator(
     app = build_simulator_app(kind, dataset, data_dir, urls)
     if kind == "agency":
         asyncio.run(seed_agency_databases(dataset, urls))
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    serve(app, host, port)
