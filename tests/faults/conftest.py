@@ -57,6 +57,7 @@ ISSUER = "http://127.0.0.1:8000"  # an identifier only; every instance signs as 
 UNREACHABLE_LIMIT = str(10**9)  # the rate and cost limits are still counted, never reached
 READER = ("exit-entry-wuhan", "residence-permit-check")
 WRITER = ("si-agency-wuhan", "social-insurance-enrollment")
+WRITER_REGION = "420100"  # the writer's jurisdiction: the only permits it may enroll
 VALIDITY = "query($n: ID!) { permit(number: $n) { number status validUntil isValid } }"
 REGISTER = """mutation($i: RegisterEnrollmentInput!) {
   registerEnrollment(input: $i) { created enrollment { ssn permitNumber status } } }"""
@@ -301,7 +302,7 @@ def _fresh_permits(dataset: Dataset) -> list[Permit]:
     samples = set(dataset.samples.values())
     fresh = [
         p for p in dataset.permits.values()
-        if p.is_valid_on(dataset.today) and p.work_location in AGENCY_REGIONS
+        if p.is_valid_on(dataset.today) and p.work_location == WRITER_REGION
         and p.number not in enrolled and p.number not in samples
     ]
     random.Random(16).shuffle(fresh)
