@@ -347,7 +347,7 @@ async def _start_wms(stack: AsyncExitStack, tmp: Path, env: dict[str, str]) -> t
 async def open_fault_stack(simulators: Simulators, tmp: Path) -> AsyncIterator[FaultStack]:
     """Everything above, up and ready; everything stopped and dropped on the way out."""
     dataset = simulators.dataset
-    assert (dataset.seed, len(dataset.permits)) == (2025, 1809), "the WMS process's dataset"
+    assert (dataset.seed, len(dataset.permits)) == (2025, 1810), "the WMS process's dataset"
     async with AsyncExitStack() as stack:
         database_url = await stack.enter_async_context(fresh_database(tmp, "faults"))
         agency_urls = {
