@@ -171,6 +171,19 @@ class SqlEnrollmentSource:
             e for batch in batches for e in batch if e.status is EnrollmentStatus.ACTIVE
         )
 
+    async def every_active(self, region: str) -> list[tuple[str, Enrollment]]:
+        """(person id as the agency stored it, enrollment) of every ACTIVE enrollment of the
+        region: a whole-table read for an operator's check (`hub check duplicates`), so with
+        the write deadline rather than a request's read deadline, and no retries."""
+        engine = self._engine(region)
+        query = select(enrollments).where(
+            enrollments.c.status == EnrollmentStatus.ACTIVE.value
+        ).order_by(enrollments.c.ssn)
+        with _map_sql_errors(region):
+            async with asyncio.timeout(self._write_timeout), engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+        return [(row.person_id, _record(row)) for row in rows]
+
     async def enroll(self, new: NewEnrollment) -> tuple[Enrollment, bool]:
         """Write `new` and give it the region's next SSN: (enrollment, created).
 
