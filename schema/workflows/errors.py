@@ -46,8 +46,8 @@ class AlreadyEnrolled(WorkflowConflict):
 
     def __init__(self, existing_region: str) -> None:
         super().__init__(
-            f"the person already has an active enrollment in region {existing_region}; "
-            "one person has one live enrollment nationally"
+            f"the person already has an active enrollment (or one being made) in region "
+            f"{existing_region}; one person has one live enrollment nationally"
         )
         self.existing_region = existing_region
         self.extensions = {"existingRegion": existing_region}

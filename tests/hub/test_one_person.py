@@ -160,6 +160,24 @@ async def test_an_agency_may_not_enroll_a_permit_of_another_region(
     assert await _records(hub, permit.number) == [("DENIED", ("FORBIDDEN",))] * 3
 
 
+async def test_a_person_an_agency_already_enrolled_is_refused_and_not_held(
+    hub: HubClient, simulators: Simulators
+) -> None:
+    """Enrolled before the hub kept the rule (the seeded data): the agency refuses, and the
+    hub lets go of its claim, so the refusal holds no one."""
+    dataset = simulators.dataset
+    permit = dataset.permits[dataset.samples["enrolled_permit"]]
+    before = await _rows(simulators.agency_urls)
+    body = (await hub.graphql(si_agency_of(permit.number), REGISTER, {"i": _input(permit)},
+                              purpose=PURPOSE)).json()
+    assert _error(body)["extensions"]["code"] == "CONFLICT"
+    assert _error(body)["extensions"]["existingRegion"] == permit.work_location
+    assert await _rows(simulators.agency_urls) == before
+    async with hub.hub.engine.connect() as conn:
+        held = (await conn.execute(select(func.count()).select_from(enrollment_claims)))
+        assert held.scalar_one() == 0
+
+
 # -- on agency databases of the test's own --------------------------------------------------------
 
 
