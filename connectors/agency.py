@@ -6,7 +6,9 @@ leave this module: they become UpstreamUnavailable / UpstreamTimeout.
 `enroll` is the one write: a single transaction whose first statement bumps the region's row
 of `ssn_sequences`. That row lock (PostgreSQL) or the database write lock (SQLite) serialises
 every enrollment of the region, so the idempotency-key and active-enrollment checks that follow
-cannot race, and a refused write rolls the allocation back with everything else.
+cannot race, and a refused write rolls the allocation back with everything else. Within a
+region the agency itself refuses a second active enrollment of a person (`PersonEnrolled`);
+across regions only the hub can, with its claims (`schema.workflows.one_person`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from connectors.agency_tables import enrollment_requests, enrollments, persons, ssn_sequences
 from connectors.errors import (
+    PersonEnrolled,
     RegionNotServed,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -158,12 +161,36 @@ class SqlEnrollmentSource:
         )
         return {e.ssn: e for batch in batches for e in batch}
 
+    async def active_of_person(self, person_id: str) -> tuple[Enrollment, ...]:
+        """The person's ACTIVE enrollments at every agency (one SELECT per region, together)."""
+        regions = sorted(self._engines)
+        batches = await asyncio.gather(
+            *(self._select(r, enrollments.c.person_id, [person_id]) for r in regions)
+        )
+        return tuple(
+            e for batch in batches for e in batch if e.status is EnrollmentStatus.ACTIVE
+        )
+
+    async def every_active(self, region: str) -> list[tuple[str, Enrollment]]:
+        """(person id as the agency stored it, enrollment) of every ACTIVE enrollment of the
+        region: a whole-table read for an operator's check (`hub check duplicates`), so with
+        the write deadline rather than a request's read deadline, and no retries."""
+        engine = self._engine(region)
+        query = select(enrollments).where(
+            enrollments.c.status == EnrollmentStatus.ACTIVE.value
+        ).order_by(enrollments.c.ssn)
+        with _map_sql_errors(region):
+            async with asyncio.timeout(self._write_timeout), engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+        return [(row.person_id, _record(row)) for row in rows]
+
     async def enroll(self, new: NewEnrollment) -> tuple[Enrollment, bool]:
         """Write `new` and give it the region's next SSN: (enrollment, created).
 
         A key already used with the same request gives the stored enrollment and False.
-        WriteConflict (nothing written) if the key was used for another request or the
-        permit already has an active enrollment in the region.
+        WriteConflict (nothing written) if the key was used for another request;
+        PersonEnrolled (nothing written) if the permit or its holder already has an active
+        enrollment in the region.
         """
         engine = self._engine(new.region)
         return await self.guards[new.region].write(
@@ -230,11 +257,12 @@ async def _enroll(conn: AsyncConnection, new: NewEnrollment) -> Enrollment:
     if replay is not None:
         raise _Replayed(replay)
     active = select(enrollments.c.ssn).where(
-        enrollments.c.permit_number == new.permit_number,
+        (enrollments.c.permit_number == new.permit_number)
+        | (enrollments.c.person_id == new.holder.id),
         enrollments.c.status == EnrollmentStatus.ACTIVE.value,
     )
     if (await conn.execute(active)).first() is not None:
-        raise WriteConflict(_upstream(new.region), "the permit already has an active enrollment")
+        raise PersonEnrolled(_upstream(new.region), new.region)
     now = dt.datetime.now(dt.UTC)
     enrollment = Enrollment(
         ssn=make_ssn(new.region, sequence),

@@ -5,12 +5,14 @@
     │   └── RegionNotServed     no agency database is configured for that region
     ├── UpstreamTimeout         the source system did not answer in time
     └── WriteConflict           a write contradicts what the source system holds (nothing changed)
+        └── PersonEnrolled      the person already has an active enrollment at that agency
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ConnectorError",
+    "PersonEnrolled",
     "RegionNotServed",
     "UpstreamTimeout",
     "UpstreamUnavailable",
@@ -41,3 +43,11 @@ class UpstreamTimeout(ConnectorError):
 
 class WriteConflict(ConnectorError):
     """The write was refused because of data already there; the transaction was rolled back."""
+
+
+class PersonEnrolled(WriteConflict):
+    """The agency already holds an active enrollment of the person (in `region`)."""
+
+    def __init__(self, upstream: str, region: str) -> None:
+        super().__init__(upstream, "the person already has an active enrollment in the region")
+        self.region = region

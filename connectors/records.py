@@ -156,6 +156,23 @@ class NewEnrollment:
 
 
 @dataclass(frozen=True, slots=True)
+class EnrollmentClaim:
+    """The hub's hold on a person's one live enrollment (`connectors.sources.EnrollmentClaims`).
+
+    `ssn` is None while the agency write it guards is under way, or was cut short by a crash or
+    a timeout; `claimed_at` lets a later request tell the one from the other.
+    """
+
+    person_id: str  # the WMS holder id (`Foreigner.id`)
+    claim_id: str
+    region: str
+    idempotency_key: str
+    request_hash: str
+    claimed_at: dt.datetime
+    ssn: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CardStatusChange:
     status: CardStatus
     at: dt.datetime

@@ -6,6 +6,7 @@ so that DataLoaders above can turn N field resolutions into one request.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
@@ -17,12 +18,13 @@ from connectors.records import (
     CardApplicationResult,
     CardStatus,
     Enrollment,
+    EnrollmentClaim,
     NewEnrollment,
     Permit,
     PermitEvent,
 )
 
-__all__ = ["CardSource", "EnrollmentSource", "PermitSource"]
+__all__ = ["CardSource", "EnrollmentClaims", "EnrollmentSource", "PermitSource"]
 
 
 class PermitSource(Protocol):
@@ -43,8 +45,27 @@ class EnrollmentSource(Protocol):
     def regions(self) -> frozenset[str]: ...
     async def by_permits(self, region: str, numbers: Sequence[str]) -> Mapping[str, Enrollment]: ...
     async def by_ssns(self, ssns: Sequence[str]) -> Mapping[str, Enrollment]: ...
+    async def active_of_person(self, person_id: str) -> tuple[Enrollment, ...]: ...
     async def enroll(self, new: NewEnrollment) -> tuple[Enrollment, bool]: ...
     async def ping(self) -> dict[str, bool]: ...
+
+
+class EnrollmentClaims(Protocol):
+    """The hub's register of who holds each person's one live enrollment (one row per person).
+
+    Kept in the hub's own database, the one store every hub instance shares: `claim` is an
+    INSERT under a unique key on the person, so of two concurrent claims for a person exactly
+    one is held, whichever instance made it. `claim` answers the claim now held for the person:
+    the one given (it was free) or the one that was there. `release` and `complete` act only on
+    the claim with that id (a compare-and-set: a claim taken over meanwhile is left alone).
+    `stale_after`: how long a claim without an SSN may be an agency write still under way.
+    """
+
+    @property
+    def stale_after(self) -> dt.timedelta: ...
+    async def claim(self, claim: EnrollmentClaim) -> EnrollmentClaim: ...
+    async def complete(self, claim_id: str, ssn: str, region: str) -> None: ...
+    async def release(self, claim_id: str) -> None: ...
 
 
 class CardSource(Protocol):

@@ -145,6 +145,51 @@ def _schema_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_duplicates(args: argparse.Namespace) -> int:
+    """Exit 1 if any check finds a person it reports, 0 if none (2: not configured)."""
+    return _guarded(lambda: asyncio.run(_duplicates(_settings())))
+
+
+async def _duplicates(settings: Settings) -> int:
+    from sqlalchemy.engine import make_url
+
+    from connectors._http import new_http_client
+    from connectors.agency import SqlEnrollmentSource, create_agency_engines
+    from connectors.errors import ConnectorError
+    from connectors.resilience import Guard
+    from connectors.wms import HttpPermitSource
+    from hub.duplicates import CHECKS, CheckSources
+
+    if not settings.agency_databases or not settings.wms_url:
+        raise BadInput("hub check duplicates reads HUB_AGENCY_DATABASES and HUB_WMS_URL: set both")
+    timeout = settings.upstream_timeout_seconds
+    databases = ", ".join(
+        f"{region} {make_url(url).render_as_string(hide_password=True)}"
+        for region, url in sorted(settings.agency_databases.items())
+    )
+    print(f"reading the agency databases ({databases}) and the WMS ({settings.wms_url});"
+          " changing nothing")
+    agencies = SqlEnrollmentSource(create_agency_engines(settings.agency_databases, timeout),
+                                   timeout)
+    http = new_http_client(timeout, 4)
+    wms = HttpPermitSource(http, settings.wms_url,
+                           guard=Guard("wms", settings.upstream_policy("wms")))
+    findings = 0
+    try:
+        for check in CHECKS:
+            print(f"check {check.name}: reads {check.reads}")
+            for finding in await check.run(CheckSources(agencies, wms)):
+                print(finding.line())
+                findings += 1
+    except ConnectorError as exc:
+        return _error(exc, 1)
+    finally:
+        await http.aclose()
+        await agencies.close()
+    print(f"{findings} person(s) found" if findings else "none found")
+    return 1 if findings else 0
+
+
 # -- administrative commands ---------------------------------------------------------------------
 
 
@@ -602,6 +647,13 @@ def _parser() -> argparse.ArgumentParser:
         "scopes", help="each scope, the fields it grants and whether it is bound to rows"
     ).set_defaults(run=_scopes)
     _clients_parser(commands)
+    check = commands.add_parser("check", help="checks of the source systems' data (read only)")
+    check_commands = check.add_subparsers(dest="check_command", required=True)
+    check_commands.add_parser(
+        "duplicates",
+        help="persons with more than one live enrollment across the agencies (exit 1 if any)",
+    ).set_defaults(run=_check_duplicates)
+
     token = commands.add_parser("token", help="issue an access token for a registered client")
     token.add_argument("--client", required=True, metavar="CLIENT_ID")
     token.add_argument("--scope", help='space-separated, e.g. "permit:validity card:status"')

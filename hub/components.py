@@ -23,6 +23,7 @@ from connectors.cards import HttpCardSource
 from connectors.events import EventBus, PermitChange, open_event_bus
 from connectors.resilience import Guard
 from connectors.wms import HttpPermitSource
+from hub.enrollment_claims import SqlEnrollmentClaims, stale_after
 from hub.settings import Settings
 from hub.webhooks import WebhookWorker
 from hub.wiring import Core, open_core
@@ -85,7 +86,8 @@ class Hub(Core):
         )
         bus = await _start_bus(settings, sources.permits)
         webhooks = _start_webhooks(settings, core)
-        graphql = _graphql_service(settings, sources, bus, core.audit)
+        claims = SqlEnrollmentClaims(core.engine, stale_after(settings.upstream_timeout_seconds))
+        graphql = _graphql_service(settings, sources, claims, bus, core.audit)
         metrics = _metrics(core.audit, sources)
         return cls(
             settings=settings,
@@ -266,13 +268,15 @@ def _start_webhooks(settings: Settings, core: Core) -> WebhookWorker:
 
 
 def _graphql_service(
-    settings: Settings, sources: _Sources, bus: EventBus, audit: AuditLog
+    settings: Settings, sources: _Sources, claims: SqlEnrollmentClaims, bus: EventBus,
+    audit: AuditLog,
 ) -> GraphQLService:
     return GraphQLService(
         Sources(
             permits=sources.permits,
             enrollments=sources.enrollments,
             cards=sources.cards,
+            claims=claims,
             events=bus,
         ),
         served_regions=sources.regions,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text
 
-__all__ = ["hub_metadata", "trusted_documents", "webhook_deliveries"]
+__all__ = ["enrollment_claims", "hub_metadata", "trusted_documents", "webhook_deliveries"]
 
 hub_metadata = MetaData()
 
@@ -32,4 +32,19 @@ trusted_documents = Table(
     Column("document", Text, nullable=False),
     Column("name", String(256), nullable=True),  # the file it came from, for people
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row per person with a live enrollment, or one being made (`hub.enrollment_claims`). The
+# primary key on the person is the rule "one person, one live enrollment, nationally": every
+# hub instance inserts here before an agency writes, and the database lets exactly one in.
+enrollment_claims = Table(
+    "hub_enrollment_claims",
+    hub_metadata,
+    Column("person_id", String(32), primary_key=True),  # the WMS holder id
+    Column("claim_id", String(36), nullable=False, unique=True),
+    Column("region", String(6), nullable=False),
+    Column("idempotency_key", String(128), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("ssn", String(18), nullable=True),  # NULL: the agency write is under way (or was cut)
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
 )

@@ -14,7 +14,7 @@ from strawberry.dataloader import DataLoader
 
 from connectors.events import EventBus
 from connectors.records import Card, Enrollment, Permit, PermitEvent
-from connectors.sources import CardSource, EnrollmentSource, PermitSource
+from connectors.sources import CardSource, EnrollmentClaims, EnrollmentSource, PermitSource
 from schema.subjects import Touched
 
 __all__ = ["Loaders", "Sources", "note_permits"]
@@ -27,6 +27,7 @@ class Sources:
     permits: PermitSource
     enrollments: EnrollmentSource
     cards: CardSource
+    claims: EnrollmentClaims  # one live enrollment per person, kept in the hub's database
     events: EventBus | None = None  # permit changes, for subscriptions
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import strawberry
 
+from infra.regions import region_of_permit
 from schema.card_mutations import (
     BatchCardApplicationInput,
     BatchCardApplicationPayload,
@@ -26,7 +27,11 @@ __all__ = ["Mutation", "RegisterEnrollmentInput", "RegisterEnrollmentPayload"]
 @strawberry.input(description="Enroll the holder of a work permit at a region's agency.")
 class RegisterEnrollmentInput:
     permit_number: strawberry.ID
-    region: strawberry.ID = strawberry.field(description="GB/T 2260 code of the agency.")
+    region: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="GB/T 2260 code of the agency: the permit's region (its number's first six "
+        "digits), where every enrollment is made. Optional; another region is BAD_USER_INPUT.",
+    )
     name: str = strawberry.field(description="As on the permit; case and spacing are ignored.")
     nationality: str = strawberry.field(description="ISO 3166-1 alpha-3.")
     idempotency_key: str = strawberry.field(
@@ -38,9 +43,11 @@ class RegisterEnrollmentInput:
     )
 
     def request(self) -> EnrollmentRequest:
+        number = str(self.permit_number)
         return EnrollmentRequest(
-            permit_number=str(self.permit_number),
-            region=str(self.region),
+            permit_number=number,
+            # Left out: the permit's, so that a retry with or without it is the same request.
+            region=str(self.region) if self.region else region_of_permit(number),
             name=self.name,
             nationality=self.nationality,
             employer_credit_code=(
@@ -60,15 +67,20 @@ class RegisterEnrollmentPayload:
 class Mutation:
     @strawberry.mutation(
         description="Verify the permit with the WMS, then enroll and assign the SSN. "
-        "Idempotent per idempotencyKey."
+        "Idempotent per idempotencyKey. Only for a permit in the client's jurisdiction "
+        "(else FORBIDDEN, reason OUT_OF_JURISDICTION); a person with a live enrollment in any "
+        "region is a CONFLICT whose extensions.existingRegion names it."
     )
     async def register_enrollment(
         self, info: Ctx, input: RegisterEnrollmentInput
     ) -> RegisterEnrollmentPayload:
         context = info.context
+        request = input.request()
+        context.touched.permits.add(request.permit_number)  # refused or not, it was named
         result = await register_enrollment(
-            input.request(), load_permit=context.loaders.permit.load,
-            agencies=context.sources.enrollments, today=context.today,
+            request, jurisdiction=context.jurisdiction,
+            load_permit=context.loaders.permit.load, agencies=context.sources.enrollments,
+            claims=context.sources.claims, today=context.today,
         )
         context.touched.ssns.add(result.enrollment.ssn)
         return RegisterEnrollmentPayload(

@@ -201,12 +201,14 @@ class GraphQLService:
         today: dt.date,
         permits: PermitSource | None = None,
         known: Mapping[str, Permit] | None = None,
+        jurisdiction: tuple[str, ...] = (),
     ) -> GraphQLOutcome:
         """Run an admitted request (once its cost is charged: see `admit`).
 
         `permits`: this request's view of the permit source, if the caller has one (the HTTP
         route's, primed with the cache entries it read with the shared checks); `known`: the
-        permits it has already read in full, which the resolvers then get at once.
+        permits it has already read in full, which the resolvers then get at once;
+        `jurisdiction`: the caller's (`Principal.jurisdiction`), for the rows it may write.
         """
         operation = admission.operation
         planned = self._planned(admission, today, known) if known else None
@@ -214,7 +216,9 @@ class GraphQLService:
             outcome = planned
         else:
             sources = self._sources if permits is None else replace(self._sources, permits=permits)
-            context = HubContext.for_request(sources, today, self._audit, known)
+            context = HubContext.for_request(
+                sources, today, self._audit, known, jurisdiction=jurisdiction
+            )
             result = await self._execute(admission.prepared, request, context)
             outcome = self._outcome(admission.prepared, None, result, context, trace_id)
         outcome.operation_name = _name_of(operation)
@@ -412,8 +416,12 @@ class GraphQLService:
         if errors:
             body = {"errors": errors, "data": result.data}
         item_errors = context.touched.item_errors if context else set()
+        codes = {code_of(e) for e in result.errors or []}
         outcome: Outcome = (
-            "OK" if not errors and not item_errors else ("PARTIAL" if result.data else "ERROR")
+            "OK" if not errors and not item_errors
+            else "PARTIAL" if result.data
+            else "DENIED" if codes == {"FORBIDDEN"}  # refused for who asked, nothing else
+            else "ERROR"
         )
         return GraphQLOutcome(
             body=body,
@@ -422,5 +430,5 @@ class GraphQLService:
             operation_name=operation_name,  # the document's, never the request's text
             fields=list(prepared.fields),
             subjects=context.touched.subjects() if context else [],
-            error_codes=sorted({code_of(e) for e in result.errors or []} | item_errors),
+            error_codes=sorted(codes | item_errors),
         )

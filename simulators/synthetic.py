@@ -9,6 +9,11 @@ The first foreigners follow a fixed script so that every demo sample exists for 
 `foreigners >= MIN_FOREIGNERS`; the rest are drawn at random in these proportions: most
 permits VALID, some EXPIRED, CANCELLED, PENDING, a few REVOKED; about 15% on the legacy
 physical permit card; about a fifth of foreigners also hold an older, ended permit.
+
+No person is enrolled twice: a holder's enrollment is that of their one current permit. One
+holder enrolled at Wuhan also holds a newer VALID permit at Yichang (a second job there), never
+enrolled: sample `enrolled_elsewhere_permit`, which the hub must refuse to enroll at Yichang
+(one person, one live enrollment). It is made after everyone else, so it changes no one else.
 """
 
 from __future__ import annotations
@@ -157,6 +162,7 @@ class _Builder:
     permits_by_holder: dict[str, tuple[str, ...]] = field(default_factory=dict)
     enrollments: dict[str, Enrollment] = field(default_factory=dict)
     cards: dict[str, tuple[Card, ...]] = field(default_factory=dict)
+    second_region_permit: str | None = None
     _passports: set[str] = field(default_factory=set)
     _sequences: dict[str, int] = field(default_factory=dict)
     _enrollment_of: dict[str, Enrollment] = field(default_factory=dict)
@@ -472,6 +478,27 @@ class _Builder:
         return Card(number, enrollment.ssn, kind, history[-1].status, issued, enrollment.region,
                     channel, tuple(history))
 
+    def add_second_region_permit(self) -> None:
+        """Give the first unscripted holder enrolled (ACTIVE) at Wuhan a newer VALID permit at
+        Yichang, unenrolled; nothing if there is none (a dataset of only the script)."""
+        scripted = set(list(self.foreigners)[:MIN_FOREIGNERS])
+        chosen = next(
+            (e for e in self.enrollments.values()
+             if e.region == WUHAN and e.status is EnrollmentStatus.ACTIVE
+             and self.permits[e.permit_number].holder.id not in scripted),
+            None,
+        )
+        if chosen is None:
+            return
+        holder = self.permits[chosen.permit_number].holder
+        start = self.today - dt.timedelta(days=self.rng.randint(0, 30))
+        dates = (start, start + dt.timedelta(days=self.duration() - 1), None)
+        permit = self.add_permit(
+            holder, self.employer_in(YICHANG), PermitStatus.VALID, dates, PermitMedium.ELECTRONIC
+        )
+        self.permits_by_holder[holder.id] = (*self.permits_by_holder[holder.id], permit.number)
+        self.second_region_permit = permit.number
+
     # --- samples ------------------------------------------------------------------------------
 
     def samples(self) -> dict[str, str]:
@@ -482,6 +509,8 @@ class _Builder:
             chosen[key] = next(p.number for p in candidates if matches(self, p))
         chosen["enrolled_ssn"] = self._enrollment_of[chosen["enrolled_permit"]].ssn
         chosen["valid_permit_holder"] = self.permits[chosen["valid_permit"]].holder.id
+        if self.second_region_permit is not None:
+            chosen["enrolled_elsewhere_permit"] = self.second_region_permit
         chosen.update(self.card_samples())
         chosen.update(self.employer_sample())
         return chosen
@@ -587,6 +616,7 @@ def generate(seed: int = 2025, foreigners: int = 5000, today: dt.date | None = N
     builder.make_employers(max(12, foreigners // 20))
     for index in range(foreigners):
         builder.make_holder(index, _SCRIPT[index] if index < len(_SCRIPT) else _Profile())
+    builder.add_second_region_permit()
     samples = builder.samples()
     return Dataset(
         seed=seed,

@@ -39,6 +39,14 @@ from tests.services import CHEAP_SECRET_HASH, REDIS_URL, fresh_database, fresh_k
 from tests.simulators.servers import serve
 
 AGENCY_REGIONS = ("420100", "420500")
+# The demo's social-insurance agency of each region: the only one that may enroll its permits.
+SI_AGENCY_OF_REGION = {"420100": "si-agency-wuhan", "420500": "si-agency-yichang"}
+
+
+def si_agency_of(permit_number: str) -> str:
+    """The demo client that enrolls this permit: its region's agency (a permit number's region
+    is its first six digits)."""
+    return SI_AGENCY_OF_REGION[permit_number[:6]]
 
 
 @pytest.fixture

@@ -1,11 +1,15 @@
 """Register a foreigner's enrollment: verify the permit with the WMS, then assign the SSN.
 
-    permit known, VALID, within its dates today, holder's name and nationality match
+    permit's region in the client's jurisdiction, and the region asked for  (no source called)
+    -> permit known, VALID, within its dates today, holder's name and nationality match
+    -> the person holds no live enrollment in any region (`schema.workflows.one_person`)
     -> the region's agency writes enrollment + SSN + idempotency record in one transaction
 
-Everything the client can fix is a `WorkflowRejected` raised before any write. Conflicts with
-what the agency holds (a reused key, a second active enrollment) come from the connector as
-`WriteConflict`, with nothing written. No GraphQL import here.
+A permit outside the client's jurisdiction is `OutOfJurisdiction`, decided from its number
+before the WMS or an agency is asked. Everything the client can fix is a `WorkflowRejected`
+raised before any write. Conflicts with what is held (a reused key, a live enrollment of the
+person here or elsewhere) are `WriteConflict`/`WorkflowConflict`, with nothing written. No
+GraphQL import here.
 """
 
 from __future__ import annotations
@@ -18,14 +22,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 
 from connectors.records import Enrollment, NewEnrollment, Permit, PermitStatus
-from connectors.sources import EnrollmentSource
-from schema.workflows.errors import WorkflowRejected
+from connectors.sources import EnrollmentClaims, EnrollmentSource
+from infra.regions import covers, region_of_permit
+from schema.workflows.errors import OutOfJurisdiction, WorkflowRejected
+from schema.workflows.one_person import enroll_one_person
 
 __all__ = [
     "EnrollmentRequest",
     "EnrollmentResult",
     "WorkflowRejected",
     "check_idempotency_key",
+    "check_region",
     "normalised_name",
     "register_enrollment",
 ]
@@ -37,7 +44,7 @@ MAX_KEY_LENGTH = 128
 @dataclass(frozen=True, slots=True)
 class EnrollmentRequest:
     permit_number: str
-    region: str
+    region: str  # as given, else the permit's (`region_of_permit`): the same either way
     name: str
     nationality: str
     employer_credit_code: str | None
@@ -87,26 +94,45 @@ def _check_permit(permit: Permit | None, request: EnrollmentRequest, today: dt.d
     return permit
 
 
+def check_region(request: EnrollmentRequest, jurisdiction: tuple[str, ...]) -> str:
+    """The region the enrollment is made in: the permit's, if the client serves it.
+
+    Decided from the permit number alone, so a refusal costs no source-system call.
+    """
+    region = region_of_permit(request.permit_number)
+    if not covers(jurisdiction, region):
+        raise OutOfJurisdiction(
+            f"the permit's region {region} is outside the client's jurisdiction"
+        )
+    if request.region != region:
+        raise WorkflowRejected(
+            f"region: an enrollment is made in its permit's region; give {region} or leave it out"
+        )
+    return region
+
+
 async def register_enrollment(
     request: EnrollmentRequest,
     *,
+    jurisdiction: tuple[str, ...],
     load_permit: Callable[[str], Awaitable[Permit | None]],
     agencies: EnrollmentSource,
+    claims: EnrollmentClaims,
     today: dt.date,
 ) -> EnrollmentResult:
+    region = check_region(request, jurisdiction)
     check_idempotency_key(request.idempotency_key)
-    if request.region not in agencies.regions():
+    if region not in agencies.regions():
         raise WorkflowRejected("no social-security agency of the hub serves this region")
     permit = _check_permit(await load_permit(request.permit_number), request, today)
-    enrollment, created = await agencies.enroll(
-        NewEnrollment(
-            permit_number=permit.number,
-            region=request.region,
-            holder=permit.holder,
-            employer_credit_code=permit.employer.credit_code,
-            enrolled_on=today,
-            idempotency_key=request.idempotency_key,
-            request_hash=request.digest(),
-        )
+    new = NewEnrollment(
+        permit_number=permit.number,
+        region=region,
+        holder=permit.holder,
+        employer_credit_code=permit.employer.credit_code,
+        enrolled_on=today,
+        idempotency_key=request.idempotency_key,
+        request_hash=request.digest(),
     )
+    enrollment, created = await enroll_one_person(new, agencies=agencies, claims=claims)
     return EnrollmentResult(enrollment, created)

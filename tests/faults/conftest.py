@@ -56,7 +56,11 @@ REDIS_SERVER = shutil.which("redis-server")
 ISSUER = "http://127.0.0.1:8000"  # an identifier only; every instance signs as it
 UNREACHABLE_LIMIT = str(10**9)  # the rate and cost limits are still counted, never reached
 READER = ("exit-entry-wuhan", "residence-permit-check")
-WRITER = ("si-agency-wuhan", "social-insurance-enrollment")
+# Each permit is enrolled by its region's agency: the only one whose jurisdiction covers it.
+WRITERS = {
+    "420100": ("si-agency-wuhan", "social-insurance-enrollment"),
+    "420500": ("si-agency-yichang", "social-insurance-enrollment"),
+}
 VALIDITY = "query($n: ID!) { permit(number: $n) { number status validUntil isValid } }"
 REGISTER = """mutation($i: RegisterEnrollmentInput!) {
   registerEnrollment(input: $i) { created enrollment { ssn permitNumber status } } }"""
@@ -346,7 +350,7 @@ async def _start_wms(stack: AsyncExitStack, tmp: Path, env: dict[str, str]) -> t
 async def open_fault_stack(simulators: Simulators, tmp: Path) -> AsyncIterator[FaultStack]:
     """Everything above, up and ready; everything stopped and dropped on the way out."""
     dataset = simulators.dataset
-    assert (dataset.seed, len(dataset.permits)) == (2025, 1809), "the WMS process's dataset"
+    assert (dataset.seed, len(dataset.permits)) == (2025, 1810), "the WMS process's dataset"
     async with AsyncExitStack() as stack:
         database_url = await stack.enter_async_context(fresh_database(tmp, "faults"))
         agency_urls = {
@@ -496,7 +500,7 @@ class Load:
 
     async def __aenter__(self) -> Load:
         async with httpx.AsyncClient(timeout=30) as client:
-            for client_id in (READER[0], WRITER[0]):
+            for client_id in (READER[0], *(who for who, _ in WRITERS.values())):
                 for url in self.stack.urls:  # a token from either works on both
                     response = await client.post(
                         url + "/oauth/token", data={"grant_type": "client_credentials"},
@@ -570,7 +574,8 @@ class Load:
                 deadline = time.monotonic() + 45
                 while time.monotonic() < deadline:
                     turn += 1
-                    outcome = await self._send(client, "write", turn % 2, WRITER, REGISTER,
+                    writer = WRITERS[permit.work_location]
+                    outcome = await self._send(client, "write", turn % 2, writer, REGISTER,
                                                {"i": given}, key=key, permit=permit.number)
                     if outcome.complete or _final(outcome):
                         break

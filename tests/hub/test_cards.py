@@ -22,7 +22,7 @@ from connectors.card_lifecycle import BIRTH, TERMINAL, TRANSITIONS, is_live
 from connectors.identifiers import make_ssn, mod11_2_check_char
 from connectors.records import CardKind, CardStatus, EnrollmentStatus, Permit
 from observability.audit import AuditFilter
-from tests.conftest import AGENCY_REGIONS, HubClient, Simulators
+from tests.conftest import AGENCY_REGIONS, HubClient, Simulators, si_agency_of
 
 CENTER = "ssc-card-center-hubei"
 CARD = "card { cardNumber ssn kind status channel issuedOn region { code } history { status } }"
@@ -423,7 +423,7 @@ async def _enroll(hub: HubClient, permits: list[Permit]) -> list[Holder]:
             "permitNumber": permit.number, "region": permit.work_location,
             "name": permit.holder.name, "nationality": permit.holder.nationality,
             "idempotencyKey": _key(),
-        }, client="si-agency-wuhan")
+        }, client=si_agency_of(permit.number))
         holders.append(Holder(body["data"]["registerEnrollment"]["enrollment"]["ssn"], permit))
     return holders
 

@@ -18,18 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from connectors.agency_tables import enrollment_requests, enrollments, persons, ssn_sequences
 from connectors.identifiers import mod11_2_check_char, validate_ssn
-from connectors.records import Permit
+from connectors.records import Permit, PermitStatus
 from observability.audit import AuditFilter
-from tests.conftest import AGENCY_REGIONS, HubClient, Simulators
+from tests.conftest import AGENCY_REGIONS, HubClient, Simulators, si_agency_of
 
 REGISTER = """mutation($i: RegisterEnrollmentInput!) {
   registerEnrollment(input: $i) {
     created enrollment { ssn permitNumber region { code } status } } }"""
-AGENCY = "si-agency-wuhan"
 
 # Disjoint slices of the fresh permits, one per test.
 _SLICES = {
-    "happy": (0, 1), "again": (1, 2), "replay": (2, 3), "other_input": (3, 5),
+    "happy": (0, 1), "again": (1, 2), "replay": (2, 3), "other_input": (3, 5), "other": (61, 71),
     "mismatch": (5, 6), "forbidden": (6, 7), "one_key": (7, 8), "parallel": (10, 60),
     "names": (60, 61),
 }
@@ -64,7 +63,7 @@ def _input(permit: Permit, key: str | None = None, **changes: Any) -> dict[str, 
 
 
 async def _register(hub: HubClient, given: dict[str, Any]) -> dict[str, Any]:
-    response = await hub.graphql(AGENCY, REGISTER, {"i": given})
+    response = await hub.graphql(si_agency_of(given["permitNumber"]), REGISTER, {"i": given})
     body: dict[str, Any] = response.json()
     return body
 
@@ -121,7 +120,8 @@ async def test_registering_assigns_an_ssn_that_the_permit_then_shows(
     assert enrollment["region"] == {"code": permit.work_location}
     assert enrollment["status"] == "ACTIVE"
     shown = await hub.graphql(
-        AGENCY, "query($n: ID!) { permit(number: $n) { enrollment { ssn } } }", {"n": permit.number}
+        si_agency_of(permit.number), "query($n: ID!) { permit(number: $n) { enrollment { ssn } } }",
+        {"n": permit.number},
     )
     assert shown.json()["data"]["permit"]["enrollment"] == {"ssn": enrollment["ssn"]}
     registered = (await _audited(hub))[-1]  # newest first: the registration is the oldest
@@ -166,12 +166,15 @@ async def test_the_same_key_and_input_give_the_same_ssn_without_a_second_enrollm
 async def test_the_same_key_with_other_input_is_a_conflict(
     hub: HubClient, simulators: Simulators, agency_engines: dict[str, AsyncEngine]
 ) -> None:
-    permit, other = _fresh_permits(simulators, "other_input")
+    permit, _ = _fresh_permits(simulators, "other_input")
+    other = next(  # at the same agency, which keeps the key
+        p for p in _fresh_permits(simulators, "other") if p.work_location == permit.work_location
+    )
     key = f"test-{uuid.uuid4().hex}"
     assert "errors" not in await _register(hub, _input(permit, key))
     before = await _snapshot(agency_engines)
     changed = _input(permit, key, employerCreditCode=permit.employer.credit_code)
-    moved = _input(other, key, region=permit.work_location)
+    moved = _input(other, key)
     for given in (changed, moved):
         body = await _register(hub, given)
         assert _code(body) == "CONFLICT", body
@@ -186,9 +189,10 @@ async def test_bad_input_gets_a_typed_error_and_writes_nothing(
     hub: HubClient, simulators: Simulators, agency_engines: dict[str, AsyncEngine]
 ) -> None:
     (permit,) = _fresh_permits(simulators, "mismatch")
-    samples = simulators.dataset.samples
-    expired = simulators.dataset.permits[samples["expired_permit"]]
-    cancelled = simulators.dataset.permits[samples["cancelled_permit"]]
+    local = [p for p in simulators.dataset.permits.values() if p.work_location in AGENCY_REGIONS]
+    expired = next(p for p in local if p.status is PermitStatus.EXPIRED)
+    cancelled = next(p for p in local if p.status is PermitStatus.CANCELLED)
+    elsewhere = next(r for r in AGENCY_REGIONS if r != permit.work_location)
     unknown = permit.number[:10] + "9999999"
     unknown += mod11_2_check_char(unknown)
     other_employer = next(
@@ -203,8 +207,9 @@ async def test_bad_input_gets_a_typed_error_and_writes_nothing(
         _input(permit, permitNumber="'; DROP TABLE enrollments; --"),
     ]
     checked_by_the_workflow = [
-        _input(expired, region=permit.work_location),
-        _input(cancelled, region=permit.work_location),
+        _input(expired),
+        _input(cancelled),
+        _input(permit, region=elsewhere),  # an enrollment is made in its permit's region
         _input(permit, permitNumber=unknown),
         _input(permit, name=permit.holder.name + " Junior"),
         _input(permit, nationality="ZZZ"),
@@ -214,7 +219,7 @@ async def test_bad_input_gets_a_typed_error_and_writes_nothing(
     before = await _snapshot(agency_engines)
     calls = await simulators.upstream_calls()
     for given in checked_before_execution:
-        response = await hub.graphql(AGENCY, REGISTER, {"i": given})
+        response = await hub.graphql(si_agency_of(permit.number), REGISTER, {"i": given})
         assert response.status_code == 400, (given, response.text)
         assert _code(response.json()) == "BAD_USER_INPUT"
     assert await simulators.upstream_calls() == calls

@@ -167,3 +167,25 @@ def test_histories_are_chronological_and_end_in_the_permit_status(dataset: Datas
         assert [e.at for e in events] == sorted(e.at for e in events)
         assert events[-1].status is permit.status
         assert events[-1].at <= dt.datetime.combine(TODAY, dt.time.max, dt.UTC)
+
+
+def test_no_person_is_enrolled_twice(dataset: Dataset) -> None:
+    """The demo seeds no data that breaks "one person, one live enrollment"."""
+    holders = Counter(
+        dataset.permits[e.permit_number].holder.id
+        for e in dataset.enrollments.values() if e.status is EnrollmentStatus.ACTIVE
+    )
+    assert holders and max(holders.values()) == 1
+
+
+def test_one_holder_enrolled_at_wuhan_also_holds_a_valid_yichang_permit(dataset: Dataset) -> None:
+    number = dataset.samples["enrolled_elsewhere_permit"]
+    permit = dataset.permits[number]
+    assert permit.is_valid_on(TODAY) and permit.work_location == "420500"
+    assert all(e.permit_number != number for e in dataset.enrollments.values())
+    elsewhere = [
+        e for e in dataset.enrollments.values()
+        if dataset.permits[e.permit_number].holder.id == permit.holder.id
+    ]
+    assert [(e.region, e.status) for e in elsewhere] == [("420100", EnrollmentStatus.ACTIVE)]
+    assert dataset.permits_by_holder[permit.holder.id][-1] == number
