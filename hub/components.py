@@ -23,6 +23,7 @@ from connectors.cards import HttpCardSource
 from connectors.events import EventBus, PermitChange, open_event_bus
 from connectors.resilience import Guard
 from connectors.wms import HttpPermitSource
+from hub.live_cards import SqlLiveCardRegister
 from hub.settings import Settings
 from hub.webhooks import WebhookWorker
 from hub.wiring import Core, open_core
@@ -85,7 +86,7 @@ class Hub(Core):
         )
         bus = await _start_bus(settings, sources.permits)
         webhooks = _start_webhooks(settings, core)
-        graphql = _graphql_service(settings, sources, bus, core.audit)
+        graphql = _graphql_service(settings, sources, bus, core)
         metrics = _metrics(core.audit, sources)
         return cls(
             settings=settings,
@@ -266,7 +267,7 @@ def _start_webhooks(settings: Settings, core: Core) -> WebhookWorker:
 
 
 def _graphql_service(
-    settings: Settings, sources: _Sources, bus: EventBus, audit: AuditLog
+    settings: Settings, sources: _Sources, bus: EventBus, core: Core
 ) -> GraphQLService:
     return GraphQLService(
         Sources(
@@ -274,10 +275,13 @@ def _graphql_service(
             enrollments=sources.enrollments,
             cards=sources.cards,
             events=bus,
+            # In the hub's own database, which every instance shares: the one-live-card rule
+            # holds across instances (`hub.live_cards`).
+            live_cards=SqlLiveCardRegister(core.engine),
         ),
         served_regions=sources.regions,
         max_batch=settings.max_batch_size,
-        audit=audit,
+        audit=core.audit,
         limits=settings.query_limits(),
     )
 

@@ -90,6 +90,7 @@ async def graphql_post(request: Request) -> Response:
                 today=dt.date.today(),
                 permits=view,
                 known=view.all_hits(),
+                jurisdiction=principal.jurisdiction,
             )
         # Never the variables: they carry identity numbers.
         span.update_name(f"graphql {outcome.operation_name or 'anonymous'}")

@@ -21,6 +21,8 @@ class HubContext:
     today: dt.date
     touched: Touched = field(default_factory=Touched)
     audit: AuditLog | None = None
+    # The client's region prefixes (`infra.regions`); empty: no bound row (deny by default).
+    jurisdiction: tuple[str, ...] = ()
 
     @classmethod
     def for_request(
@@ -29,6 +31,7 @@ class HubContext:
         today: dt.date,
         audit: AuditLog | None = None,
         known: Mapping[str, Permit] | None = None,
+        jurisdiction: tuple[str, ...] = (),
     ) -> HubContext:
         """`known`: permits already read for this request; its permit loader starts with them
         (and they count as read, for the audit record)."""
@@ -38,5 +41,6 @@ class HubContext:
             loaders.permit.prime_many(dict(known))
             note_permits(touched, known)
         return cls(
-            loaders=loaders, sources=sources, today=today, touched=touched, audit=audit
+            loaders=loaders, sources=sources, today=today, touched=touched, audit=audit,
+            jurisdiction=jurisdiction,
         )

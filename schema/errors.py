@@ -7,8 +7,9 @@
     └── Conflict                CONFLICT
 
 Errors of the layers below are mapped in `_CODES`: a workflow's `WorkflowRejected` is
-BAD_USER_INPUT, its `WorkflowConflict` and a connector's `WriteConflict` are CONFLICT (all:
-nothing was changed). `code_for` serves per-item errors reported inside data (a batch).
+BAD_USER_INPUT, its `WorkflowConflict` and a connector's `WriteConflict` are CONFLICT, its
+`OutOfJurisdiction` is FORBIDDEN with `extensions.reason` OUT_OF_JURISDICTION (all: nothing
+was changed). `code_for` serves per-item errors reported inside data (a batch).
 Anything not listed there is INTERNAL and its message is masked.
 """
 
@@ -20,7 +21,7 @@ from graphql import GraphQLError
 
 from connectors.errors import UpstreamTimeout, UpstreamUnavailable, WriteConflict
 from connectors.identifiers import InvalidIdentifier
-from schema.workflows.errors import WorkflowConflict, WorkflowRejected
+from schema.workflows.errors import OutOfJurisdiction, WorkflowConflict, WorkflowRejected
 
 __all__ = [
     "BadUserInput",
@@ -64,6 +65,7 @@ _CODES: tuple[tuple[type[BaseException], str], ...] = (
     (InvalidIdentifier, "BAD_USER_INPUT"),
     (WorkflowRejected, "BAD_USER_INPUT"),
     (WorkflowConflict, "CONFLICT"),
+    (OutOfJurisdiction, "FORBIDDEN"),
     (WriteConflict, "CONFLICT"),
     (UpstreamTimeout, "UPSTREAM_TIMEOUT"),
     (UpstreamUnavailable, "UPSTREAM_UNAVAILABLE"),

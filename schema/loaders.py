@@ -14,7 +14,7 @@ from strawberry.dataloader import DataLoader
 
 from connectors.events import EventBus
 from connectors.records import Card, Enrollment, Permit, PermitEvent
-from connectors.sources import CardSource, EnrollmentSource, PermitSource
+from connectors.sources import CardSource, EnrollmentSource, LiveCardRegister, PermitSource
 from schema.subjects import Touched
 
 __all__ = ["Loaders", "Sources", "note_permits"]
@@ -28,6 +28,8 @@ class Sources:
     enrollments: EnrollmentSource
     cards: CardSource
     events: EventBus | None = None  # permit changes, for subscriptions
+    # The hub's register of live cards (one per person and kind); None: the rule is not kept.
+    live_cards: LiveCardRegister | None = None
 
 
 def note_permits(touched: Touched, found: Mapping[str, Permit]) -> None:

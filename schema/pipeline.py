@@ -201,8 +201,11 @@ class GraphQLService:
         today: dt.date,
         permits: PermitSource | None = None,
         known: Mapping[str, Permit] | None = None,
+        jurisdiction: tuple[str, ...] = (),
     ) -> GraphQLOutcome:
         """Run an admitted request (once its cost is charged: see `admit`).
+
+        `jurisdiction`: the client's region prefixes; rows outside them are refused.
 
         `permits`: this request's view of the permit source, if the caller has one (the HTTP
         route's, primed with the cache entries it read with the shared checks); `known`: the
@@ -214,7 +217,9 @@ class GraphQLService:
             outcome = planned
         else:
             sources = self._sources if permits is None else replace(self._sources, permits=permits)
-            context = HubContext.for_request(sources, today, self._audit, known)
+            context = HubContext.for_request(
+                sources, today, self._audit, known, jurisdiction=jurisdiction
+            )
             result = await self._execute(admission.prepared, request, context)
             outcome = self._outcome(admission.prepared, None, result, context, trace_id)
         outcome.operation_name = _name_of(operation)
@@ -412,8 +417,17 @@ class GraphQLService:
         if errors:
             body = {"errors": errors, "data": result.data}
         item_errors = context.touched.item_errors if context else set()
+        codes = {e["extensions"]["code"] for e in errors} | item_errors
+        refused_only = (
+            codes == {"FORBIDDEN"}
+            and context is not None
+            and context.touched.only_refused
+            and (result.data is None or not errors)
+        )
         outcome: Outcome = (
-            "OK" if not errors and not item_errors else ("PARTIAL" if result.data else "ERROR")
+            "OK"
+            if not codes
+            else "DENIED" if refused_only else ("PARTIAL" if result.data else "ERROR")
         )
         return GraphQLOutcome(
             body=body,
