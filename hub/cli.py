@@ -383,6 +383,37 @@ def _check_evidence(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_duplicates(args: argparse.Namespace) -> int:
+    return _guarded(lambda: asyncio.run(_report_duplicates()))
+
+
+async def _report_duplicates() -> int:
+    from connectors.errors import ConnectorError
+    from hub.card_duplicates import check_card_duplicates
+
+    settings = _settings()
+    try:
+        lines = await check_card_duplicates(settings)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    except ConnectorError as exc:  # a source system did not answer: nothing to conclude
+        return _error(exc, 1)
+    for line in lines:
+        print(line)
+    if not lines:
+        print("ok: no person holds two live cards of one kind")
+    return 1 if lines else 0
+
+
+def _check_parser(commands: _Commands) -> None:
+    check = commands.add_parser("check", help="look for data that breaks the hub's rules")
+    sub = check.add_subparsers(dest="check_command", required=True)
+    sub.add_parser(
+        "duplicates",
+        help="people with several live cards of one kind across their SSNs (exit 1 if any)",
+    ).set_defaults(run=_check_duplicates)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hub", description="permit-hub: the GraphQL data-exchange hub"
@@ -432,6 +463,7 @@ def _parser() -> argparse.ArgumentParser:
     _keys_parser(commands)
     _documents_parser(commands)
     _audit_parser(commands)
+    _check_parser(commands)
     return parser
 
 
