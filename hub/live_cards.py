@@ -77,10 +77,12 @@ class SqlLiveCardRegister:
         answers: list[LiveCardHolding | None] = []
         for claim in claims:
             key = (claim.person, claim.kind.value)
-            if key in taken and first[key] is claim:
-                answers.append(None)
-            else:
+            if first[key] is not claim:  # the batch's first claim of the person holds or waits
                 answers.append(held.get(key) or _holding_of(first[key], stale=False))
+            elif key in taken:
+                answers.append(None)
+            else:  # a row was in the way; if it is gone already, the caller tries again
+                answers.append(held.get(key) or _holding_of(claim, stale=True, key=""))
         return answers
 
     async def _held(
@@ -177,11 +179,12 @@ def _row(claim: LiveCardClaim, now: dt.datetime) -> dict[str, object]:
     }
 
 
-def _holding_of(claim: LiveCardClaim, *, stale: bool) -> LiveCardHolding:
-    """Another claim of the same batch holds the row (or held it a moment ago)."""
+def _holding_of(claim: LiveCardClaim, *, stale: bool, key: str | None = None) -> LiveCardHolding:
+    """What holds the row as far as this call knows: `claim` (another of the same batch), or
+    with `key=""` and stale a row that was in the way and is gone (nothing to drop)."""
     return LiveCardHolding(
         person=claim.person, kind=claim.kind, ssn=claim.ssn, region=claim.region,
-        card_number=None, idempotency_key=claim.idempotency_key,
+        card_number=None, idempotency_key=claim.idempotency_key if key is None else key,
         request_hash=claim.request_hash, stale=stale,
     )
 
