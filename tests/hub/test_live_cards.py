@@ -204,6 +204,7 @@ async def _wuhan_desk(hub: HubClient) -> str:
         client, "Wuhan card desk", sorted(center.scopes), sorted(center.purposes),
         jurisdiction=("420100",),
     )
+    assert secret is not None
     hub.secrets[client] = secret
     return client
 
