@@ -159,14 +159,18 @@ def validate_nationality(value: object) -> str:
 
 
 def validate_subject(value: object) -> str:
-    """A data subject as the audit log names it: a permit number, an SSN or a credit code."""
-    for validator in (validate_permit_number, validate_ssn, validate_credit_code):
+    """A data subject as the audit log names it: a permit number, an SSN, a credit code or a
+    social security card number."""
+    for validator in (
+        validate_permit_number, validate_ssn, validate_credit_code, validate_card_number
+    ):
         try:
             return validator(value)
         except InvalidIdentifier:
             continue
     raise InvalidIdentifier(
-        "subject", "(value)", "expected a permit number, an SSN or a unified social credit code"
+        "subject", "(value)",
+        "expected a permit number, an SSN, a unified social credit code or a card number",
     )
 
 

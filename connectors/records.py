@@ -19,6 +19,8 @@ __all__ = [
     "Enrollment",
     "EnrollmentStatus",
     "Foreigner",
+    "LiveCardClaim",
+    "LiveCardHolding",
     "NewEnrollment",
     "Permit",
     "PermitCategory",
@@ -213,3 +215,40 @@ class CardApplicationResult:
     card: Card | None
     created: bool  # False: the key was used before for this application; its card is returned
     conflict: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LiveCardClaim:
+    """An application's claim on a person's one live card of a kind (the hub's register).
+
+    `person` is the holder's WMS id: one person may (wrongly) hold several SSNs, but one id.
+    """
+
+    person: str
+    kind: CardKind
+    ssn: str
+    region: str  # of the SSN
+    idempotency_key: str  # the application's (an item's, in a batch)
+    request_hash: str
+
+    def is_replay_of(self, holding: LiveCardHolding) -> bool:
+        """The same application again: a retry is not a second card."""
+        return (
+            holding.idempotency_key == self.idempotency_key
+            and holding.request_hash == self.request_hash
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LiveCardHolding:
+    """What the register holds for a (person, kind): a live card, or an application's
+    reservation not yet answered by the card system (`card_number` None)."""
+
+    person: str
+    kind: CardKind
+    ssn: str
+    region: str
+    card_number: str | None
+    idempotency_key: str
+    request_hash: str
+    stale: bool  # a reservation older than the register's lease: its writer is presumed gone

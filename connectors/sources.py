@@ -16,15 +16,20 @@ from connectors.records import (
     Card,
     CardApplication,
     CardApplicationResult,
+    CardKind,
     CardStatus,
     Enrollment,
     EnrollmentClaim,
+    LiveCardClaim,
+    LiveCardHolding,
     NewEnrollment,
     Permit,
     PermitEvent,
 )
 
-__all__ = ["CardSource", "EnrollmentClaims", "EnrollmentSource", "PermitSource"]
+__all__ = [
+    "CardSource", "EnrollmentClaims", "EnrollmentSource", "LiveCardRegister", "PermitSource",
+]
 
 
 class PermitSource(Protocol):
@@ -85,3 +90,40 @@ class CardSource(Protocol):
         self, number: str, from_: CardStatus, to: CardStatus, reason: str | None
     ) -> Card: ...
     async def ping(self) -> bool: ...
+
+
+class LiveCardRegister(Protocol):
+    """At most one live card of each kind per person, kept where every hub instance sees it.
+
+    Implemented by the hub over its own database (a unique (person, kind) row), so two
+    instances racing for the same person's card cannot both win. A row is reserved before the
+    card system is asked, then confirmed with the card's number, or released.
+    """
+
+    async def reserve(self, claims: Sequence[LiveCardClaim]) -> list[LiveCardHolding | None]:
+        """Per claim, in order: None if reserved for it now, else what holds its (person, kind)
+        (possibly a reservation under the same key: a replay, or another claim of the batch)."""
+        ...
+
+    async def confirm(self, claim: LiveCardClaim, card_number: str) -> None:
+        """The claim's reservation now holds the card the card system gave it."""
+        ...
+
+    async def adopt(self, claim: LiveCardClaim, card: Card) -> None:
+        """The claim's reservation now records `card`, a live card found in the source data."""
+        ...
+
+    async def release(self, claim: LiveCardClaim) -> None:
+        """Drop the claim's reservation (no card was made for it); another's is left alone."""
+        ...
+
+    async def drop(self, holding: LiveCardHolding) -> None:
+        """Drop `holding` if it is still there unchanged (its card is no longer live, or its
+        reservation went stale)."""
+        ...
+
+    async def ended(self, card_number: str) -> None:
+        """The card left the live states: its (person, kind) is free again."""
+        ...
+
+    async def holding(self, person: str, kind: CardKind) -> LiveCardHolding | None: ...

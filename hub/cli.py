@@ -155,30 +155,34 @@ async def _duplicates(settings: Settings) -> int:
 
     from connectors._http import new_http_client
     from connectors.agency import SqlEnrollmentSource, create_agency_engines
+    from connectors.cards import HttpCardSource
     from connectors.errors import ConnectorError
     from connectors.resilience import Guard
     from connectors.wms import HttpPermitSource
     from hub.duplicates import CHECKS, CheckSources
 
-    if not settings.agency_databases or not settings.wms_url:
-        raise BadInput("hub check duplicates reads HUB_AGENCY_DATABASES and HUB_WMS_URL: set both")
+    if not settings.agency_databases or not settings.wms_url or not settings.cards_url:
+        raise BadInput("hub check duplicates reads HUB_AGENCY_DATABASES, HUB_WMS_URL and "
+                       "HUB_CARDS_URL: set all three")
     timeout = settings.upstream_timeout_seconds
     databases = ", ".join(
         f"{region} {make_url(url).render_as_string(hide_password=True)}"
         for region, url in sorted(settings.agency_databases.items())
     )
-    print(f"reading the agency databases ({databases}) and the WMS ({settings.wms_url});"
-          " changing nothing")
+    print(f"reading the agency databases ({databases}), the WMS ({settings.wms_url}) and the"
+          f" card system ({settings.cards_url}); changing nothing")
     agencies = SqlEnrollmentSource(create_agency_engines(settings.agency_databases, timeout),
                                    timeout)
     http = new_http_client(timeout, 4)
     wms = HttpPermitSource(http, settings.wms_url,
                            guard=Guard("wms", settings.upstream_policy("wms")))
+    cards = HttpCardSource(http, settings.cards_url,
+                           guard=Guard("cards", settings.upstream_policy("cards")))
     findings = 0
     try:
         for check in CHECKS:
             print(f"check {check.name}: reads {check.reads}")
-            for finding in await check.run(CheckSources(agencies, wms)):
+            for finding in await check.run(CheckSources(agencies, wms, cards)):
                 print(finding.line())
                 findings += 1
     except ConnectorError as exc:
@@ -651,7 +655,8 @@ def _parser() -> argparse.ArgumentParser:
     check_commands = check.add_subparsers(dest="check_command", required=True)
     check_commands.add_parser(
         "duplicates",
-        help="persons with more than one live enrollment across the agencies (exit 1 if any)",
+        help="persons with more than one live enrollment, or several live cards of one kind, "
+             "across the agencies (exit 1 if any)",
     ).set_defaults(run=_check_duplicates)
 
     token = commands.add_parser("token", help="issue an access token for a registered client")

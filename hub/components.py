@@ -24,6 +24,7 @@ from connectors.events import EventBus, PermitChange, open_event_bus
 from connectors.resilience import Guard
 from connectors.wms import HttpPermitSource
 from hub.enrollment_claims import SqlEnrollmentClaims, stale_after
+from hub.live_cards import SqlLiveCardRegister
 from hub.settings import Settings
 from hub.webhooks import WebhookWorker
 from hub.wiring import Core, open_core
@@ -87,7 +88,7 @@ class Hub(Core):
         bus = await _start_bus(settings, sources.permits)
         webhooks = _start_webhooks(settings, core)
         claims = SqlEnrollmentClaims(core.engine, stale_after(settings.upstream_timeout_seconds))
-        graphql = _graphql_service(settings, sources, claims, bus, core.audit)
+        graphql = _graphql_service(settings, sources, claims, bus, core)
         metrics = _metrics(core.audit, sources)
         return cls(
             settings=settings,
@@ -269,7 +270,7 @@ def _start_webhooks(settings: Settings, core: Core) -> WebhookWorker:
 
 def _graphql_service(
     settings: Settings, sources: _Sources, claims: SqlEnrollmentClaims, bus: EventBus,
-    audit: AuditLog,
+    core: Core,
 ) -> GraphQLService:
     return GraphQLService(
         Sources(
@@ -278,10 +279,13 @@ def _graphql_service(
             cards=sources.cards,
             claims=claims,
             events=bus,
+            # In the hub's own database, which every instance shares: the one-live-card rule
+            # holds across instances (`hub.live_cards`).
+            live_cards=SqlLiveCardRegister(core.engine),
         ),
         served_regions=sources.regions,
         max_batch=settings.max_batch_size,
-        audit=audit,
+        audit=core.audit,
         limits=settings.query_limits(),
     )
 

@@ -17,19 +17,22 @@ from dataclasses import dataclass
 
 from connectors.agency import SqlEnrollmentSource
 from connectors.records import Enrollment
-from connectors.sources import PermitSource
+from connectors.sources import CardSource, PermitSource
+from hub.card_duplicates import find_duplicate_cards
+from schema.workflows.live_cards import masked_card_number
 
-__all__ = ["CHECKS", "Check", "CheckSources", "Finding", "live_enrollments"]
+__all__ = ["CHECKS", "Check", "CheckSources", "Finding", "live_cards", "live_enrollments"]
 
 _WMS_BATCH = 500  # permit numbers per WMS request
 
 
 @dataclass(frozen=True, slots=True)
 class CheckSources:
-    """What the checks may read: every agency's database and the WMS."""
+    """What the checks may read: every agency's database, the WMS and the card system."""
 
     agencies: SqlEnrollmentSource
     permits: PermitSource
+    cards: CardSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +86,32 @@ async def _holders(permits: PermitSource, numbers: Sequence[str]) -> dict[str, s
     return holders
 
 
+async def live_cards(sources: CheckSources) -> list[Finding]:
+    """Persons holding several live cards of one kind across all their SSNs (card numbers
+    masked: the operator looks them up in the card system)."""
+    found = await find_duplicate_cards(sources.agencies, sources.permits, sources.cards)
+    return [
+        Finding(
+            "cards", duplicate.holder,
+            tuple(
+                f"{masked_card_number(c.card_number)} ({c.kind.value}, region {c.region}, "
+                f"{c.status.value})"
+                for c in duplicate.cards
+            ),
+        )
+        for duplicate in found
+    ]
+
+
 CHECKS: tuple[Check, ...] = (
     Check(
         "enrollments",
         "every agency database (ACTIVE enrollments) and the WMS (each permit's holder)",
         live_enrollments,
+    ),
+    Check(
+        "cards",
+        "every agency database (SSNs), the WMS (holders) and the card system (live cards)",
+        live_cards,
     ),
 )

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
 
-__all__ = ["enrollment_claims", "hub_metadata", "trusted_documents", "webhook_deliveries"]
+__all__ = [
+    "enrollment_claims", "hub_metadata", "live_cards", "trusted_documents", "webhook_deliveries",
+]
 
 hub_metadata = MetaData()
 
@@ -47,4 +59,23 @@ enrollment_claims = Table(
     Column("request_hash", String(64), nullable=False),
     Column("ssn", String(18), nullable=True),  # NULL: the agency write is under way (or was cut)
     Column("claimed_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row per person and card kind while the person has (or is being given) a live card of it:
+# the primary key is the rule "at most one live card of each kind per person", kept by the
+# database for every hub instance. `card_number` is NULL while an application holds the row
+# and the card system has not answered it yet (`hub.live_cards`).
+live_cards = Table(
+    "hub_live_cards",
+    hub_metadata,
+    Column("person_key", String(64), nullable=False),  # the holder's WMS id
+    Column("kind", String(16), nullable=False),  # PHYSICAL | ELECTRONIC
+    Column("ssn", String(18), nullable=False),
+    Column("region", String(6), nullable=False),
+    Column("card_number", String(16), nullable=True),
+    Column("idempotency_key", String(160), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("reserved_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("person_key", "kind", name="pk_hub_live_cards"),
+    Index("ix_hub_live_cards_card_number", "card_number"),
 )

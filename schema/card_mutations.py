@@ -17,6 +17,7 @@ from schema.types import CardChannel, CardKind, CardStatus, Ctx, SocialSecurityC
 from schema.workflows.cards import (
     BatchCardRequest,
     BatchItem,
+    CardDesk,
     CardRequest,
     Identity,
     ItemOutcome,
@@ -25,6 +26,8 @@ from schema.workflows.cards import (
     apply_for_cards,
     update_card_status,
 )
+from schema.workflows.errors import OutOfJurisdiction, WorkflowConflict
+from schema.workflows.live_cards import HolderCards, LiveCardRule
 
 __all__ = [
     "BatchCardApplicationInput",
@@ -34,6 +37,7 @@ __all__ = [
     "CardApplicationInput",
     "CardApplicationPayload",
     "CardApplicationResult",
+    "ExistingCard",
     "UpdateCardStatusInput",
     "UpdateCardStatusPayload",
     "apply_batch",
@@ -124,10 +128,43 @@ class CardApplicationPayload:
     created: bool = strawberry.field(description="False when an earlier call with the key did.")
 
 
+@strawberry.type(description="The holder's live card that made an application a CONFLICT.")
+class ExistingCard:
+    card_number: str | None = strawberry.field(
+        description="Masked: its letters and last four digits; null while another "
+        "application for it is under way."
+    )
+    kind: CardKind  # type: ignore[valid-type]
+    region: strawberry.ID
+
+
 @strawberry.type(description="Why one item of a batch got no card; nothing was made for it.")
 class CardApplicationError:
-    code: str = strawberry.field(description="BAD_USER_INPUT or CONFLICT.")
+    code: str = strawberry.field(description="BAD_USER_INPUT, FORBIDDEN or CONFLICT.")
     message: str
+    reason: str | None = strawberry.field(
+        default=None, description="OUT_OF_JURISDICTION for a FORBIDDEN item."
+    )
+    existing_card: ExistingCard | None = strawberry.field(
+        default=None, description="For a CONFLICT with the holder's live card of the kind."
+    )
+
+    @classmethod
+    def of(cls, error: Exception) -> CardApplicationError:
+        extensions = getattr(error, "extensions", {})
+        existing = extensions.get("existingCard") if isinstance(error, WorkflowConflict) else None
+        return cls(
+            code=code_for(error),
+            message=str(error),
+            reason=extensions.get("reason"),
+            existing_card=ExistingCard(
+                card_number=existing["cardNumber"],
+                kind=CardKind[existing["kind"]],
+                region=strawberry.ID(existing["region"]),
+            )
+            if existing
+            else None,
+        )
 
 
 @strawberry.type
@@ -146,9 +183,7 @@ class CardApplicationResult:
             ssn=strawberry.ID(outcome.ssn),
             card=SocialSecurityCard.of(outcome.card) if outcome.card else None,
             created=outcome.created,
-            error=CardApplicationError(code=code_for(error), message=str(error))
-            if error
-            else None,
+            error=CardApplicationError.of(error) if error else None,
         )
 
 
@@ -180,18 +215,43 @@ class UpdateCardStatusPayload:
     card: SocialSecurityCard
 
 
+def _desk(info: Ctx) -> CardDesk:
+    """The card workflows' view of this request: its loaders (batched, noted for the audit
+    record), the card system, the register of live cards, the client's jurisdiction."""
+    context = info.context
+    loaders, sources = context.loaders, context.sources
+    rule = None
+    if sources.live_cards is not None:
+        holders = HolderCards(
+            permits_of_holders=loaders.permits_of_holder.load_many,
+            enrollments_of_permits=loaders.enrollment_of_permit.load_many,
+            cards_of_ssns=loaders.cards.load_many,
+            regions=sources.enrollments.regions(),
+        )
+        rule = LiveCardRule(sources.live_cards, holders, loaders.card.load)
+    return CardDesk(
+        load_enrollments=loaders.enrollment.load_many,
+        load_permits=loaders.permit.load_many,
+        load_card=loaders.card.load,
+        cards=sources.cards,
+        live_cards=rule,
+        jurisdiction=context.jurisdiction,
+        today=context.today,
+    )
+
+
 def _note_holders(info: Ctx, cards: list[records.Card]) -> None:
     """The holders of the cards written are subjects of the request's audit record."""
     info.context.touched.ssns.update(c.ssn for c in cards)
 
 
 async def apply_one(info: Ctx, input: CardApplicationInput) -> CardApplicationPayload:
-    context = info.context
-    result = await apply_for_card(
-        input.request(), load_enrollments=context.loaders.enrollment.load_many,
-        load_permits=context.loaders.permit.load_many, cards=context.sources.cards,
-        today=context.today,
-    )
+    request = input.request()
+    try:
+        result = await apply_for_card(request, _desk(info))
+    except OutOfJurisdiction:
+        info.context.touched.refused.add(request.ssn)  # the audit record names who was asked for
+        raise
     _note_holders(info, [result.card])
     card = SocialSecurityCard.of(result.card)
     return CardApplicationPayload(card=card, created=result.created)
@@ -199,21 +259,24 @@ async def apply_one(info: Ctx, input: CardApplicationInput) -> CardApplicationPa
 
 async def apply_batch(info: Ctx, input: BatchCardApplicationInput) -> BatchCardApplicationPayload:
     context = info.context
-    outcomes = await apply_for_cards(
-        input.request(), load_enrollments=context.loaders.enrollment.load_many,
-        load_permits=context.loaders.permit.load_many, cards=context.sources.cards,
-        today=context.today,
-    )
+    outcomes = await apply_for_cards(input.request(), _desk(info))
     _note_holders(info, [o.card for o in outcomes if o.card is not None])
-    # The audit record names the failed items' codes, and the request is PARTIAL.
+    context.touched.refused.update(
+        o.ssn for o in outcomes if isinstance(o.error, OutOfJurisdiction)
+    )
+    # The audit record names the failed items' codes, and the request is PARTIAL (DENIED if
+    # every item was refused for the jurisdiction).
     context.touched.item_errors.update(code_for(o.error) for o in outcomes if o.error)
+    context.touched.items_done |= any(o.error is None for o in outcomes)
     return BatchCardApplicationPayload.of(outcomes)
 
 
 async def change_status(info: Ctx, input: UpdateCardStatusInput) -> UpdateCardStatusPayload:
-    context = info.context
-    card = await update_card_status(
-        input.change(), load_card=context.loaders.card.load, cards=context.sources.cards
-    )
+    change = input.change()
+    try:
+        card = await update_card_status(change, _desk(info))
+    except OutOfJurisdiction:
+        info.context.touched.refused.add(change.card_number)
+        raise
     _note_holders(info, [card])
     return UpdateCardStatusPayload(card=SocialSecurityCard.of(card))

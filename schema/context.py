@@ -21,7 +21,7 @@ class HubContext:
     today: dt.date
     touched: Touched = field(default_factory=Touched)
     audit: AuditLog | None = None
-    # The caller's region prefixes (`infra.regions`); empty covers nothing (deny by default).
+    # The client's region prefixes (`infra.regions`); empty: no bound row (deny by default).
     jurisdiction: tuple[str, ...] = ()
 
     @classmethod

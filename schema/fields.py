@@ -150,7 +150,8 @@ FIELDS: Final[Mapping[str, Field]] = {
     **_plain(INHERIT, "CardApplicationPayload", "card created"),
     **_plain(INHERIT, "BatchCardApplicationPayload", "results total created replayed failed"),
     **_plain(INHERIT, "CardApplicationResult", "index ssn card created error"),
-    **_plain(INHERIT, "CardApplicationError", "code message"),
+    **_plain(INHERIT, "CardApplicationError", "code message reason existingCard"),
+    **_plain(INHERIT, "ExistingCard", "cardNumber kind region"),
     **_plain(INHERIT, "UpdateCardStatusPayload", "card"),
     **_plain(INHERIT, "AccessEventConnection", "pageInfo"),
     "AccessEventConnection.edges": Field(INHERIT, list_size=1),  # by the connection's `first`

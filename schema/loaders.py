@@ -14,7 +14,13 @@ from strawberry.dataloader import DataLoader
 
 from connectors.events import EventBus
 from connectors.records import Card, Enrollment, Permit, PermitEvent
-from connectors.sources import CardSource, EnrollmentClaims, EnrollmentSource, PermitSource
+from connectors.sources import (
+    CardSource,
+    EnrollmentClaims,
+    EnrollmentSource,
+    LiveCardRegister,
+    PermitSource,
+)
 from schema.subjects import Touched
 
 __all__ = ["Loaders", "Sources", "note_permits"]
@@ -29,6 +35,8 @@ class Sources:
     cards: CardSource
     claims: EnrollmentClaims  # one live enrollment per person, kept in the hub's database
     events: EventBus | None = None  # permit changes, for subscriptions
+    # The hub's register of live cards (one per person and kind); None: the rule is not kept.
+    live_cards: LiveCardRegister | None = None
 
 
 def note_permits(touched: Touched, found: Mapping[str, Permit]) -> None:

@@ -10,9 +10,9 @@ identifier argument (`Argument.check` in `schema.fields`) or identifier input fi
 objects and lists.
 
 Only values that pass their validator and are a subject the audit log can be searched by
-(`validate_subject`: permit numbers, SSNs, credit codes) are kept, at most `bound` of them: a
-refusal never writes raw client input into the audit log. Runs only for refused requests,
-never on the path of an admitted one.
+(`validate_subject`: permit numbers, SSNs, credit codes, card numbers) are kept, at most
+`bound` of them: a refusal never writes raw client input into the audit log. Runs only for
+refused requests, never on the path of an admitted one.
 """
 
 from __future__ import annotations

@@ -38,7 +38,6 @@ from schema.errors import (
     Forbidden,
     HubError,
     RateLimited,
-    code_of,
     format_error,
 )
 from schema.limits import Limits, QueryLimits
@@ -204,6 +203,8 @@ class GraphQLService:
         jurisdiction: tuple[str, ...] = (),
     ) -> GraphQLOutcome:
         """Run an admitted request (once its cost is charged: see `admit`).
+
+        `jurisdiction`: the client's region prefixes; rows outside them are refused.
 
         `permits`: this request's view of the permit source, if the caller has one (the HTTP
         route's, primed with the cache entries it read with the shared checks); `known`: the
@@ -416,12 +417,17 @@ class GraphQLService:
         if errors:
             body = {"errors": errors, "data": result.data}
         item_errors = context.touched.item_errors if context else set()
-        codes = {code_of(e) for e in result.errors or []}
+        codes = {e["extensions"]["code"] for e in errors} | item_errors
+        refused_only = (
+            codes == {"FORBIDDEN"}
+            and context is not None
+            and context.touched.only_refused
+            and (result.data is None or not errors)
+        )
         outcome: Outcome = (
-            "OK" if not errors and not item_errors
-            else "PARTIAL" if result.data
-            else "DENIED" if codes == {"FORBIDDEN"}  # refused for who asked, nothing else
-            else "ERROR"
+            "OK"
+            if not codes
+            else "DENIED" if refused_only else ("PARTIAL" if result.data else "ERROR")
         )
         return GraphQLOutcome(
             body=body,

@@ -15,12 +15,25 @@ class Touched:
     subjects_read: set[str] = field(default_factory=set)  # named in an access-log filter
     # Codes of errors answered inside the data (a batch's failed items), not as GraphQL errors.
     item_errors: set[str] = field(default_factory=set)
+    # Identifiers of rows refused as outside the client's jurisdiction (SSNs, card numbers):
+    # subjects of the record, which is DENIED when nothing else was done.
+    refused: set[str] = field(default_factory=set)
+    items_done: bool = False  # some item of a batch succeeded
+
+    @property
+    def only_refused(self) -> bool:
+        """Something was refused for the jurisdiction, and no item was done."""
+        return bool(self.refused) and not self.items_done
 
     def clear(self) -> None:
         for touched in (
-            self.permits, self.ssns, self.employers, self.subjects_read, self.item_errors
+            self.permits, self.ssns, self.employers, self.subjects_read, self.item_errors,
+            self.refused,
         ):
             touched.clear()
+        self.items_done = False
 
     def subjects(self) -> list[str]:
-        return sorted(self.permits | self.ssns | self.employers | self.subjects_read)
+        return sorted(
+            self.permits | self.ssns | self.employers | self.subjects_read | self.refused
+        )

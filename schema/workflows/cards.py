@@ -2,9 +2,13 @@
 
 An application is checked by the hub before the card system hears of it:
 
-    SSN well formed -> enrollment at its agency, ACTIVE -> the enrollment's permit VALID today
+    SSN well formed -> the SSN's region in the client's jurisdiction (decided from the SSN
+    alone: a refused item costs no source-system call) -> enrollment at its agency, ACTIVE
+    -> the enrollment's permit VALID today
     -> name, nationality and passport number match the permit's holder (identity verified)
     -> [batch] the permit's employer is the batch's employer -> channel allowed for the kind
+    -> the holder (the permit's WMS holder, whatever SSN) has no other live card of the kind
+       (`workflows.live_cards`: a row in the hub's register, held until the card system answers)
 
 then every application that passed goes to the card system in ONE call, which answers per
 application (a live card of that kind already there, a reused key: a conflict). Physical cards
@@ -17,8 +21,10 @@ Idempotency lives in the card system: a request's key is the batch key, the key 
 same key with other input is refused (CONFLICT) and a retry gives back the first cards. A batch
 whose items all fail here is not sent at all: nothing was made under its key.
 
-A status change reads the card, refuses a move the lifecycle (`connectors.card_lifecycle`)
-forbids without writing anything, then compare-and-sets the card system from the status read.
+A status change reads the card (a card number does not tell its region), refuses a card
+outside the client's jurisdiction and a move the lifecycle (`connectors.card_lifecycle`)
+forbids without writing anything, then compare-and-sets the card system from the status read;
+a card that leaves the live states frees its holder's row in the register.
 No GraphQL import here.
 """
 
@@ -30,7 +36,8 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from connectors.card_lifecycle import allows
+from connectors.card_lifecycle import allows, is_live
+from connectors.errors import WriteConflict
 from connectors.identifiers import InvalidIdentifier, validate_ssn
 from connectors.records import (
     MAX_CARD_APPLICATIONS,
@@ -42,16 +49,25 @@ from connectors.records import (
     CardStatus,
     Enrollment,
     EnrollmentStatus,
+    LiveCardClaim,
     Permit,
 )
 from connectors.sources import CardSource
+from infra.regions import covers, region_of_ssn
 from schema.workflows.enrollment import check_idempotency_key, normalised_name
-from schema.workflows.errors import WorkflowConflict, WorkflowError, WorkflowRejected
+from schema.workflows.errors import (
+    OutOfJurisdiction,
+    WorkflowConflict,
+    WorkflowError,
+    WorkflowRejected,
+)
+from schema.workflows.live_cards import LiveCardRule, Reserved
 
 __all__ = [
     "MAX_REASON_LENGTH",
     "BatchCardRequest",
     "BatchItem",
+    "CardDesk",
     "CardRequest",
     "CardResult",
     "Identity",
@@ -163,6 +179,21 @@ CardLoader = Callable[[str], Awaitable[Card | None]]
 
 
 @dataclass(frozen=True, slots=True)
+class CardDesk:
+    """What the card workflows reach for one request: its loaders, the card system, the
+    register of live cards (None: not kept, as in a hub without a database of its own), and
+    the client's jurisdiction."""
+
+    load_enrollments: EnrollmentLoader
+    load_permits: PermitLoader
+    load_card: CardLoader
+    cards: CardSource
+    live_cards: LiveCardRule | None
+    jurisdiction: tuple[str, ...]
+    today: dt.date
+
+
+@dataclass(frozen=True, slots=True)
 class _Lookups:
     enrollments: dict[str, Enrollment]
     permits: dict[str, Permit]
@@ -179,8 +210,9 @@ async def _look_up(
     return _Lookups(enrollments, {p.number: p for p in permits if p is not None})
 
 
-def _verify(wanted: _Wanted, lookups: _Lookups, today: dt.date) -> Enrollment:
-    """The enrollment to issue the card under; WorkflowRejected if the holder may not have it."""
+def _verify(wanted: _Wanted, lookups: _Lookups, today: dt.date) -> tuple[Enrollment, Permit]:
+    """The enrollment to issue the card under and its permit; WorkflowRejected if the holder
+    may not have it."""
     enrollment = lookups.enrollments.get(wanted.ssn)
     if enrollment is None:
         raise WorkflowRejected("no enrollment under this SSN at an agency of the hub")
@@ -196,39 +228,84 @@ def _verify(wanted: _Wanted, lookups: _Lookups, today: dt.date) -> Enrollment:
         )
     if wanted.employer_credit_code not in (None, permit.employer.credit_code):
         raise WorkflowRejected("the permit's employer is not the batch's employer")
-    return enrollment
+    return enrollment, permit
 
 
 async def _apply(
-    wanted: Sequence[_Wanted],
-    key: str,
-    batch_hash: str,
-    *,
-    load_enrollments: EnrollmentLoader,
-    load_permits: PermitLoader,
-    cards: CardSource,
-    today: dt.date,
+    wanted: Sequence[_Wanted], key: str, batch_hash: str, desk: CardDesk
 ) -> list[ItemOutcome]:
-    """Check every item, then send the ones that passed to the card system in one call."""
+    """Check every item, hold each holder's row in the register, then send the items that
+    passed to the card system in one call."""
     errors = _malformed(wanted)
+    errors.update(_outside(wanted, desk.jurisdiction, errors))
     well_formed = sorted({w.ssn for i, w in enumerate(wanted) if i not in errors})
-    lookups = await _look_up(well_formed, load_enrollments, load_permits)
+    lookups = await _look_up(well_formed, desk.load_enrollments, desk.load_permits)
     applications: dict[int, CardApplication] = {}
+    claims: dict[int, LiveCardClaim] = {}
     for index, item in enumerate(wanted):
         if index in errors:
             continue
         try:
-            enrollment = _verify(item, lookups, today)
+            enrollment, permit = _verify(item, lookups, desk.today)
         except WorkflowRejected as exc:
             errors[index] = exc
             continue
-        applications[index] = CardApplication(
+        application = CardApplication(
             ssn=item.ssn, kind=item.kind, channel=item.channel, region=enrollment.region,
             idempotency_key=f"{key}#{index}", request_hash=_digest(item.canonical()),
         )
-    answers = await cards.apply(list(applications.values()), key, batch_hash)
-    answered = dict(zip(applications, answers, strict=True))
-    return [_outcome(i, w, answered.get(i), errors.get(i)) for i, w in enumerate(wanted)]
+        applications[index] = application
+        claims[index] = LiveCardClaim(
+            person=permit.holder.id, kind=item.kind, ssn=item.ssn, region=enrollment.region,
+            idempotency_key=application.idempotency_key, request_hash=application.request_hash,
+        )
+    reserved = Reserved()
+    if desk.live_cards is not None and claims:
+        reserved = await desk.live_cards.reserve(claims)
+        errors.update(reserved.refused)
+    sent = {i: a for i, a in applications.items() if i not in errors}
+    answered, conflicts = await _send(sent, key, batch_hash, desk, reserved)
+    errors.update(conflicts)
+    return [
+        _outcome(i, w, None if i in conflicts else answered.get(i), errors.get(i))
+        for i, w in enumerate(wanted)
+    ]
+
+
+async def _send(
+    sent: dict[int, CardApplication], key: str, batch_hash: str, desk: CardDesk,
+    reserved: Reserved,
+) -> tuple[dict[int, CardApplicationResult], dict[int, WorkflowError]]:
+    """One call to the card system; the register then learns what it made. Also returns the
+    card system's conflicts with a live card the register now records, told as the register
+    tells them."""
+    rule = desk.live_cards
+    try:
+        answers = await desk.cards.apply(list(sent.values()), key, batch_hash)
+    except WriteConflict:  # the batch key was used for another batch: nothing was made
+        if rule is not None:
+            await rule.abandon(reserved)
+        raise
+    # Any other failure leaves the rows held: the card system may have made the cards, and the
+    # rows' lease lets a later application look (a retry with the same key goes through).
+    answered = dict(zip(sent, answers, strict=True))
+    conflicts: dict[int, WorkflowError] = {}
+    if rule is not None:
+        conflicts.update(await rule.settle(reserved, answered))
+    return answered, conflicts
+
+
+def _outside(
+    wanted: Sequence[_Wanted], jurisdiction: tuple[str, ...], errors: dict[int, WorkflowError]
+) -> dict[int, WorkflowError]:
+    """The well-formed items whose SSN is of a region the client does not serve."""
+    return {
+        index: OutOfJurisdiction(
+            f"the SSN is of region {region_of_ssn(item.ssn)}, outside the client's jurisdiction"
+        )
+        for index, item in enumerate(wanted)
+        if index not in errors and not covers(jurisdiction, region_of_ssn(item.ssn))
+    }
 
 
 def _malformed(wanted: Sequence[_Wanted]) -> dict[int, WorkflowError]:
@@ -252,14 +329,7 @@ def _outcome(
     return ItemOutcome(index, item.ssn, answer.card, answer.created, None)
 
 
-async def apply_for_card(
-    request: CardRequest,
-    *,
-    load_enrollments: EnrollmentLoader,
-    load_permits: PermitLoader,
-    cards: CardSource,
-    today: dt.date,
-) -> CardResult:
+async def apply_for_card(request: CardRequest, desk: CardDesk) -> CardResult:
     """One card for one holder (IN_PERSON or ONLINE; an electronic card only ONLINE)."""
     check_idempotency_key(request.idempotency_key)
     if request.channel not in CHANNELS[request.kind]:
@@ -267,24 +337,14 @@ async def apply_for_card(
             f"{request.kind.value} cards are not applied for {request.channel.value}"
         )
     wanted = _Wanted(request.ssn, request.identity, request.kind, request.channel, None)
-    (outcome,) = await _apply(
-        [wanted], request.idempotency_key, _digest(wanted.canonical()),
-        load_enrollments=load_enrollments, load_permits=load_permits, cards=cards, today=today,
-    )
+    (outcome,) = await _apply([wanted], request.idempotency_key, _digest(wanted.canonical()), desk)
     if outcome.error is not None:
         raise outcome.error
     assert outcome.card is not None
     return CardResult(outcome.card, outcome.created)
 
 
-async def apply_for_cards(
-    request: BatchCardRequest,
-    *,
-    load_enrollments: EnrollmentLoader,
-    load_permits: PermitLoader,
-    cards: CardSource,
-    today: dt.date,
-) -> list[ItemOutcome]:
+async def apply_for_cards(request: BatchCardRequest, desk: CardDesk) -> list[ItemOutcome]:
     """An employer's batch: one outcome per item, in order; failed items are never sent."""
     check_idempotency_key(request.idempotency_key)
     if not 0 < len(request.items) <= MAX_CARD_APPLICATIONS:
@@ -297,27 +357,32 @@ async def apply_for_cards(
         for item in request.items
     ]
     batch_hash = _digest([w.canonical() for w in wanted])
-    return await _apply(
-        wanted, request.idempotency_key, batch_hash,
-        load_enrollments=load_enrollments, load_permits=load_permits, cards=cards, today=today,
-    )
+    return await _apply(wanted, request.idempotency_key, batch_hash, desk)
 
 
-async def update_card_status(
-    change: StatusChange, *, load_card: CardLoader, cards: CardSource
-) -> Card:
-    """Move a card along its lifecycle; an illegal move is a WorkflowConflict, nothing written."""
+async def update_card_status(change: StatusChange, desk: CardDesk) -> Card:
+    """Move a card along its lifecycle; an illegal move is a WorkflowConflict, a card outside
+    the client's jurisdiction OutOfJurisdiction: either way nothing written."""
     if change.reason is not None and not (
         len(change.reason) <= MAX_REASON_LENGTH and change.reason.isprintable()
     ):
         raise WorkflowRejected(f"reason: at most {MAX_REASON_LENGTH} printable characters")
-    card = await load_card(change.card_number)
+    card = await desk.load_card(change.card_number)
     if card is None:
         raise WorkflowRejected("the card system has no such card")
+    if not covers(desk.jurisdiction, card.region):
+        raise OutOfJurisdiction(
+            f"the card is of region {card.region}, outside the client's jurisdiction"
+        )
     if change.expected is not None and card.status is not change.expected:
         raise WorkflowConflict(f"the card is {card.status.value}, not {change.expected.value}")
     if not allows(card.kind, card.status, change.to):
         raise WorkflowConflict(
             f"a {card.kind.value} card cannot go from {card.status.value} to {change.to.value}"
         )
-    return await cards.change_status(card.card_number, card.status, change.to, change.reason)
+    changed = await desk.cards.change_status(
+        card.card_number, card.status, change.to, change.reason
+    )
+    if desk.live_cards is not None and not is_live(changed.status):
+        await desk.live_cards.register.ended(changed.card_number)
+    return changed

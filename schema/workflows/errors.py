@@ -1,18 +1,21 @@
-"""What a workflow refuses, in two kinds that `schema.errors` maps to GraphQL codes:
+"""What a workflow refuses, in three kinds that `schema.errors` maps to GraphQL codes:
 
     WorkflowError
     ├── WorkflowRejected    BAD_USER_INPUT: the request is wrong; the client can fix it
-    ├── OutOfJurisdiction   FORBIDDEN (reason OUT_OF_JURISDICTION): the row is not the client's
-    └── WorkflowConflict    CONFLICT: the request contradicts what a source system holds
-        └── AlreadyEnrolled     the person has a live enrollment (extensions.existingRegion)
+    ├── WorkflowConflict    CONFLICT: the request contradicts what a source system holds
+    │   └── AlreadyEnrolled     the person has a live enrollment (extensions.existingRegion)
+    └── OutOfJurisdiction   FORBIDDEN, reason OUT_OF_JURISDICTION: the row is not the client's
 
-Either way nothing was changed. No GraphQL import here: an error's `extensions` (a plain dict)
-are adopted by the GraphQL error that wraps it, next to the code `schema.errors` gives it.
+Either way nothing was changed. `extensions` is what the client is told besides the message
+(graphql-core copies it onto the GraphQL error, next to the code). No GraphQL import here.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
+    "OUT_OF_JURISDICTION",
     "AlreadyEnrolled",
     "OutOfJurisdiction",
     "WorkflowConflict",
@@ -20,9 +23,15 @@ __all__ = [
     "WorkflowRejected",
 ]
 
+OUT_OF_JURISDICTION = "OUT_OF_JURISDICTION"
+
 
 class WorkflowError(Exception):
     """The request cannot be carried out as asked; nothing was changed."""
+
+    def __init__(self, message: str, **extensions: Any) -> None:
+        super().__init__(message)
+        self.extensions: dict[str, Any] = extensions
 
 
 class WorkflowRejected(WorkflowError):
@@ -34,11 +43,12 @@ class WorkflowConflict(WorkflowError):
 
 
 class OutOfJurisdiction(WorkflowError):
-    """The row the request names is in a region the client's jurisdiction does not cover."""
+    """The row (a permit's, an SSN's, a card's) is in a region the client does not serve;
+    refused before anything was written, and where the identifier tells, before any source
+    system was asked."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.extensions = {"reason": "OUT_OF_JURISDICTION"}
+        super().__init__(message, reason=OUT_OF_JURISDICTION)
 
 
 class AlreadyEnrolled(WorkflowConflict):
@@ -47,7 +57,7 @@ class AlreadyEnrolled(WorkflowConflict):
     def __init__(self, existing_region: str) -> None:
         super().__init__(
             f"the person already has an active enrollment (or one being made) in region "
-            f"{existing_region}; one person has one live enrollment nationally"
+            f"{existing_region}; one person has one live enrollment nationally",
+            existingRegion=existing_region,
         )
         self.existing_region = existing_region
-        self.extensions = {"existingRegion": existing_region}

@@ -474,8 +474,12 @@ async def test_an_employer_batch_reports_each_item_and_is_idempotent_as_a_whole(
     )
     cards_after = await _card_requests(simulators)
     assert cards_after.get("POST /cards:apply", 0) == cards_before.get("POST /cards:apply", 0) + 1
-    assert sum(cards_after.values()) == sum(cards_before.values()) + 1  # nothing else
-    assert (await simulators.stats(simulators.wms_url))["total"] - wms_before <= 1
+    # And one batched read of the holders' cards under all their SSNs (one live card of a kind
+    # per person); nothing else.
+    assert cards_after.get("POST /cards:batch", 0) == cards_before.get("POST /cards:batch", 0) + 1
+    assert sum(cards_after.values()) == sum(cards_before.values()) + 2
+    # The permits, then the holders' other permits: one batched call each.
+    assert (await simulators.stats(simulators.wms_url))["total"] - wms_before <= 2
     outcome, codes, subjects = (await _audited(hub))[0]
     assert (outcome, codes) == ("PARTIAL", tuple(sorted(set(expected_errors.values()))))
     assert {h.ssn for h in good} | {batch.live.ssn, others[0].ssn} <= set(subjects)

@@ -420,6 +420,7 @@ async def _check_duplicates(own: Simulators, tmp_path: Path) -> tuple[int, str, 
     env = env | {
         "HUB_AGENCY_DATABASES": json.dumps(own.agency_urls),
         "HUB_WMS_URL": own.wms_url,
+        "HUB_CARDS_URL": own.cards_url,
         "HUB_DATA_DIR": str(tmp_path),
     }
     process = await asyncio.create_subprocess_exec(
