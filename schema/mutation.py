@@ -20,6 +20,7 @@ from schema.card_mutations import (
 )
 from schema.types import Ctx, Enrollment
 from schema.workflows.enrollment import EnrollmentRequest, register_enrollment
+from schema.workflows.errors import OutOfJurisdiction
 
 __all__ = ["Mutation", "RegisterEnrollmentInput", "RegisterEnrollmentPayload"]
 
@@ -77,11 +78,16 @@ class Mutation:
         context = info.context
         request = input.request()
         context.touched.permits.add(request.permit_number)  # refused or not, it was named
-        result = await register_enrollment(
-            request, jurisdiction=context.jurisdiction,
-            load_permit=context.loaders.permit.load, agencies=context.sources.enrollments,
-            claims=context.sources.claims, today=context.today,
-        )
+        try:
+            result = await register_enrollment(
+                request, jurisdiction=context.jurisdiction,
+                load_permit=context.loaders.permit.load, agencies=context.sources.enrollments,
+                claims=context.sources.claims, today=context.today,
+            )
+        except OutOfJurisdiction:
+            # Refused for who asked, nothing done: the record is DENIED, as a card's would be.
+            context.touched.refused.add(request.permit_number)
+            raise
         context.touched.ssns.add(result.enrollment.ssn)
         return RegisterEnrollmentPayload(
             enrollment=Enrollment.of(result.enrollment), created=result.created
