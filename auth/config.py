@@ -90,6 +90,9 @@ class AuthConfig:
     max_concurrent_hashes: int = 2
     # The embedded demo: webhooks may use http to a loopback address (auth.webhook_targets).
     demo_webhooks: bool = False
+    # The root fields a purpose may cover (the hub gives its schema's); empty: any well-formed
+    # name (`auth.purposes`).
+    operations: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not is_secure_transport(self.issuer):

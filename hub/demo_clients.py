@@ -1,6 +1,8 @@
-"""The demo agencies, one per kind of client, seeded by `hub demo` and used by the test matrix.
+"""The demo agencies, one per kind of client, and their purposes of use, seeded by `hub demo`
+and used by the test matrix.
 
-Their secrets are generated at seeding and written only to `var/demo/clients.json`: demo
+Each purpose covers the root fields an agency needs for that one task (README.md, "Purposes of
+use"). Their secrets are generated at seeding and written only to `var/demo/clients.json`: demo
 secrets exist only in demo mode.
 """
 
@@ -10,7 +12,36 @@ from dataclasses import dataclass
 
 from auth import AuthService
 
-__all__ = ["DEMO_AGENCIES", "DemoAgency", "seed_demo_clients"]
+__all__ = ["DEMO_AGENCIES", "DEMO_PURPOSES", "DemoAgency", "seed_demo_clients"]
+
+#: Each demo purpose and the root fields (queries, mutations, subscriptions) it covers.
+DEMO_PURPOSES: dict[str, frozenset[str]] = {
+    name: frozenset(operations.split())
+    for name, operations in (
+        # A checkpoint or counter: is this permit (or scanned QR code) valid, is the card live,
+        # and tell me when it changes.
+        ("residence-permit-check", "permit permits verifyPermitQr cards permitStatusChanged"),
+        # A case file: the permits, the person and the cards behind them.
+        ("investigation", "permit permits foreigner cards"),
+        # Enrolling a permit holder in social insurance (the permit shown, on paper or as a QR
+        # code), and reading back the enrollment.
+        (
+            "social-insurance-enrollment",
+            "registerEnrollment permit permits verifyPermitQr foreigner enrollment",
+        ),
+        # Deciding a benefit: the enrollment, the permit it rests on, the person.
+        ("benefit-check", "enrollment permit permits foreigner"),
+        # Issuing cards to enrolled permit holders (one, or an employer's batch): the permit
+        # and the enrollment it rests on, and the cards already issued.
+        ("card-issuance", "applyForCard applyForCards cards permit permits enrollment"),
+        # Serving a card already issued: reported lost, found, suspended, cancelled.
+        ("card-service", "updateCardStatus cards"),
+        # Reading the access log, never the data itself.
+        ("audit", "accessLog subjectAccessLog"),
+        # The WMS publishes permit events (POST /events/permits); it runs no GraphQL at all.
+        ("permit-change-notification", ""),
+    )
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +108,12 @@ DEMO_AGENCIES: tuple[DemoAgency, ...] = (
 
 
 async def seed_demo_clients(auth: AuthService) -> list[dict[str, object]]:
-    """Register every demo agency; return `{client_id, client_secret, scopes, purposes,
-    jurisdiction}` each."""
+    """Register the demo purposes (those not registered yet) and every demo agency; return
+    `{client_id, client_secret, scopes, purposes, purpose_operations, jurisdiction}` each."""
+    registered = {p.name for p in await auth.list_purposes()}
+    for name, operations in DEMO_PURPOSES.items():
+        if name not in registered:
+            await auth.add_purpose(name, sorted(operations))
     seeded: list[dict[str, object]] = []
     for agency in DEMO_AGENCIES:
         _, secret = await auth.add_client(
@@ -91,6 +126,9 @@ async def seed_demo_clients(auth: AuthService) -> list[dict[str, object]]:
                 "client_secret": secret,
                 "scopes": " ".join(sorted(agency.scopes)),
                 "purposes": sorted(agency.purposes),
+                "purpose_operations": {
+                    p: sorted(DEMO_PURPOSES[p]) for p in sorted(agency.purposes)
+                },
                 "jurisdiction": list(agency.jurisdiction),
             }
         )

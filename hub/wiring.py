@@ -57,14 +57,16 @@ class _AuthAuditBridge:
 
     async def __call__(self, event: AuthEvent) -> None:
         assert self.audit is not None
-        admin = event.kind in ("client_changed", "key_rotated")
+        admin = event.kind in ("client_changed", "purpose_changed", "key_rotated")
         await self.audit.append(
             AuditEvent(
                 time=dt.datetime.now(dt.UTC),
                 kind="admin" if admin else "token",
                 outcome="OK" if event.outcome == "success" else "DENIED",
                 client_id=event.client_id,
+                purpose=event.purpose,
                 operation=event.kind,
+                fields=event.operations,  # a purpose's root fields, as it now covers them
                 error_codes=(event.error_code,) if event.error_code else (),
                 client_address=event.address,
             )

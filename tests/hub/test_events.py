@@ -34,13 +34,13 @@ from websockets.typing import Subprotocol
 from connectors.records import Permit, PermitMedium
 from hub.app import create_app
 from hub.components import Hub
-from hub.demo_clients import DEMO_AGENCIES, seed_demo_clients
+from hub.demo_clients import seed_demo_clients
 from hub.settings import Settings
 from hub.tables import webhook_deliveries
 from hub.webhooks import EVENT_URI
 from observability.audit import AuditFilter
 from simulators import generate_signing_key
-from tests.conftest import Simulators, _drop_prefix, hub_settings
+from tests.conftest import Simulators, _drop_prefix, hub_settings, purpose_for
 from tests.services import REDIS_URL
 from tests.simulators.servers import serve
 
@@ -311,7 +311,8 @@ async def test_only_the_wms_may_push_events(live: LiveHub, simulators: Simulator
 
 
 def _purpose(client_id: str) -> str:
-    return sorted(next(a for a in DEMO_AGENCIES if a.client_id == client_id).purposes)[0]
+    """The purpose the agency subscribes for (one covering permitStatusChanged, if it has one)."""
+    return purpose_for(client_id, "subscription { permitStatusChanged(numbers: []) { kind } }")
 
 
 async def _open(
@@ -457,6 +458,7 @@ async def test_a_registered_webhook_gets_a_signed_event_retried_until_delivered(
     receiver = Receiver(fail_first=1)
     app = Starlette(routes=[Route("/hook", receiver.endpoint, methods=["POST"])])
     async with serve(app) as hook_url:
+        await live.hub.auth.add_purpose("monitoring", [])  # webhooks only: no GraphQL
         await live.hub.auth.add_client(
             "hooked-agency", "An agency with a webhook", ["events:subscribe"], ["monitoring"],
             webhook_url=hook_url + "/hook",
