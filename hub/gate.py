@@ -17,10 +17,11 @@ permit events route uses its `Refusal` and the responder of `hub.release`. In or
 
 Refusals are reported in the order of the request path whatever was learnt first: revoked,
 purpose (PURPOSE_REQUIRED), rate, input, policy (FORBIDDEN, with the query limits before it),
-the purpose's operations (PURPOSE_NOT_ALLOWED), the other GraphQL-stage checks, cost. Nothing reaches a source system before all
-of them have passed. Every refusal of a request whose document could be read names the
-identifiers it asked about (a purpose refusal too: its input is read for that alone, and
-whatever goes wrong reading it leaves the refusal as it was). See docs/architecture.md.
+the purpose's operations (PURPOSE_NOT_ALLOWED), the other GraphQL-stage checks, cost.
+Nothing reaches a source system before all of them have passed. Every refusal of a request
+whose document could be read names the identifiers it asked about (a purpose refusal too: its
+input is read for that alone, and whatever goes wrong reading it leaves the refusal as it
+was). See docs/architecture.md.
 
 `STATUS` is the one table from refusal codes to HTTP statuses: the GraphQL stage names codes,
 the transport maps them. Never: render a refusal here (that is `hub.release`), or run a

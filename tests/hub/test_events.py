@@ -316,7 +316,8 @@ def _purpose(client_id: str) -> str:
 
 
 async def _open(
-    hub: LiveHub, client_id: str = "exit-entry-wuhan", token: str | None = None
+    hub: LiveHub, client_id: str = "exit-entry-wuhan", token: str | None = None,
+    purpose: str | None = None,
 ) -> ClientConnection:
     ws = await connect(
         hub.url.replace("http://", "ws://") + "/graphql",
@@ -328,7 +329,7 @@ async def _open(
                 "type": "connection_init",
                 "payload": {
                     "Authorization": f"Bearer {token or await hub.token(client_id)}",
-                    "X-Purpose-Of-Use": _purpose(client_id),
+                    "X-Purpose-Of-Use": purpose or _purpose(client_id),
                 },
             }
         ).decode()
