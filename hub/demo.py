@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 
 from hub.app import create_app
 from hub.components import Hub
-from hub.demo_clients import DEMO_AGENCIES, seed_demo_clients
+from hub.demo_clients import DEMO_AGENCIES, seed_demo_clients, seed_demo_purposes
 from hub.servers import bind, new_server, port_of
 from hub.settings import Settings
 from simulators import (
@@ -51,6 +51,7 @@ def _seeder(
     """Seed the demo agencies once, then let the simulated WMS push its events to the hub."""
 
     async def seed(hub: Hub) -> None:
+        await seed_demo_purposes(hub.auth)
         known = {c.client_id for c in await hub.auth.list_clients()}
         if all(a.client_id in known for a in DEMO_AGENCIES):
             if not clients_file.exists():  # noqa: ASYNC240 (once, at start-up)

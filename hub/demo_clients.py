@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 from auth import AuthService
 
-__all__ = ["DEMO_AGENCIES", "DEMO_PURPOSES", "DemoAgency", "seed_demo_clients"]
+__all__ = [
+    "DEMO_AGENCIES", "DEMO_PURPOSES", "DemoAgency", "seed_demo_clients", "seed_demo_purposes",
+]
 
 #: Each demo purpose and the root fields (queries, mutations, subscriptions) it covers.
 DEMO_PURPOSES: dict[str, frozenset[str]] = {
@@ -107,13 +109,19 @@ DEMO_AGENCIES: tuple[DemoAgency, ...] = (
 )
 
 
-async def seed_demo_clients(auth: AuthService) -> list[dict[str, object]]:
-    """Register the demo purposes (those not registered yet) and every demo agency; return
-    `{client_id, client_secret, scopes, purposes, purpose_operations, jurisdiction}` each."""
+async def seed_demo_purposes(auth: AuthService) -> None:
+    """Register the demo purposes not registered yet (a demo database made before purposes
+    covered operations gets them at its next start)."""
     registered = {p.name for p in await auth.list_purposes()}
     for name, operations in DEMO_PURPOSES.items():
         if name not in registered:
             await auth.add_purpose(name, sorted(operations))
+
+
+async def seed_demo_clients(auth: AuthService) -> list[dict[str, object]]:
+    """Register the demo purposes (those not registered yet) and every demo agency; return
+    `{client_id, client_secret, scopes, purposes, purpose_operations, jurisdiction}` each."""
+    await seed_demo_purposes(auth)
     seeded: list[dict[str, object]] = []
     for agency in DEMO_AGENCIES:
         _, secret = await auth.add_client(

@@ -49,7 +49,7 @@ SUBSCRIBE = """subscription($n: [ID!]) {
   permitStatusChanged(numbers: $n) { permitNumber kind status at } }"""
 _SLICES = {
     "cancel": (0, 1), "subscribe": (1, 2), "replay": (2, 3), "legacy": (0, 1),
-    "webhook": (3, 4), "two": (4, 5), "filter": (5, 7), "revoked": (7, 8),
+    "webhook": (3, 4), "two": (4, 5), "filter": (5, 7), "revoked": (7, 8), "purpose": (8, 9),
 }
 
 
@@ -434,6 +434,20 @@ async def test_a_revoked_token_ends_the_subscription_before_the_next_event(
     with pytest.raises(ConnectionClosed) as closed:
         await _message(ws)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+async def test_a_purpose_narrowed_ends_the_subscription_before_the_next_event(
+    live: LiveHub, simulators: Simulators
+) -> None:
+    [permit] = _fresh(simulators, "purpose")
+    ws = await _subscribed(live, [permit.number])  # for residence-permit-check
+    await live.hub.auth.set_purpose_operations("residence-permit-check", ["permit", "permits"])
+    await _change(simulators, permit.number, "ALTERED")
+    with pytest.raises(ConnectionClosed) as closed:
+        await _message(ws)  # no event: the connection ends first
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+    sent = [r for r in await live.audit("subscription") if r.operation != "subscribe"]
+    assert sent == []
 
 
 # -- webhooks -------------------------------------------------------------------------------------
