@@ -232,6 +232,33 @@ async def test_purposes_are_registered_with_their_operations_and_listed(cli: Cli
     ]
 
 
+async def test_purposes_named_by_clients_but_not_registered_are_listed_as_covering_nothing(
+    cli: Cli,
+) -> None:
+    """What an operator sees after upgrading: clients registered before purposes covered
+    operations name purposes the registry does not hold (migration 0006 seeds none)."""
+    from sqlalchemy import insert
+
+    from auth.models import clients
+
+    async with admin_services(cli.settings) as hub:
+        await hub.auth.add_purpose("audit", ["accessLog"])
+        now = dt.datetime.now(dt.UTC)
+        async with hub.engine.begin() as conn:  # as the registry held it before upgrading
+            await conn.execute(insert(clients).values(
+                client_id="old-agency", agency="Old", scopes="permit:validity",
+                purposes="audit benefits", enabled=True, created_at=now, updated_at=now,
+                jurisdiction="*",
+            ))
+    listed = await cli("purposes", "list")
+    assert listed.code == 0, listed.err
+    assert listed.out.splitlines() == [
+        "purpose   needs_officer  operations                        clients",
+        "audit     no             accessLog                         old-agency",
+        "benefits  -              (not registered: covers nothing)  old-agency",
+    ]
+
+
 async def test_the_demo_clients_carry_their_jurisdiction(cli: Cli) -> None:
     async with admin_services(cli.settings) as hub:
         seeded = await seed_demo_clients(hub.auth)
