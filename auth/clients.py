@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from auth import _passwords
 from auth.errors import RegistryError, UnknownClient
 from auth.models import clients
+from auth.purposes import check_purpose_names, read_operations, refuse_unregistered, unregistered
 from auth.scopes import SCOPES
 from auth.webhook_targets import WebhookTargetRefused, WebhookTargets, WebhookTargetUnresolved
 from infra.regions import NATIONAL
@@ -32,7 +33,6 @@ from infra.regions import NATIONAL
 __all__ = ["NATIONAL", "Client", "ClientRegistry", "check_jurisdiction", "valid_client_id"]
 
 _ID = re.compile(r"[a-z0-9][a-z0-9._:-]{0,127}")
-_PURPOSE = re.compile(r"[a-z0-9][a-z0-9._:-]{0,63}")
 # A GB/T 2260 region prefix: province (2 digits), city (4) or county (6); "*" is national.
 _REGION = re.compile(r"[0-9]{2}(?:[0-9]{2}){0,2}")
 
@@ -59,6 +59,9 @@ class Client:
     webhook_url: str | None = None
     # The regions whose rows it serves: GB/T 2260 prefixes ("420100", "42") or ("*",), national.
     jurisdiction: tuple[str, ...] = (NATIONAL,)
+    # The root fields each of its purposes covers, read with the registration (a purpose the
+    # purpose registry does not hold is missing: it covers nothing).
+    purpose_operations: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def auth_method(self) -> str:
@@ -77,7 +80,7 @@ def _joined(words: Iterable[str]) -> str:
     return " ".join(sorted(words))
 
 
-def _from_row(row: RowMapping) -> Client:
+def _from_row(row: RowMapping, operations: Mapping[str, frozenset[str]]) -> Client:
     jwks = row["public_jwks"]
     return Client(
         client_id=row["client_id"],
@@ -91,6 +94,7 @@ def _from_row(row: RowMapping) -> Client:
         embargoed_until=row["embargoed_until"],
         webhook_url=row["webhook_url"],
         jurisdiction=tuple(row["jurisdiction"].split()),
+        purpose_operations=operations,
     )
 
 
@@ -99,14 +103,6 @@ def check_scopes(scopes: Iterable[str]) -> frozenset[str]:
     unknown = wanted - SCOPES
     if unknown:
         raise RegistryError(f"unknown scopes: {' '.join(sorted(unknown))}")
-    return wanted
-
-
-def _check_purposes(purposes: Iterable[str]) -> frozenset[str]:
-    wanted = frozenset(purposes)
-    bad = [p for p in wanted if not _PURPOSE.fullmatch(p)]
-    if bad or not wanted:
-        raise RegistryError("purposes: at least one, each [a-z0-9._:-], at most 64 characters")
     return wanted
 
 
@@ -192,11 +188,12 @@ class ClientRegistry:
         if secret is not None:
             secret_hash = await anyio.to_thread.run_sync(self._hasher.hash, secret)
         now = datetime.now(UTC)
+        named = check_purpose_names(purposes)
         values = {
             "client_id": client_id,
             "agency": agency,
             "scopes": _joined(check_scopes(scopes)),
-            "purposes": _joined(_check_purposes(purposes)),
+            "purposes": _joined(named),
             "secret_hash": secret_hash,
             "public_jwks": json.dumps(jwks) if jwks else None,
             "external_issuer": external_issuer,
@@ -209,6 +206,7 @@ class ClientRegistry:
         }
         try:
             async with self._engine.begin() as conn:
+                refuse_unregistered(await unregistered(conn, named))
                 await conn.execute(insert(clients).values(**values))
         except IntegrityError:
             raise RegistryError(f"client {client_id!r} already exists") from None
@@ -220,7 +218,10 @@ class ClientRegistry:
         async with self._engine.connect() as conn:
             result = await conn.execute(select(clients).where(clients.c.client_id == client_id))
             row = result.mappings().first()
-        return _from_row(row) if row is not None else None
+            if row is None:
+                return None
+            operations = await read_operations(conn, row["purposes"].split())
+        return _from_row(row, operations)
 
     async def get(self, client_id: str) -> Client:
         client = await self.find(client_id)
@@ -231,11 +232,20 @@ class ClientRegistry:
     async def list(self) -> list[Client]:
         async with self._engine.connect() as conn:
             result = await conn.execute(select(clients).order_by(clients.c.client_id))
-            return [_from_row(row) for row in result.mappings()]
+            rows = list(result.mappings())
+            operations = await read_operations(
+                conn, {p for row in rows for p in row["purposes"].split()}
+            )
+        return [
+            _from_row(row, {p: operations[p] for p in row["purposes"].split() if p in operations})
+            for row in rows
+        ]
 
     async def update(self, client_id: str, **values: Any) -> Client:
         values["updated_at"] = datetime.now(UTC)
         async with self._engine.begin() as conn:
+            if "purposes" in values:  # in the transaction that writes them
+                refuse_unregistered(await unregistered(conn, str(values["purposes"]).split()))
             result = await conn.execute(
                 update(clients).where(clients.c.client_id == client_id).values(**values)
             )
@@ -247,7 +257,7 @@ class ClientRegistry:
         return await self.update(client_id, scopes=_joined(check_scopes(scopes)))
 
     async def set_purposes(self, client_id: str, purposes: Iterable[str]) -> Client:
-        return await self.update(client_id, purposes=_joined(_check_purposes(purposes)))
+        return await self.update(client_id, purposes=_joined(check_purpose_names(purposes)))
 
     async def set_jurisdiction(self, client_id: str, prefixes: Iterable[str]) -> Client:
         return await self.update(client_id, jurisdiction=" ".join(check_jurisdiction(prefixes)))

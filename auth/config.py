@@ -96,6 +96,9 @@ class AuthConfig:
     # in the shared store until it expires.
     exchanged_token_ttl_seconds: int = 300
     max_assertion_lifetime_seconds: int = 600
+    # The root fields a purpose may cover (the hub gives its schema's); empty: any well-formed
+    # name (`auth.purposes`).
+    operations: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not is_secure_transport(self.issuer):

@@ -6,7 +6,8 @@
     ├── PurposeRequired            403 PURPOSE_REQUIRED / invalid_request
     ├── Forbidden                  403 FORBIDDEN / insufficient_scope
     ├── RegistryError              400 BAD_USER_INPUT / invalid_request
-    │   └── UnknownClient          404 BAD_USER_INPUT / invalid_request
+    │   ├── UnknownClient          404 BAD_USER_INPUT / invalid_request
+    │   └── UnknownPurpose         404 BAD_USER_INPUT / invalid_request
     └── Unavailable                503 UPSTREAM_UNAVAILABLE / temporarily_unavailable
 
 A description never contains a token, a secret or a key: it is safe to show the caller and
@@ -24,6 +25,7 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "UnknownClient",
+    "UnknownPurpose",
 ]
 
 
@@ -62,11 +64,17 @@ class InvalidClient(Unauthenticated):
 
 
 class PurposeRequired(AuthError):
-    """X-Purpose-Of-Use is missing or names a purpose the client is not registered for."""
+    """X-Purpose-Of-Use is missing or names a purpose the client is not registered for.
+
+    `allowed`: the purposes the client is registered for (its own, safe to tell it)."""
 
     code = "PURPOSE_REQUIRED"
     status = 403
     error = "invalid_request"
+
+    def __init__(self, description: str, allowed: tuple[str, ...] = ()) -> None:
+        super().__init__(description)
+        self.allowed = allowed
 
 
 class Forbidden(AuthError):
@@ -87,6 +95,12 @@ class RegistryError(AuthError):
 
 class UnknownClient(RegistryError):
     """No client is registered under that id."""
+
+    status = 404
+
+
+class UnknownPurpose(RegistryError):
+    """No purpose is registered under that name."""
 
     status = 404
 

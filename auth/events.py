@@ -18,6 +18,7 @@ EventKind = Literal[
     "revocation_refused",
     "client_throttled",
     "client_changed",
+    "purpose_changed",
     "key_rotated",
 ]
 
@@ -38,6 +39,9 @@ class AuthEvent:
     error_code: str | None = None
     detail: str = ""
     address: str | None = None  # the caller's address, for events of the OAuth endpoints
+    # For `purpose_changed`: the purpose, and the root fields it covers from now on.
+    purpose: str | None = None
+    operations: tuple[str, ...] = ()
 
 
 EventSink = Callable[[AuthEvent], Awaitable[None]]

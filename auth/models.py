@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, Date, DateTime, MetaData, String, Table, Text
 
-__all__ = ["auth_metadata", "clients", "identity_providers", "revocations", "signing_keys"]
+__all__ = [
+    "auth_metadata", "clients", "identity_providers", "purposes", "revocations", "signing_keys",
+]
 
 auth_metadata = MetaData()
 
@@ -29,6 +31,19 @@ clients = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("jurisdiction", Text, nullable=False),  # region prefixes or "*", space-separated, sorted
+)
+
+# The purposes of use clients may name, each with the GraphQL root fields (queries, mutations,
+# subscriptions) it covers: a request naming a purpose may run only those (`auth.purposes`).
+purposes = Table(
+    "auth_purposes",
+    auth_metadata,
+    Column("name", String(64), primary_key=True),
+    Column("operations", Text, nullable=False),  # root field names, space-separated, sorted
+    # A purpose whose requests must name the officer acting (used by a later revision).
+    Column("needs_officer", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 signing_keys = Table(

@@ -11,7 +11,8 @@ Never: construct a `Principal` anywhere but in `checked` (called by the revocati
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Literal
 
@@ -45,9 +46,16 @@ class TokenClaims:
     # kind of person that is; a client-credentials token names none and is the SYSTEM's.
     actor: str | None = None
     actor_kind: ActorKind = "SYSTEM"
+    # The root fields each of its purposes covers, read with its registration like `purposes`
+    # (a change reaches tokens already issued); a purpose missing here covers nothing.
+    purpose_operations: Mapping[str, frozenset[str]] = field(default_factory=dict, hash=False)
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+    def operations_of(self, purpose: str) -> frozenset[str]:
+        """The root fields a request made for `purpose` may run (none if it covers none)."""
+        return self.purpose_operations.get(purpose, frozenset())
 
 
 @dataclass(frozen=True)

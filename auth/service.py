@@ -47,6 +47,7 @@ from auth.keys import KeyRing, SigningKey
 from auth.models import auth_metadata
 from auth.principal import Principal, TokenClaims, checked
 from auth.purpose import purpose_of_use
+from auth.purposes import Purpose, PurposeRegistry
 from auth.revocation import DATABASE_ERRORS, Denylist
 from auth.scopes import PERSON_SCOPES
 from auth.server import (
@@ -100,6 +101,9 @@ class _ClientCache:
     def forget(self, client_id: str) -> None:
         self._items.pop(client_id, None)
 
+    def clear(self) -> None:
+        self._items.clear()
+
 
 class AuthService:
     def __init__(
@@ -124,6 +128,7 @@ class AuthService:
         )
         self._hasher = hasher
         self.registry = ClientRegistry(engine, hasher, WebhookTargets(demo=config.demo_webhooks))
+        self.purposes = PurposeRegistry(engine, config.operations)
         self._clients = _ClientCache(self.registry, config.client_cache_seconds, clock)
         self.identity_providers = IdentityProviderRegistry(engine, self.registry, config.issuer)
         self._assertions = SubjectAssertions(
@@ -337,6 +342,33 @@ class AuthService:
     async def list_identity_providers(self, client_id: str | None = None) -> list[IdentityProvider]:
         return await self.identity_providers.list(client_id)
 
+    # -- purpose registry ----------------------------------------------------------------------
+
+    async def add_purpose(
+        self, name: str, operations: Iterable[str], *, needs_officer: bool = False
+    ) -> Purpose:
+        purpose = await self.purposes.add(name, operations, needs_officer=needs_officer)
+        await self._purpose_changed(purpose, "added")
+        return purpose
+
+    async def set_purpose_operations(self, name: str, operations: Iterable[str]) -> Purpose:
+        purpose = await self.purposes.set_operations(name, operations)
+        await self._purpose_changed(purpose, "operations set")
+        return purpose
+
+    async def list_purposes(self) -> list[Purpose]:
+        return await self.purposes.list()
+
+    async def _purpose_changed(self, purpose: Purpose, what: str) -> None:
+        # Every client registered for it reads it with its registration: read them afresh
+        # here; other processes do within `client_cache_seconds`, as for a change of scopes.
+        self._clients.clear()
+        operations = tuple(sorted(purpose.operations))
+        await self._emit(AuthEvent(
+            "purpose_changed", None, "success", detail=f"{what} purpose={purpose.name}",
+            purpose=purpose.name, operations=operations,
+        ))
+
     async def _changed(self, client_id: str, detail: str) -> None:
         self._clients.forget(client_id)
         await self._emit(AuthEvent("client_changed", client_id, "success", detail=detail))
@@ -501,6 +533,7 @@ def _claims(verified: VerifiedToken, client: Client | None, hub_issuer: str) -> 
         jurisdiction=client.jurisdiction,
         actor=verified.actor,
         actor_kind=verified.actor_kind,
+        purpose_operations=client.purpose_operations,
     )
 
 

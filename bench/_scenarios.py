@@ -49,10 +49,12 @@ REGISTER = (
 # `enrollment:read`: si-agency-wuhan has no `card:status` and is refused whole (FORBIDDEN),
 # so the batch is asked by the card centre, the demo agency whose scopes admit that document.
 VALIDITY_CLIENT = ("exit-entry-wuhan", "residence-permit-check")
-BATCH_CLIENT = ("ssc-card-center-hubei", "card-service")
+# card-issuance: the card centre's purpose that covers reading permits (card-service covers
+# only updateCardStatus and cards: README.md, "Purposes of use").
+BATCH_CLIENT = ("ssc-card-center-hubei", "card-issuance")
 REFUSED_BATCH_CLIENT = ("si-agency-wuhan", "benefit-check")
 ENROLL_CLIENT = ("si-agency-wuhan", "social-insurance-enrollment")
-CARD_CLIENT = ("ssc-card-center-hubei", "card-service")
+CARD_CLIENT = ("ssc-card-center-hubei", "card-issuance")
 PAGE = 500
 # Checked in turn by `validity`: spread over the dataset, every status. A pass over them takes
 # a few seconds, so `_prime` can fill the permit cache (30 s TTL) just before each window.

@@ -424,6 +424,52 @@ async def _clients_remove_idp(hub: AdminServices, args: argparse.Namespace) -> i
     return 0
 
 
+async def _purposes_add(hub: AdminServices, args: argparse.Namespace) -> int:
+    purpose = await hub.auth.add_purpose(
+        args.name, _words(args.operations), needs_officer=args.needs_officer
+    )
+    print(f"{purpose.name}: {_operations(purpose.operations)}")
+    return 0
+
+
+async def _purposes_set_operations(hub: AdminServices, args: argparse.Namespace) -> int:
+    purpose = await hub.auth.set_purpose_operations(args.name, _words(args.operations))
+    print(f"{purpose.name}: {_operations(purpose.operations)}")
+    return 0
+
+
+def _operations(operations: frozenset[str]) -> str:
+    if not operations:
+        return "(covers no operation: every request made for it is refused)"
+    return " ".join(sorted(operations))
+
+
+async def _purposes_list(hub: AdminServices, args: argparse.Namespace) -> int:
+    """Every registered purpose, and the purposes clients name that are not registered (they
+    cover nothing until they are), with the clients registered for each."""
+    purposes = await hub.auth.list_purposes()
+    users: dict[str, list[str]] = {}
+    for client in await hub.auth.list_clients():
+        for name in client.purposes:
+            users.setdefault(name, []).append(client.client_id)
+    rows = [("purpose", "needs_officer", "operations", "clients")]
+    rows += [
+        (p.name, "yes" if p.needs_officer else "no", " ".join(sorted(p.operations)) or "-",
+         " ".join(users.get(p.name, ())) or "-")
+        for p in purposes
+    ]
+    registered = {p.name for p in purposes}
+    rows += [
+        (name, "-", "(not registered: covers nothing)", " ".join(clients))
+        for name, clients in sorted(users.items()) if name not in registered
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)),
+                         row[3]]))
+    return 0
+
+
 async def _token(hub: AdminServices, args: argparse.Namespace) -> int:
     client = await hub.auth.get_client(args.client)
     if not client.enabled:
@@ -659,6 +705,7 @@ def _parser() -> argparse.ArgumentParser:
              "across the agencies (exit 1 if any)",
     ).set_defaults(run=_check_duplicates)
 
+    _purposes_parser(commands)
     token = commands.add_parser("token", help="issue an access token for a registered client")
     token.add_argument("--client", required=True, metavar="CLIENT_ID")
     token.add_argument("--scope", help='space-separated, e.g. "permit:validity card:status"')
@@ -684,7 +731,8 @@ def _clients_parser(commands: _Commands) -> None:
     add.add_argument("client_id")
     add.add_argument("--agency", required=True)
     add.add_argument("--scopes", required=True, help='space-separated, e.g. "permit:validity"')
-    add.add_argument("--purposes", required=True, help='space-separated, e.g. "benefits"')
+    add.add_argument("--purposes", required=True,
+                     help='registered purposes (hub purposes list), e.g. "benefit-check"')
     add.add_argument("--jurisdiction", metavar="PREFIX,...",
                      help="GB/T 2260 region prefixes it serves (420100, 42) or * for national")
     add.add_argument("--public-key-file", metavar="JWK.json",
@@ -738,6 +786,27 @@ def _identity_provider_parsers(sub: _Commands) -> None:
     remove.add_argument("client_id")
     remove.add_argument("--issuer", required=True, metavar="URL")
     remove.set_defaults(run=_admin(_clients_remove_idp))
+
+
+def _purposes_parser(commands: _Commands) -> None:
+    purposes = commands.add_parser(
+        "purposes", help="purposes of use and the operations (root fields) each covers"
+    )
+    sub = purposes.add_subparsers(dest="purposes_command", required=True)
+    add = sub.add_parser("add", help="register a purpose and the operations it covers")
+    add.add_argument("name")
+    add.add_argument("--operations", required=True,
+                     help='root fields it covers, space-separated, e.g. "permit permits cards"')
+    add.add_argument("--needs-officer", action="store_true",
+                     help="its requests must name the officer acting")
+    add.set_defaults(run=_admin(_purposes_add))
+    operations = sub.add_parser("set-operations",
+                                help="replace the operations (root fields) a purpose covers")
+    operations.add_argument("name")
+    operations.add_argument("operations", help='space-separated, e.g. "updateCardStatus cards"')
+    operations.set_defaults(run=_admin(_purposes_set_operations))
+    sub.add_parser("list", help="purposes, their operations and the clients that use them"
+                   ).set_defaults(run=_admin(_purposes_list))
 
 
 def _documents_parser(commands: _Commands) -> None:

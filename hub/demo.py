@@ -24,6 +24,7 @@ from hub.demo_clients import (
     ESSC_APP,
     register_demo_identity_providers,
     seed_demo_clients,
+    seed_demo_purposes,
 )
 from hub.servers import bind, new_server, port_of
 from hub.settings import Settings
@@ -64,6 +65,7 @@ def _seeder(
     its events to the hub."""
 
     async def seed(hub: Hub) -> None:
+        await seed_demo_purposes(hub.auth)
         known = {c.client_id for c in await hub.auth.list_clients()}
         missing = [a for a in (*DEMO_AGENCIES, ESSC_APP) if a.client_id not in known]
         existing = clients_file.exists()  # noqa: ASYNC240 (once, at start-up)

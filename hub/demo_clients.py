@@ -1,7 +1,9 @@
-"""The demo agencies, one per kind of client, seeded by `hub demo` and used by the test matrix;
-the e-SSC app; and the identity providers each may exchange assertions from.
+"""The demo agencies, one per kind of client, and their purposes of use, seeded by `hub demo`
+and used by the test matrix; the e-SSC app; and the identity providers each may exchange
+assertions from.
 
-Their secrets are generated at seeding and written only to `var/demo/clients.json`: demo
+Each purpose covers the root fields an agency needs for that one task (README.md, "Purposes of
+use"). Their secrets are generated at seeding and written only to `var/demo/clients.json`: demo
 secrets exist only in demo mode. The e-SSC app (`ESSC_APP`) is not in `DEMO_AGENCIES`: it acts
 for foreigners only, so it gets no token of its own (client credentials never carry `self:*`).
 """
@@ -16,12 +18,45 @@ from auth import AuthService
 __all__ = [
     "DEMO_AGENCIES",
     "DEMO_IDENTITY_PROVIDERS",
+    "DEMO_PURPOSES",
     "ESSC_APP",
     "DemoAgency",
     "DemoIdentityProvider",
     "register_demo_identity_providers",
     "seed_demo_clients",
+    "seed_demo_purposes",
 ]
+
+#: Each demo purpose and the root fields (queries, mutations, subscriptions) it covers.
+DEMO_PURPOSES: dict[str, frozenset[str]] = {
+    name: frozenset(operations.split())
+    for name, operations in (
+        # A checkpoint or counter: is this permit (or scanned QR code) valid, is the card live,
+        # and tell me when it changes.
+        ("residence-permit-check", "permit permits verifyPermitQr cards permitStatusChanged"),
+        # A case file: the permits, the person and the cards behind them.
+        ("investigation", "permit permits foreigner cards"),
+        # Enrolling a permit holder in social insurance (the permit shown, on paper or as a QR
+        # code), and reading back the enrollment.
+        (
+            "social-insurance-enrollment",
+            "registerEnrollment permit permits verifyPermitQr foreigner enrollment",
+        ),
+        # Deciding a benefit: the enrollment, the permit it rests on, the person.
+        ("benefit-check", "enrollment permit permits foreigner"),
+        # Issuing cards to enrolled permit holders (one, or an employer's batch): the permit
+        # and the enrollment it rests on, and the cards already issued.
+        ("card-issuance", "applyForCard applyForCards cards permit permits enrollment"),
+        # Serving a card already issued: reported lost, found, suspended, cancelled.
+        ("card-service", "updateCardStatus cards"),
+        # Reading the access log, never the data itself.
+        ("audit", "accessLog subjectAccessLog"),
+        # The WMS publishes permit events (POST /events/permits); it runs no GraphQL at all.
+        ("permit-change-notification", ""),
+        # The e-SSC app, for the foreigner it acts for: no root field is open to `self:*` yet.
+        ("self-service", ""),
+    )
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,11 +170,22 @@ async def register_demo_identity_providers(
         )
 
 
+async def seed_demo_purposes(auth: AuthService) -> None:
+    """Register the demo purposes not registered yet (a demo database made before purposes
+    covered operations gets them at its next start)."""
+    registered = {p.name for p in await auth.list_purposes()}
+    for name, operations in DEMO_PURPOSES.items():
+        if name not in registered:
+            await auth.add_purpose(name, sorted(operations))
+
+
 async def seed_demo_clients(
     auth: AuthService, only: Iterable[DemoAgency] | None = None
 ) -> list[dict[str, object]]:
-    """Register every demo client (the agencies and the e-SSC app), or those of `only`; return
-    `{client_id, client_secret, scopes, purposes, jurisdiction}` each."""
+    """Register the demo purposes (those not registered yet) and every demo client (the
+    agencies and the e-SSC app), or those of `only`; return `{client_id, client_secret, scopes,
+    purposes, purpose_operations, jurisdiction}` each."""
+    await seed_demo_purposes(auth)
     seeded: list[dict[str, object]] = []
     for agency in (*DEMO_AGENCIES, ESSC_APP) if only is None else only:
         _, secret = await auth.add_client(
@@ -152,6 +198,9 @@ async def seed_demo_clients(
                 "client_secret": secret,
                 "scopes": " ".join(sorted(agency.scopes)),
                 "purposes": sorted(agency.purposes),
+                "purpose_operations": {
+                    p: sorted(DEMO_PURPOSES[p]) for p in sorted(agency.purposes)
+                },
                 "jurisdiction": list(agency.jurisdiction),
             }
         )

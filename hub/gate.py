@@ -6,16 +6,22 @@
 permit events route uses its `Refusal` and the responder of `hub.release`. In order:
 
 1. the token (`auth` identify: signature, expiry, client registered and enabled) → TokenClaims;
-2. the purpose of use (checked now, reported after revocation);
+2. the purpose of use: one the client is registered for (checked now, reported after
+   revocation);
 3. the input: the door's payload, trusted documents, the GraphQL request's form;
-4. the GraphQL stage's checks (`schema.pipeline`: limits, field policy, arguments) → cost;
+4. the GraphQL stage's checks (`schema.pipeline`: parse and validation, limits, field policy,
+   the root fields against those the purpose covers, arguments) → cost;
 5. ONE shared-store round trip: revocation and client disable, the request rate, the cost
    budget, and the permit cache entries the request names; the revocation judge turns the
    claims into a `Principal`.
 
 Refusals are reported in the order of the request path whatever was learnt first: revoked,
-purpose, rate, input, policy (and the other GraphQL-stage checks), cost. Nothing reaches a
-source system before all of them have passed. See docs/architecture.md.
+purpose (PURPOSE_REQUIRED), rate, input, policy (FORBIDDEN, with the query limits before it),
+the purpose's operations (PURPOSE_NOT_ALLOWED), the other GraphQL-stage checks, cost.
+Nothing reaches a source system before all of them have passed. Every refusal of a request
+whose document could be read names the identifiers it asked about (a purpose refusal too: its
+input is read for that alone, and whatever goes wrong reading it leaves the refusal as it
+was). See docs/architecture.md.
 
 `STATUS` is the one table from refusal codes to HTTP statuses: the GraphQL stage names codes,
 the transport maps them. Never: render a refusal here (that is `hub.release`), or run a
@@ -31,13 +37,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import orjson
+from starlette.requests import ClientDisconnect
 
 from auth import AuthError, Principal, TokenClaims
-from auth.errors import Unavailable
+from auth.errors import PurposeRequired, Unavailable
 from auth.revocation import DATABASE_ERRORS
 from hub.accesses import access_event
 from hub.components import Hub
 from hub.documents import DocumentRefused
+from hub.transport import BodyTimeout, BodyTooLarge
 from infra.kv import KeyValueUnavailable
 from observability.audit import AuditEvent, Kind
 from schema import GraphQLOutcome, GraphQLRequest
@@ -55,6 +63,7 @@ STATUS: Mapping[str, int] = {
     "BAD_USER_INPUT": 400,
     "QUERY_TOO_COMPLEX": 400,
     "FORBIDDEN": 403,
+    "PURPOSE_NOT_ALLOWED": 403,
     "RATE_LIMITED": 429,
 }
 
@@ -118,8 +127,13 @@ def auth_refusal(exc: AuthError, trace_id: str, *, token: bool) -> Refusal:
         headers = {"retry-after": str(exc.retry_after)}
     else:
         headers = {"www-authenticate": exc.www_authenticate()} if exc.status == 401 else {}
-    refused = refusal(exc.status, exc.code, exc.description, trace_id, headers,
-                      token_refused=token)
+    extensions: dict[str, Any] = (
+        {"purposes": list(exc.allowed)} if isinstance(exc, PurposeRequired) else {}
+    )
+    refused = refusal(
+        exc.status, exc.code, exc.description, trace_id, headers, token_refused=token,
+        **extensions,
+    )
     if exc.reason is None:
         return refused
     # The client is told UNAUTHENTICATED; the record also says why, for the auditor.
@@ -220,7 +234,7 @@ async def admit(
 ) -> Admitted | Refusal:
     """Every check of the request path, in its order; sets `caller.principal` and `.purpose`
     as soon as they are known (so that a refusal names them). `read`: the door's payload
-    (raises `InputRefused`), read only once the purpose is allowed."""
+    (raises `InputRefused`); for a refused purpose, read only to name its subjects."""
     trace_id = caller.trace_id
     try:
         claims = await hub.auth.identify(authorization)
@@ -233,16 +247,23 @@ async def admit(
         caller.purpose = hub.auth.purpose_of_use(claims, purpose)
     except AuthError as exc:
         purpose_refused = exc
-    request: GraphQLRequest | Refusal | None = None
+    request: GraphQLRequest | Refusal | None
     if purpose_refused is None:
         request = await _input(hub, claims, read, trace_id)
-    if not isinstance(request, GraphQLRequest):
+    else:
+        request = await _input_to_name(hub, claims, read)
+    if purpose_refused is not None or not isinstance(request, GraphQLRequest):
         shared = await _shared(hub, claims, rate=purpose_refused is None, cost=None)
         refused = _early(shared, purpose_refused, trace_id) or request
-        assert refused is not None  # the purpose or the input was refused
+        assert isinstance(refused, Refusal)  # the purpose or the input was refused
+        if isinstance(request, GraphQLRequest):
+            return _naming(hub, request, refused)
         return refused
+    assert caller.purpose is not None
     graphql = await hub.graphql.admit(
-        request, scopes=claims.scopes, trace_id=trace_id, subscription=subscription
+        request, scopes=claims.scopes, purpose=caller.purpose,
+        covers=claims.operations_of(caller.purpose), trace_id=trace_id,
+        subscription=subscription,
     )
     admission = graphql if isinstance(graphql, Admission) else None
     numbers = admission.permit_numbers if admission and not subscription else ()
@@ -292,6 +313,22 @@ async def _input(
         retry = {"retry-after": str(Unavailable.retry_after)}
         return refusal(503, "UPSTREAM_UNAVAILABLE", "the hub database is unavailable",
                        trace_id, retry)
+
+
+async def _input_to_name(
+    hub: Hub, claims: TokenClaims, read: Callable[[], Awaitable[dict[str, Any]]]
+) -> GraphQLRequest | None:
+    """The request of a refused purpose, read only so that its refusal names its subjects;
+    None if it cannot be read, for any reason: that must not change the refusal it gets (a
+    body too large or too slow, a trusted document the database cannot look up now)."""
+    try:
+        payload = await read()
+        request = graphql_request_of(payload, await hub.documents.resolve(claims.client_id,
+                                                                          payload))
+    except (DocumentRefused, InputRefused, BodyTooLarge, BodyTimeout, ClientDisconnect,
+            *DATABASE_ERRORS):
+        return None
+    return request
 
 
 def _early(shared: _Shared, purpose_refused: AuthError | None, trace_id: str) -> Refusal | None:

@@ -66,9 +66,9 @@ async def respond(hub: Hub, caller: Caller, refusal: Refusal) -> Response:
             subjects=refusal.subjects, denied=refusal.denied, error_codes=refusal.error_codes,
         )
     await refuse(hub, caller, refusal)
-    return error_response(
-        refusal.status, refusal.code, refusal.message, caller.trace_id, dict(refusal.headers)
-    )
+    # Its errors as decided, extensions and all (the purposes a client may use, when to retry).
+    return Response(refusal.body, status_code=refusal.status, media_type="application/json",
+                    headers=dict(refusal.headers))
 
 
 async def answer(hub: Hub, caller: Caller, outcome: GraphQLOutcome) -> Response:

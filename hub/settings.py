@@ -16,6 +16,7 @@ from auth import AuthConfig, TrustedIssuer
 from connectors.resilience import Policy
 from observability.tracing import Exporter, TracingConfig
 from schema.limits import Limits
+from schema.purposes import ROOT_FIELDS
 
 __all__ = ["Settings", "TrustedIssuerSettings"]
 
@@ -198,6 +199,7 @@ class Settings(BaseSettings):
             failures_per_minute=self.auth_failures_per_minute,
             max_concurrent_hashes=self.auth_max_concurrent_hashes,
             demo_webhooks=self.demo,
+            operations=ROOT_FIELDS,
             trusted_issuers=tuple(
                 TrustedIssuer(
                     issuer=t.issuer, jwks_url=t.jwks_url, audience=t.audience,

@@ -24,8 +24,9 @@ many messages 4429, no `connection_init` within 10 s 4408.
 
 The bearer token and purpose may also come as headers of the upgrade request (a browser
 cannot set them, so the `connection_init` payload is the usual place). The token is checked
-again before every event: a revoked or expired token ends the connection with 4401, so a
-long-lived socket never outlives its authorization; when the revocation status cannot be read
+again before every event: a revoked or expired token ends the connection with 4401, a scope
+or purpose that no longer allows the subscription with 4403, so a long-lived socket never
+outlives its authorization; when the revocation status cannot be read
 (Redis or the hub database down) the connection ends with 1013, "try again later". No audit,
 no data: an event whose audit record cannot be written is not sent, and the subscription ends
 with an INTERNAL error.
@@ -245,7 +246,7 @@ class _Connection:
     async def stream(self, op_id: str, subscription: Subscription) -> None:
         try:
             async for result in subscription.results:
-                await self.still_authorized()
+                await self.still_authorized(subscription)
                 if not await self.release(op_id, subscription, result):
                     return
             await self.send({"id": op_id, "type": "complete"})
@@ -257,7 +258,10 @@ class _Connection:
             self.tasks.pop(op_id, None)
             await _discard(subscription)
 
-    async def still_authorized(self) -> None:
+    async def still_authorized(self, subscription: Subscription) -> None:
+        """Before each event: the token, its scope, and the purpose the subscription was
+        admitted for, which must still be the client's and still cover what it runs (a purpose
+        narrowed or withdrawn ends the feed, as a scope withdrawn does)."""
         try:
             principal = await self.hub.auth.authenticate(self.token)
         except Unavailable:
@@ -266,6 +270,10 @@ class _Connection:
         except AuthError:
             raise _Close(4401, "the token expired or was revoked") from None
         if "events:subscribe" not in principal.scopes:
+            raise _Close(4403, "forbidden")
+        runs = {f.partition(".")[2] for f in subscription.fields if f.startswith("Subscription.")}
+        purpose = self.purpose
+        if purpose not in principal.purposes or not runs <= principal.operations_of(purpose):
             raise _Close(4403, "forbidden")
 
     async def release(

@@ -57,16 +57,18 @@ class _AuthAuditBridge:
 
     async def __call__(self, event: AuthEvent) -> None:
         assert self.audit is not None
-        admin = event.kind in ("client_changed", "key_rotated")
+        admin = event.kind in ("client_changed", "purpose_changed", "key_rotated")
         await self.audit.append(
             AuditEvent(
                 time=dt.datetime.now(dt.UTC),
                 kind="admin" if admin else "token",
                 outcome="OK" if event.outcome == "success" else "DENIED",
                 client_id=event.client_id,
+                purpose=event.purpose,
                 operation=event.kind,
-                # What an administrator changed (`scopes: a b -> a c`, `added ...`).
-                fields=(event.detail,) if admin and event.detail else (),
+                # A purpose's root fields as it now covers them; what an administrator changed
+                # in a client (`scopes: +a -b`, `added ...`).
+                fields=event.operations or ((event.detail,) if admin and event.detail else ()),
                 error_codes=(event.error_code,) if event.error_code else (),
                 client_address=event.address,
             )

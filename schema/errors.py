@@ -3,6 +3,7 @@
     HubError (GraphQLError with a code)
     ├── BadUserInput            BAD_USER_INPUT
     ├── Forbidden               FORBIDDEN        (with the denied field paths)
+    ├── PurposeNotAllowed       PURPOSE_NOT_ALLOWED (the root fields the purpose does not cover)
     ├── QueryTooComplex         QUERY_TOO_COMPLEX
     └── Conflict                CONFLICT
 
@@ -29,6 +30,7 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "HubError",
+    "PurposeNotAllowed",
     "QueryTooComplex",
     "code_for",
     "format_error",
@@ -48,6 +50,10 @@ class BadUserInput(HubError):
 
 class Forbidden(HubError):
     code = "FORBIDDEN"
+
+
+class PurposeNotAllowed(HubError):
+    code = "PURPOSE_NOT_ALLOWED"
 
 
 class QueryTooComplex(HubError):

@@ -1,7 +1,7 @@
 """The GraphQL stage of the request path (docs/architecture.md), one named step each:
 
-    prepare (cached parse + validate) -> policy (cached per scope set) -> check arguments
-    -> execute -> outcome
+    prepare (cached parse + validate) -> cost -> policy (cached per scope set)
+    -> purpose (cached per purpose) -> check arguments -> execute -> outcome
 
 Nothing here runs a resolver before every check has passed. Nothing here knows HTTP or
 WebSocket: a refusal is an outcome whose `refused` names its code, and the transport
@@ -37,6 +37,7 @@ from schema.errors import (
     BadUserInput,
     Forbidden,
     HubError,
+    PurposeNotAllowed,
     RateLimited,
     format_error,
 )
@@ -45,6 +46,7 @@ from schema.loaders import Sources, note_permits
 from schema.named import named_subjects
 from schema.plans import PlanCache
 from schema.policy import PolicyCache, filtered_schema
+from schema.purposes import PurposeCheck
 from schema.schema import build_schema
 from schema.subjects import Touched
 
@@ -146,6 +148,7 @@ class GraphQLService:
         self.limits = QueryLimits(self._graphql_schema, limits or Limits())
         self._documents = DocumentCache(self._graphql_schema, parse_document=self.limits.parse)
         self._policy = PolicyCache()
+        self._purposes = PurposeCheck()
         self._plans = PlanCache(self._graphql_schema)
         self.stats = GraphQLStats()
         self._visible: dict[frozenset[str], GraphQLSchema | None] = {}
@@ -162,14 +165,20 @@ class GraphQLService:
         request: GraphQLRequest,
         *,
         scopes: frozenset[str],
+        purpose: str,
+        covers: frozenset[str],
         trace_id: str,
         subscription: bool = False,
     ) -> Admission | GraphQLOutcome:
         """Every check but the cost budget, which the caller charges `cost` to (the gate does
         it in the same round trip as revocation and rate). An outcome is a refusal, or the
-        answer to an introspection query (which costs nothing). `subscription`: the document
-        must be a subscription (served over WebSocket), else it must not be one."""
-        return await self._admit(request, scopes, trace_id, subscription=subscription)
+        answer to an introspection query (which costs nothing). `purpose`: the request's
+        purpose of use, `covers`: the root fields it covers (`schema.purposes`).
+        `subscription`: the document must be a subscription (served over WebSocket), else it
+        must not be one."""
+        return await self._admit(
+            request, scopes, (purpose, covers), trace_id, subscription=subscription
+        )
 
     def subjects_named(self, request: GraphQLRequest) -> tuple[str, ...]:
         """The well-formed identifiers a refused request named (`schema.named`), at most the
@@ -291,6 +300,7 @@ class GraphQLService:
         self,
         request: GraphQLRequest,
         scopes: frozenset[str],
+        purpose: tuple[str, frozenset[str]],
         trace_id: str,
         *,
         subscription: bool,
@@ -314,6 +324,16 @@ class GraphQLService:
             refusal = _refusal([denied], "FORBIDDEN", trace_id, prepared, outcome="DENIED")
             refusal.denied = list(decision.denied)
             return refusal
+        # Held to what the client may ever read (its scopes), then to what this request is
+        # for: the operations its purpose covers.
+        name, covers = purpose
+        not_covered = self._purposes.not_covered(prepared, request.operation_name, covers)
+        if not_covered:
+            outside = PurposeNotAllowed(
+                f"purpose {name} does not cover {', '.join(not_covered)}",
+                purpose=name, notCovered=list(not_covered),
+            )
+            return _refusal([outside], outside.code, trace_id, prepared, outcome="DENIED")
         if decision.introspection and subscription:
             error = BadUserInput("introspection is served over POST /graphql")
             return _refusal([error], "BAD_USER_INPUT", trace_id, prepared)

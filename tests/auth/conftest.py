@@ -123,6 +123,9 @@ def protected_app(service: AuthService) -> Starlette:
 
 HubFactory = Callable[..., Awaitable[Hub]]
 
+# The purposes the tests register clients for: a client may name registered purposes only.
+TEST_PURPOSES = ("audit", "enrollment", "investigation", "p", "residence-permit")
+
 
 @pytest.fixture
 def clock() -> Clock:
@@ -149,6 +152,9 @@ async def make_hub(engine: AsyncEngine, kv: KeyValue, clock: Clock) -> AsyncIter
 
         service = AuthService(engine, kv, cfg or config(), http=http, on_event=record, clock=clock)
         await service.start(create_tables=True)
+        registered = {p.name for p in await service.purposes.list()}
+        for name in sorted(set(TEST_PURPOSES) - registered):  # instances share the database
+            await service.purposes.add(name, ["permit"])
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=protected_app(service)), base_url=ISSUER
         )

@@ -139,3 +139,43 @@ def test_scopes_are_the_design_table_plus_the_data_tracker_operations_and_person
 def test_all_is_sorted_and_public() -> None:
     assert auth.__all__ == sorted(auth.__all__, key=lambda n: (not n.isupper(), n[0].islower(), n))
     assert all(not name.startswith("_") and hasattr(auth, name) for name in auth.__all__)
+
+
+async def test_a_client_is_registered_only_for_registered_purposes(hub: Hub) -> None:
+    with pytest.raises(RegistryError, match="purposes not registered: curiosity gossip"):
+        await hub.service.add_client("x", "X", ["permit:validity"], ["p", "gossip", "curiosity"])
+    assert await hub.service.list_clients() == []
+    client, _ = await hub.service.add_client("x", "X", ["permit:validity"], ["p"])
+    with pytest.raises(RegistryError, match="purposes not registered: gossip"):
+        await hub.service.set_purposes("x", ["p", "gossip"])
+    assert (await hub.service.get_client("x")).purposes == {"p"}
+    assert client.purpose_operations == {"p": frozenset({"permit"})}
+
+
+async def test_a_purpose_change_reaches_the_claims_of_a_token_already_issued(
+    hub: Hub, exit_entry: Agency
+) -> None:
+    token = await hub.access_token(exit_entry.client_id, exit_entry.secret)
+    before = await hub.service.identify(f"Bearer {token}")
+    await hub.service.set_purpose_operations("investigation", ["permit", "foreigner"])
+    after = await hub.service.identify(f"Bearer {token}")
+    assert before.operations_of("investigation") == {"permit"}
+    assert after.operations_of("investigation") == {"permit", "foreigner"}
+    assert after.operations_of("residence-permit") == {"permit"}
+    assert after.operations_of("audit") == frozenset()  # not one of its purposes
+    changed = [e for e in hub.events if e.kind == "purpose_changed"]
+    assert [(e.purpose, e.operations) for e in changed] == [
+        ("investigation", ("foreigner", "permit"))
+    ]
+
+
+async def test_a_purpose_names_well_formed_operations(hub: Hub) -> None:
+    with pytest.raises(RegistryError, match="unknown operations: no-such"):
+        await hub.service.add_purpose("q", ["permit", "no-such"])
+    with pytest.raises(RegistryError, match="already exists"):
+        await hub.service.add_purpose("p", ["permit"])
+    with pytest.raises(auth.errors.UnknownPurpose):
+        await hub.service.set_purpose_operations("nobody", ["permit"])
+    officer = await hub.service.add_purpose("q", [], needs_officer=True)
+    assert (officer.operations, officer.needs_officer) == (frozenset(), True)
+    assert [p.name for p in await hub.service.list_purposes()][-2:] == ["q", "residence-permit"]

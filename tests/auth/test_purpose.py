@@ -1,4 +1,4 @@
-"""X-Purpose-Of-Use: required, and one of the client's registered purposes."""
+"""X-Purpose-Of-Use: required, one of the client's registered purposes (a refusal lists them)."""
 
 from __future__ import annotations
 
@@ -21,3 +21,9 @@ async def test_missing_or_unregistered_purpose_is_purpose_required(
         assert response.status_code == 403
         assert response.json()["code"] == "PURPOSE_REQUIRED"
         assert "<script>" not in response.text
+        # What it may use instead: its own registration, never the value it sent.
+        description = response.json()["description"]
+        assert description.endswith(
+            "client exit-entry-wuhan may use: investigation, residence-permit"
+        )
+        assert purpose is None or not purpose.strip() or purpose not in description

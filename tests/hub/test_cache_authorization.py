@@ -41,6 +41,7 @@ def _needed(field: str) -> set[str]:
 
 @pytest.fixture
 async def clients(hub: HubClient) -> HubClient:
+    await hub.hub.auth.add_purpose(PURPOSE, ["permits"])
     for scopes in SUBSETS:
         _, secret = await hub.hub.auth.add_client(
             _client_id(scopes), "Cache test agency", sorted(scopes), [PURPOSE]

@@ -115,6 +115,7 @@ def _header(token: str) -> dict[str, object]:
 
 async def _write_records(settings: Settings, count: int) -> None:
     async with admin_services(settings) as hub:
+        await hub.auth.purposes.add("benefits", ["permit"])  # no record of its own: counted
         await hub.auth.add_client("agency-a", "A", ["permit:validity"], ["benefits"])
         for i in range(count):
             await hub.audit.append(
@@ -130,6 +131,7 @@ async def _write_records(settings: Settings, count: int) -> None:
 
 
 async def test_clients_are_added_changed_disabled_and_listed_without_secrets(cli: Cli) -> None:
+    assert (await cli("purposes", "add", "benefits", "--operations", "permit")).code == 0
     added = await cli(
         "clients",
         "add",
@@ -165,6 +167,8 @@ async def test_clients_are_added_changed_disabled_and_listed_without_secrets(cli
 async def test_a_client_is_added_with_a_jurisdiction_listed_and_moved(cli: Cli) -> None:
     add = ("clients", "add", "si-a", "--agency", "A", "--scopes", "enrollment:read",
            "--purposes", "benefits")
+    async with admin_services(cli.settings) as hub:
+        await hub.auth.add_purpose("benefits", ["enrollment"])
     missing = await cli(*add)
     bad = await cli(*add, "--jurisdiction", "420100,hubei")
     added = await cli(*add, "--jurisdiction", "420100,42")
@@ -185,6 +189,87 @@ async def test_a_client_is_added_with_a_jurisdiction_listed_and_moved(cli: Cli) 
                                       today=dt.date.today())
     # Added, then moved; the refused change recorded nothing.
     assert [(r.kind, r.operation) for r in page.records] == [("admin", "client_changed")] * 2
+
+
+async def test_purposes_are_registered_with_their_operations_and_listed(cli: Cli) -> None:
+    service = await cli("purposes", "add", "card-service", "--operations", "updateCardStatus cards")
+    officer = await cli("purposes", "add", "investigation", "--operations", "permit,foreigner",
+                        "--needs-officer")
+    empty = await cli("purposes", "add", "notification", "--operations", "")
+    assert (service.code, officer.code, empty.code) == (0, 0, 0), service.err + officer.err
+    assert service.out == "card-service: cards updateCardStatus\n"
+    assert "covers no operation" in empty.out
+
+    typo = await cli("purposes", "add", "card-issuance", "--operations", "applyForCard cardz")
+    again = await cli("purposes", "add", "card-service", "--operations", "cards")
+    introspection = await cli("purposes", "set-operations", "card-service", "__schema")
+    nobody = await cli("purposes", "set-operations", "no-such-purpose", "cards")
+    assert (typo.code, typo.out) == (2, "")
+    assert typo.err.startswith("hub: error: unknown operations: cardz (root fields: accessLog ")
+    assert typo.err.count("\n") == 1
+    assert again.code == 2 and "already exists" in again.err
+    assert introspection.code == 2 and "unknown operations: __schema" in introspection.err
+    assert nobody.code == 2 and nobody.err == "hub: error: no purpose 'no-such-purpose'\n"
+
+    client = ("clients", "add", "ssc-a", "--agency", "A", "--scopes", "card:write",
+              "--jurisdiction", "42", "--purposes")
+    unknown = await cli(*client, "card-service card-issuance")
+    added = await cli(*client, "card-service")
+    narrowed = await cli("purposes", "set-operations", "card-service", "updateCardStatus")
+    moved = await cli("clients", "set-purposes", "ssc-a", "card-issuance")
+    listed = await cli("purposes", "list")
+    assert unknown.code == 2
+    assert unknown.err == (
+        "hub: error: purposes not registered: card-issuance "
+        "(register each first: hub purposes add NAME --operations ...)\n"
+    )
+    assert added.code == 0 and narrowed.code == 0, added.err + narrowed.err
+    assert moved.code == 2 and "not registered: card-issuance" in moved.err
+    assert listed.out.splitlines() == [
+        "purpose        needs_officer  operations        clients",
+        "card-service   no             updateCardStatus  ssc-a",
+        "investigation  yes            foreigner permit  -",
+        "notification   no             -                 -",
+    ]
+    async with admin_services(cli.settings) as hub:
+        client_of = await hub.auth.get_client("ssc-a")
+        page = await hub.audit.search(AuditFilter(operation="purpose_changed"),
+                                      subject_view=False, today=dt.date.today())
+    assert client_of.purpose_operations == {"card-service": frozenset({"updateCardStatus"})}
+    # Three added and one narrowed, each an admin record; the refused changes recorded nothing.
+    assert [(r.kind, r.purpose, r.fields) for r in page.records] == [
+        ("admin", "card-service", ("updateCardStatus",)),
+        ("admin", "notification", ()),
+        ("admin", "investigation", ("foreigner", "permit")),
+        ("admin", "card-service", ("cards", "updateCardStatus")),
+    ]
+
+
+async def test_purposes_named_by_clients_but_not_registered_are_listed_as_covering_nothing(
+    cli: Cli,
+) -> None:
+    """What an operator sees after upgrading: clients registered before purposes covered
+    operations name purposes the registry does not hold (migration 0006 seeds none)."""
+    from sqlalchemy import insert
+
+    from auth.models import clients
+
+    async with admin_services(cli.settings) as hub:
+        await hub.auth.add_purpose("audit", ["accessLog"])
+        now = dt.datetime.now(dt.UTC)
+        async with hub.engine.begin() as conn:  # as the registry held it before upgrading
+            await conn.execute(insert(clients).values(
+                client_id="old-agency", agency="Old", scopes="permit:validity",
+                purposes="audit benefits", enabled=True, created_at=now, updated_at=now,
+                jurisdiction="*",
+            ))
+    listed = await cli("purposes", "list")
+    assert listed.code == 0, listed.err
+    assert listed.out.splitlines() == [
+        "purpose   needs_officer  operations                        clients",
+        "audit     no             accessLog                         old-agency",
+        "benefits  -              (not registered: covers nothing)  old-agency",
+    ]
 
 
 async def test_the_demo_clients_carry_their_jurisdiction(cli: Cli) -> None:
@@ -252,6 +337,7 @@ async def test_identity_providers_are_added_listed_refused_and_removed(
 
 async def test_a_token_is_issued_for_a_client_and_rotated_keys_are_published(cli: Cli) -> None:
     async with admin_services(cli.settings) as hub:
+        await hub.auth.add_purpose("x", ["cards"])
         await hub.auth.add_client("agency-a", "A", ["permit:validity", "card:status"], ["x"])
 
     token = await cli("token", "--client", "agency-a", "--scope", "card:status")

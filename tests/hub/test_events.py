@@ -34,13 +34,13 @@ from websockets.typing import Subprotocol
 from connectors.records import Permit, PermitMedium
 from hub.app import create_app
 from hub.components import Hub
-from hub.demo_clients import DEMO_AGENCIES, seed_demo_clients
+from hub.demo_clients import seed_demo_clients
 from hub.settings import Settings
 from hub.tables import webhook_deliveries
 from hub.webhooks import EVENT_URI
 from observability.audit import AuditFilter
 from simulators import generate_signing_key
-from tests.conftest import Simulators, _drop_prefix, hub_settings
+from tests.conftest import Simulators, _drop_prefix, hub_settings, purpose_for
 from tests.services import REDIS_URL
 from tests.simulators.servers import serve
 
@@ -49,7 +49,7 @@ SUBSCRIBE = """subscription($n: [ID!]) {
   permitStatusChanged(numbers: $n) { permitNumber kind status at } }"""
 _SLICES = {
     "cancel": (0, 1), "subscribe": (1, 2), "replay": (2, 3), "legacy": (0, 1),
-    "webhook": (3, 4), "two": (4, 5), "filter": (5, 7), "revoked": (7, 8),
+    "webhook": (3, 4), "two": (4, 5), "filter": (5, 7), "revoked": (7, 8), "purpose": (8, 9),
 }
 
 
@@ -311,11 +311,13 @@ async def test_only_the_wms_may_push_events(live: LiveHub, simulators: Simulator
 
 
 def _purpose(client_id: str) -> str:
-    return sorted(next(a for a in DEMO_AGENCIES if a.client_id == client_id).purposes)[0]
+    """The purpose the agency subscribes for (one covering permitStatusChanged, if it has one)."""
+    return purpose_for(client_id, "subscription { permitStatusChanged(numbers: []) { kind } }")
 
 
 async def _open(
-    hub: LiveHub, client_id: str = "exit-entry-wuhan", token: str | None = None
+    hub: LiveHub, client_id: str = "exit-entry-wuhan", token: str | None = None,
+    purpose: str | None = None,
 ) -> ClientConnection:
     ws = await connect(
         hub.url.replace("http://", "ws://") + "/graphql",
@@ -327,7 +329,7 @@ async def _open(
                 "type": "connection_init",
                 "payload": {
                     "Authorization": f"Bearer {token or await hub.token(client_id)}",
-                    "X-Purpose-Of-Use": _purpose(client_id),
+                    "X-Purpose-Of-Use": purpose or _purpose(client_id),
                 },
             }
         ).decode()
@@ -434,6 +436,20 @@ async def test_a_revoked_token_ends_the_subscription_before_the_next_event(
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
 
+async def test_a_purpose_narrowed_ends_the_subscription_before_the_next_event(
+    live: LiveHub, simulators: Simulators
+) -> None:
+    [permit] = _fresh(simulators, "purpose")
+    ws = await _subscribed(live, [permit.number])  # for residence-permit-check
+    await live.hub.auth.set_purpose_operations("residence-permit-check", ["permit", "permits"])
+    await _change(simulators, permit.number, "ALTERED")
+    with pytest.raises(ConnectionClosed) as closed:
+        await _message(ws)  # no event: the connection ends first
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+    sent = [r for r in await live.audit("subscription") if r.operation != "subscribe"]
+    assert sent == []
+
+
 # -- webhooks -------------------------------------------------------------------------------------
 
 
@@ -457,6 +473,7 @@ async def test_a_registered_webhook_gets_a_signed_event_retried_until_delivered(
     receiver = Receiver(fail_first=1)
     app = Starlette(routes=[Route("/hook", receiver.endpoint, methods=["POST"])])
     async with serve(app) as hook_url:
+        await live.hub.auth.add_purpose("monitoring", [])  # webhooks only: no GraphQL
         await live.hub.auth.add_client(
             "hooked-agency", "An agency with a webhook", ["events:subscribe"], ["monitoring"],
             webhook_url=hook_url + "/hook",

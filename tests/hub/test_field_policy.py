@@ -1,7 +1,9 @@
 """Issue 3: each agency reads exactly the fields its scopes grant, refused before any upstream call.
 
 The expected grants below are written from the scopes agencies were given, independently of
-`schema.policy`, so a mistake in the policy table shows up here as a mismatch.
+`schema.policy`, so a mistake in the policy table shows up here as a mismatch. A field its
+scopes grant is still refused (PURPOSE_NOT_ALLOWED) when none of the agency's purposes covers
+the root field that reaches it (issue 18).
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ import asyncio
 
 import httpx
 import pytest
+from graphql import parse
 
-from hub.demo_clients import DEMO_AGENCIES
+from hub.demo_clients import DEMO_AGENCIES, DEMO_PURPOSES
 from schema import build_schema
+from schema.purposes import root_fields
 from tests.conftest import HubClient, Simulators, SqlCounter
 
 # The agencies' contract, scope by scope; then the fields the hub adds, with the scope they need.
@@ -125,9 +129,16 @@ async def test_every_field_is_allowed_exactly_where_the_design_grants_it(
         async with in_flight:
             return f"{type_name}.{field}", await hub.graphql(client_id, document, used)
 
+    purposes = agency.purposes  # type: ignore[attr-defined]
+    covered = frozenset[str]().union(*(DEMO_PURPOSES[p] for p in purposes))
+
+    def in_purpose(case: tuple[str, str]) -> bool:
+        return root_fields(parse(_document(*case)), None) <= covered
+
     cases = _cases()
     refused = [case for case in cases if not _expected(*case, scopes)]
-    granted = [case for case in cases if _expected(*case, scopes)]
+    outside = [case for case in cases if _expected(*case, scopes) and not in_purpose(case)]
+    granted = [case for case in cases if _expected(*case, scopes) and in_purpose(case)]
     mismatches = []
     # Every refused document together, then the upstream and SQL counts: unchanged totals
     # mean that not one of them reached a source system (many at once: the suite's time).
@@ -140,6 +151,12 @@ async def test_every_field_is_allowed_exactly_where_the_design_grants_it(
         assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", name
         assert body["errors"][0]["extensions"]["denied"], name
         assert "data" not in body, name
+    for name, response in await asyncio.gather(*(ask(*case) for case in outside)):
+        errors = response.json().get("errors") or [{"extensions": {}}]
+        if (response.status_code, errors[0]["extensions"].get("code")) != (
+            403, "PURPOSE_NOT_ALLOWED"
+        ):
+            mismatches.append((name, response.status_code, response.text[:200]))
     assert await simulators.upstream_calls() == before
     assert sum(sql.counts.values()) == sql_before
     for name, response in await asyncio.gather(*(ask(*case) for case in granted)):

@@ -1,5 +1,5 @@
 """The order of refusals on POST /graphql (README.md, "Architecture": revoked, purpose, rate, input,
-policy, cost).
+policy, the purpose's operations, cost).
 
 The hub reads revocation and counts the request rate and cost budget in one Redis round trip,
 after the local checks have run. A client must not be able to tell: a revoked token is refused
@@ -23,6 +23,7 @@ from tests.services import REDIS_URL
 CLIENT = "exit-entry-wuhan"
 STATUS = "query Status($n: ID!) { permit(number: $n) { number status } }"
 HOLDER = "query Holder($n: ID!) { permit(number: $n) { holder { name } } }"  # not its scope
+QR = '{ verifyPermitQr(payload: "x") { valid } }'  # its scope, not its purpose investigation
 
 
 async def _revoke(client: HubClient) -> str:
@@ -46,6 +47,7 @@ async def test_a_revoked_token_is_refused_as_revoked_whatever_else_is_wrong(
         await hub.graphql(CLIENT, HOLDER, {"n": number}),  # outside its scopes
         await hub.graphql(CLIENT, "{ permit(", None),  # not GraphQL
         await hub.graphql(CLIENT, STATUS, {"n": number}, purpose="no-such-purpose"),
+        await hub.graphql(CLIENT, QR, None, purpose="investigation"),  # outside its purpose
     ]
     for response in refused:
         assert response.status_code == 401, response.text
@@ -72,14 +74,43 @@ async def test_a_client_over_its_rate_hears_so_before_anything_about_its_input(
         before = await simulators.upstream_calls()
         bad_input = await client.graphql(CLIENT, "{ permit(", None)
         forbidden = await client.graphql(CLIENT, HOLDER, {"n": number})
+        outside = await client.graphql(CLIENT, QR, None, purpose="investigation")
         other = await client.graphql("si-agency-wuhan", "{ permit(", None)
         assert await simulators.upstream_calls() == before
-    for response in (bad_input, forbidden):
+    for response in (bad_input, forbidden, outside):
         assert response.status_code == 429, response.text
         assert response.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
     # another client, within its rate, is told what is wrong with its input
     assert other.status_code == 400
     assert other.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_a_request_is_held_to_its_scopes_then_to_its_purpose_then_to_its_arguments(
+    hub: HubClient, simulators: Simulators
+) -> None:
+    """Field policy (what the client may ever read) before the purpose's operations (what this
+    request is for), and those before the argument checks; a document that is not GraphQL is
+    refused as input before any of them."""
+    before = await simulators.upstream_calls()
+    answers = {
+        name: await hub.graphql(CLIENT, query, None, purpose="investigation")
+        for name, query in {
+            "not GraphQL": '{ verifyPermitQr(payload: "x") { valid }',
+            "outside scopes and purpose": '{ verifyPermitQr(payload: "x") { valid } '
+            'enrollment(ssn: "x") { ssn } }',
+            "outside purpose, bad argument": '{ verifyPermitQr(payload: "x") { valid } '
+            'permit(number: "not-a-permit") { status } }',
+            "bad argument only": '{ permit(number: "not-a-permit") { status } }',
+        }.items()
+    }
+    assert await simulators.upstream_calls() == before
+    assert {name: (r.status_code, r.json()["errors"][0]["extensions"]["code"])
+            for name, r in answers.items()} == {
+        "not GraphQL": (400, "BAD_USER_INPUT"),
+        "outside scopes and purpose": (403, "FORBIDDEN"),
+        "outside purpose, bad argument": (403, "PURPOSE_NOT_ALLOWED"),
+        "bad argument only": (400, "BAD_USER_INPUT"),
+    }
 
 
 async def _redis_calls(client: redis_async.Redis) -> dict[str, int]:

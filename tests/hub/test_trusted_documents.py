@@ -15,10 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from hub.demo_clients import DEMO_AGENCIES
 from hub.documents import document_id_of
 from observability.audit import AuditFilter
-from tests.conftest import HubClient, Simulators, open_hub
+from tests.conftest import HubClient, Simulators, open_hub, purpose_for
 from tests.hub.test_cli import Cli, cli  # noqa: F401 (the fixture)
 
 STATUS = "query Status($n: ID!) { permit(number: $n) { number status } }"
@@ -44,9 +43,7 @@ async def _post(hub: HubClient, body: dict[str, Any], client_id: str = CLIENT) -
         json=body,
         headers={
             "authorization": f"Bearer {await hub.token(client_id)}",
-            "x-purpose-of-use": sorted(
-                next(a for a in DEMO_AGENCIES if a.client_id == client_id).purposes
-            )[0],
+            "x-purpose-of-use": purpose_for(client_id, str(body.get("query") or STATUS)),
         },
     )
 
@@ -129,6 +126,7 @@ async def test_the_command_line_registers_lists_and_removes_documents(
     from hub.admin import admin_services
 
     async with admin_services(cli.settings) as admin:
+        await admin.auth.add_purpose("check", ["permit"])
         await admin.auth.add_client(CLIENT, "Exit-entry", ["permit:validity"], ["check"])
     document = tmp_path / "status.graphql"
     document.write_text(STATUS, encoding="utf-8")

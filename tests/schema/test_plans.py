@@ -22,6 +22,7 @@ from schema import GraphQLRequest
 from schema.pipeline import Admission
 from schema.plans import compile_plan
 from schema.policy import FIELD_SCOPES
+from schema.purposes import ROOT_FIELDS
 from tests.conftest import HubClient, Simulators
 
 EVERY_SCOPE = frozenset(FIELD_SCOPES.values())
@@ -54,7 +55,8 @@ def _selection(draw: st.DrawFn) -> str:
 
 async def _admit(hub: HubClient, query: str, variables: dict[str, Any]) -> Admission:
     admitted = await hub.hub.graphql.admit(
-        GraphQLRequest(query, variables), scopes=EVERY_SCOPE, trace_id="0" * 32
+        GraphQLRequest(query, variables), scopes=EVERY_SCOPE, purpose="plans",
+        covers=ROOT_FIELDS, trace_id="0" * 32,
     )
     assert isinstance(admitted, Admission), admitted
     return admitted

@@ -39,7 +39,7 @@ from observability.audit import (
     AuditUnavailable,
     LocalSigner,
 )
-from tests.conftest import HubClient, Simulators, _drop_prefix, hub_settings
+from tests.conftest import HubClient, Simulators, _drop_prefix, hub_settings, purpose_for
 from tests.hub.test_two_instances import _free_port, _serve_env, _wait_healthy
 from tests.observability.conftest import event
 from tests.services import POSTGRES_URL
@@ -229,10 +229,11 @@ async def test_a_hostile_operation_name_over_websocket_is_refused_and_recorded_w
                 url.replace("http://", "ws://") + "/graphql",
                 subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
             ) as ws:
-                init = {"Authorization": f"Bearer {token}", "X-Purpose-Of-Use": _purpose(VICTIM)}
+                query = "subscription S { permitStatusChanged { permitNumber } }"
+                purpose = purpose_for(VICTIM, query)  # one covering it: the name is what's wrong
+                init = {"Authorization": f"Bearer {token}", "X-Purpose-Of-Use": purpose}
                 await ws.send(orjson.dumps({"type": "connection_init", "payload": init}).decode())
                 assert orjson.loads(await ws.recv())["type"] == "connection_ack"
-                query = "subscription S { permitStatusChanged { permitNumber } }"
                 payload = {"query": query, "operationName": "\u0000" + "S" * 5000}
                 message = {"id": "1", "type": "subscribe", "payload": payload}
                 await ws.send(orjson.dumps(message).decode())

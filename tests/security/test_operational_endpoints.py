@@ -66,6 +66,8 @@ async def _callers(
 
 
 async def _ops_client(callers: Callers, scopes: list[str]) -> tuple[str, str]:
+    if "operations" not in {p.name for p in await callers.hub.auth.list_purposes()}:
+        await callers.hub.auth.add_purpose("operations", [])  # /metrics and /readyz: no GraphQL
     client, secret = await callers.hub.auth.add_client(
         f"scraper-{uuid.uuid4().hex[:6]}", "operations", scopes, ["operations"]
     )

@@ -13,6 +13,7 @@ import schemathesis
 from hypothesis import Phase, given, settings
 
 from schema import build_schema
+from schema.purposes import ROOT_FIELDS
 from tests.conftest import HubClient, Simulators
 from tests.security._leaks import assert_safe_error
 
@@ -42,6 +43,7 @@ def _corpus(count: int) -> list[str]:
 async def test_schemathesis_operations_never_give_a_500_or_a_leak(
     hub: HubClient, simulators: Simulators
 ) -> None:
+    await hub.hub.auth.add_purpose(PURPOSE, sorted(ROOT_FIELDS))  # every operation: fuzzed
     _, secret = await hub.hub.auth.add_client("fuzzer", "Fuzzing agency", SCOPES, [PURPOSE])
     assert secret is not None
     hub.secrets["fuzzer"] = secret

@@ -47,7 +47,8 @@ from tests.conftest import HubClient
 from tests.hub.test_cli import Cli, cli  # noqa: F401 (the fixture)
 from tests.simulators.servers import serve
 
-SCOPES, PURPOSES = ["events:subscribe"], ["monitoring"]
+# A demo purpose (the hub fixture registers them): a client names registered purposes only.
+SCOPES, PURPOSES = ["events:subscribe"], ["residence-permit-check"]
 
 
 # -- registration ---------------------------------------------------------------------------------
@@ -108,6 +109,7 @@ async def test_hub_clients_add_says_why_in_one_line_and_registers_nothing(
 ) -> None:
     args = ["clients", "add", "hooked", "--agency", "An agency", "--scopes", "events:subscribe",
             "--purposes", "monitoring", "--jurisdiction", "*", "--webhook-url"]
+    assert (await cli("purposes", "add", "monitoring", "--operations", "")).code == 0
     private = await cli(*args, "https://10.0.0.5/hook")
     loopback_http = await cli(*args, "http://127.0.0.1:9/hook")
     demo = await cli(*args, "http://127.0.0.1:9/hook", env=cli.env | {"HUB_DEMO": "1"})

@@ -216,11 +216,13 @@ async def test_a_purpose_withdrawn_after_connection_init_starts_no_new_subscript
     async with _hub(simulators, database_url, tmp_path) as hub:
         ws = await _acked(hub)
         try:
+            await hub.hub.auth.add_purpose("border-control", ["permitStatusChanged"])
             await hub.hub.auth.set_purposes(CLIENT, ["border-control"])  # not the one in use
             error = await _error(ws, "after", {"query": SUBSCRIBE})
         finally:
             await ws.close()
     assert error["extensions"]["code"] == "PURPOSE_REQUIRED"  # as over HTTP
+    assert error["extensions"]["purposes"] == ["border-control"]  # what it may use now
 
 
 # -- bounds on one connection ---------------------------------------------------------------------
