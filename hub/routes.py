@@ -88,6 +88,7 @@ async def graphql_post(request: Request) -> Response:
                 admitted.request,
                 trace_id=trace_id,
                 today=dt.date.today(),
+                jurisdiction=principal.jurisdiction,
                 permits=view,
                 known=view.all_hits(),
             )

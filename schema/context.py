@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from connectors.records import Permit
 from observability.audit import AuditLog
 from schema.loaders import Loaders, Sources, note_permits
+from schema.rows import RowGuard
 from schema.subjects import Touched
 
 __all__ = ["HubContext"]
@@ -21,6 +22,9 @@ class HubContext:
     today: dt.date
     touched: Touched = field(default_factory=Touched)
     audit: AuditLog | None = None
+    # The caller's jurisdiction when this request's rows are bound (`schema.rows`); None when
+    # nothing it selects is (a national client, or only national fields selected).
+    rows: RowGuard | None = None
 
     @classmethod
     def for_request(
@@ -29,6 +33,7 @@ class HubContext:
         today: dt.date,
         audit: AuditLog | None = None,
         known: Mapping[str, Permit] | None = None,
+        rows: RowGuard | None = None,
     ) -> HubContext:
         """`known`: permits already read for this request; its permit loader starts with them
         (and they count as read, for the audit record)."""
@@ -38,5 +43,6 @@ class HubContext:
             loaders.permit.prime_many(dict(known))
             note_permits(touched, known)
         return cls(
-            loaders=loaders, sources=sources, today=today, touched=touched, audit=audit
+            loaders=loaders, sources=sources, today=today, touched=touched, audit=audit,
+            rows=rows,
         )

@@ -26,6 +26,7 @@ from connectors.identifiers import REGIONS
 from schema.batching import then
 from schema.context import HubContext
 from schema.links import cards_of, cards_of_ssn, enrollment_of
+from schema.rows import OutOfJurisdiction, refuses_permit
 
 PermitStatus = strawberry.enum(records.PermitStatus, name="PermitStatus")
 PermitMedium = strawberry.enum(records.PermitMedium, name="PermitMedium")
@@ -159,6 +160,10 @@ class Enrollment:
     async def permit(
         self, info: Ctx
     ) -> Annotated[WorkPermit, strawberry.lazy("schema.types")] | None:
+        # The enrollment was checked; its permit may be of another region (`schema.rows`).
+        if refuses_permit(info, self._record.permit_number):
+            info.context.touched.permits.add(self._record.permit_number)
+            raise OutOfJurisdiction
         return WorkPermit.maybe(await info.context.loaders.permit.load(self._record.permit_number))
 
     @strawberry.field(graphql_type=list[SocialSecurityCard] | None)
@@ -206,14 +211,16 @@ class Foreigner:
     def gender(self) -> str:
         return self._record.gender
 
+    # Items nullable: a permit of this person outside the caller's jurisdiction is refused
+    # alone (`schema.rows`), not the whole list.
     @strawberry.field
     async def permits(
         self, info: Ctx
-    ) -> list[Annotated[WorkPermit, strawberry.lazy("schema.types")]] | None:
+    ) -> list[Annotated[WorkPermit, strawberry.lazy("schema.types")] | None] | None:
         return [WorkPermit.of(p) for p in await _permits_of_holder(info, self._record.id)]
 
-    @strawberry.field
-    async def enrollments(self, info: Ctx) -> list[Enrollment] | None:
+    @strawberry.field  # items nullable, as `permits`'
+    async def enrollments(self, info: Ctx) -> list[Enrollment | None] | None:
         permits = await _permits_of_holder(info, self._record.id)
         found = await info.context.loaders.enrollment_of_permit.load_many(
             [(p.work_location, p.number) for p in permits]
