@@ -42,7 +42,8 @@ def _fresh_permits(simulators: Simulators, test: str) -> list[Permit]:
     fresh = sorted(
         (
             p for p in dataset.permits.values()
-            if p.is_valid_on(dataset.today) and p.work_location in AGENCY_REGIONS
+            # In the registering agency's jurisdiction (Wuhan): it reads back what it made.
+            if p.is_valid_on(dataset.today) and p.work_location == "420100"
             and p.number not in enrolled and p.number not in samples
         ),
         key=lambda p: p.number,
