@@ -11,8 +11,9 @@ FORBIDDEN error whose `extensions.reason` is OUT_OF_JURISDICTION, the rest of th
 - Before the fetch, where the identifier tells the region (the resolvers, `refuses_*`):
   `permit(number)` and each item of `permits(numbers)` when the document selects a bound
   field of the permit; `foreigner`, `enrollment` and `cards` (every field of theirs is bound)
-  by the permit number or SSN; an enrollment's `permit` by the number in the enrollment.
-  Nothing is asked of a source system for such a row.
+  by the permit number or SSN; an enrollment's `permit` by the number in the enrollment; a
+  permit's `enrollment` and `cards` by the agency they are read at (its work location, whose
+  SSNs all carry its region). Nothing is asked of a source system for such a row.
 - After the fetch and before release, where only the record tells (`RowBoundExecutor`): every
   permit, enrollment and card graphql-core completes is checked against its record, whichever
   field reached it (a foreigner's permits and enrollments, a permit's enrollment and cards,
@@ -52,8 +53,10 @@ __all__ = [
     "OutOfJurisdiction",
     "RowBoundExecutor",
     "RowGuard",
+    "covered_agency",
     "national",
     "permit_triggers",
+    "refuses_agency",
     "refuses_identifier",
     "refuses_permit",
     "refuses_permits",
@@ -154,6 +157,23 @@ def refuses_permits(info: Info[Any, Any], numbers: Iterable[str]) -> set[str]:
         return set()
     guard.refused.update(outside)
     return outside
+
+
+def refuses_agency(info: Info[Any, Any], region: str, permit: str) -> bool:
+    """A permit's enrollment and cards are read at the agency of its work location, which
+    gives its SSNs its own region's prefix: outside the jurisdiction, every row it could
+    return is refused, so it is not asked (the rows it returns are checked anyway)."""
+    guard = _guard(info)
+    if guard is None or guard.covers(region):
+        return False
+    guard.refused.add(permit)
+    return True
+
+
+def covered_agency(info: Info[Any, Any], region: str) -> bool:
+    """False if the agency of `region` may only return rows this request must refuse."""
+    guard = _guard(info)
+    return guard is None or guard.covers(region)
 
 
 def refuses_identifier(info: Info[Any, Any], subject: str, region: str) -> bool:

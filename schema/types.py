@@ -6,9 +6,11 @@ breaks their queries. Every field is listed in `schema.policy`.
 A field served by another source system than its parent (a permit's cards, enrollment and
 history, a foreigner's permits and enrollments) is nullable: when that system fails, the field
 is null with an UPSTREAM_* error at its path and the rest of the answer stands (non-null would
-null the parent instead). Root fields keep the contract's types as agencies know them: a failing
-`Query.cards` is the one root field whose failure empties `data`, so ask for cards through
-`permit { cards }` to keep the rest of an answer when the card system is down.
+null the parent instead). Root fields keep the contract's types as agencies know them.
+
+A row outside the caller's jurisdiction is refused the same way, null at its path
+(`schema.rows`); for that, `Query.cards` and the items of a foreigner's `permits` and
+`enrollments` are nullable (README, "Jurisdiction").
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from connectors.identifiers import REGIONS
 from schema.batching import then
 from schema.context import HubContext
 from schema.links import cards_of, cards_of_ssn, enrollment_of
-from schema.rows import OutOfJurisdiction, refuses_permit
+from schema.rows import OutOfJurisdiction, refuses_agency, refuses_permit
 
 PermitStatus = strawberry.enum(records.PermitStatus, name="PermitStatus")
 PermitMedium = strawberry.enum(records.PermitMedium, name="PermitMedium")
@@ -289,6 +291,8 @@ class WorkPermit:
         graphql_type=Enrollment | None,
     )
     def enrollment(self, info: Ctx) -> AwaitableOrValue[Enrollment | None]:
+        if refuses_agency(info, self._record.work_location, self._record.number):
+            raise OutOfJurisdiction
         return then(enrollment_of(info.context.loaders, self._record), Enrollment.maybe)
 
     @strawberry.field(
@@ -296,6 +300,8 @@ class WorkPermit:
         graphql_type=list[SocialSecurityCard] | None,
     )
     def cards(self, info: Ctx) -> AwaitableOrValue[list[SocialSecurityCard]]:
+        if refuses_agency(info, self._record.work_location, self._record.number):
+            raise OutOfJurisdiction
         return then(cards_of(info.context.loaders, self._record), SocialSecurityCard.all_of)
 
     @classmethod

@@ -59,7 +59,8 @@ def _permit(field: str, selection: str) -> Case:
 
 
 def _link(field: str, selection: str) -> Case:
-    """A permit's link to rows of their own: the permit is national, the link after fetch."""
+    """A permit's link to rows of their own: the permit is national (it is read), the link
+    refused by the agency it is read at (no agency or card system call)."""
     query = "query($n: ID!) { permit(number: $n) { number isValid " + selection + " } }"
     return Case(f"WorkPermit.{field}", query, "permit", ("permit", field), identifier=False)
 
@@ -147,6 +148,13 @@ def _outside_permit(simulators: Simulators, agency: DemoAgency) -> str | None:
     return None if covers(agency.jurisdiction, region_of_permit(beijing)) else beijing
 
 
+async def _calls(simulators: Simulators, sql: SqlCounter) -> tuple[int, int, int]:
+    """Calls so far to the WMS, to the card system, and statements to the agencies."""
+    wms = (await simulators.stats(simulators.wms_url))["total"]
+    cards = (await simulators.stats(simulators.cards_url))["total"]
+    return wms, cards, sum(sql.counts.values())
+
+
 def _at(data: Any, path: tuple[str, ...]) -> Any:
     for step in path:
         data = data[step] if data is not None else None
@@ -193,9 +201,9 @@ async def test_every_client_reads_bound_fields_of_its_rows_only(
         if not case.identifier and outside is None:
             continue  # a link needs an enrolled permit outside
         refused_cells += 1
-        before = (await simulators.upstream_calls(), sum(sql.counts.values()))
+        before = await _calls(simulators, sql)
         response = await ask(case, permit, ssn)
-        after = (await simulators.upstream_calls(), sum(sql.counts.values()))
+        after = await _calls(simulators, sql)
         body = response.json()
         errors = body.get("errors", [])
         if (
@@ -209,6 +217,8 @@ async def test_every_client_reads_bound_fields_of_its_rows_only(
             mismatches.append((case.field, "outside", response.text[:300]))
         elif case.identifier and after != before:
             mismatches.append((case.field, "upstream calls", f"{before} -> {after}"))
+        elif after[1:] != before[1:]:  # a link: the permit is read (national), nothing else
+            mismatches.append((case.field, "agency or card calls", f"{before} -> {after}"))
         elif not case.identifier and _at(body["data"], ("permit", "number")) != permit:
             mismatches.append((case.field, "rest of the answer", response.text[:300]))
     assert mismatches == []
