@@ -110,19 +110,19 @@ class Plan:
         try:
             for root in self.roots:
                 arguments = get_argument_values(root.definition, root.node, variables)
-                check = rows if root.bound else None
-                before = len(errors)
-                if root.many:
+                if rows is not None and root.bound:
+                    before = len(errors)
+                    data[root.key] = _bound_root(root, arguments, known, variables, today, rows,
+                                                 errors)
+                    refusing_roots += len(errors) > before
+                elif root.many:  # national: exactly as before rows were bound
                     data[root.key] = [
-                        _item(root, n, (root.key, index), known, variables, today, check, errors)
-                        for index, n in enumerate(arguments["numbers"])
+                        _object(_permit(known, n), root.children, variables, today)
+                        for n in arguments["numbers"]
                     ]
                 else:
-                    number = arguments["number"]
-                    data[root.key] = _item(
-                        root, number, (root.key,), known, variables, today, check, errors
-                    )
-                refusing_roots += len(errors) > before
+                    permit = _permit(known, arguments["number"])
+                    data[root.key] = _object(permit, root.children, variables, today)
         except _Unanswerable:
             return None
         if refusing_roots > 1:
@@ -130,22 +130,28 @@ class Plan:
         return Planned(data, errors)
 
 
-def _item(
+def _bound_root(
     root: _Root,
-    number: object,
-    path: tuple[str | int, ...],
+    arguments: Mapping[str, Any],
     known: Mapping[str, Permit],
     variables: VariableValues,
     today: dt.date,
-    rows: RowGuard | None,
+    rows: RowGuard,
     errors: list[GraphQLError],
-) -> dict[str, Any] | None:
-    """One permit of a root, or None and its refusal (as `schema.rows` refuses it)."""
-    if rows is not None and not rows.covers(region_of_permit(str(number))):
-        rows.refused.add(str(number))
-        errors.append(located_error(OutOfJurisdiction(), [root.node], list(path)))
-        return None
-    return _object(_permit(known, number), root.children, variables, today)
+) -> Any:
+    """A root whose permits are bound: each outside the jurisdiction is null with the
+    executor's refusal at its path (`schema.rows`), and is never looked up."""
+
+    def one(number: object, path: list[str | int]) -> dict[str, Any] | None:
+        if not rows.covers(region_of_permit(str(number))):
+            rows.refused.add(str(number))
+            errors.append(located_error(OutOfJurisdiction(), [root.node], path))
+            return None
+        return _object(_permit(known, number), root.children, variables, today)
+
+    if root.many:
+        return [one(n, [root.key, i]) for i, n in enumerate(arguments["numbers"])]
+    return one(arguments["number"], [root.key])
 
 
 def _permit(known: Mapping[str, Permit], number: object) -> Permit:
