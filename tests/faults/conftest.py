@@ -57,6 +57,8 @@ ISSUER = "http://127.0.0.1:8000"  # an identifier only; every instance signs as 
 UNREACHABLE_LIMIT = str(10**9)  # the rate and cost limits are still counted, never reached
 READER = ("exit-entry-wuhan", "residence-permit-check")
 WRITER = ("si-agency-wuhan", "social-insurance-enrollment")
+# Each permit is registered by the agency whose jurisdiction holds it (it reads back its SSN).
+WRITERS = {"420100": WRITER, "420500": ("si-agency-yichang", "social-insurance-enrollment")}
 VALIDITY = "query($n: ID!) { permit(number: $n) { number status validUntil isValid } }"
 REGISTER = """mutation($i: RegisterEnrollmentInput!) {
   registerEnrollment(input: $i) { created enrollment { ssn permitNumber status } } }"""
@@ -496,7 +498,7 @@ class Load:
 
     async def __aenter__(self) -> Load:
         async with httpx.AsyncClient(timeout=30) as client:
-            for client_id in (READER[0], WRITER[0]):
+            for client_id in (READER[0], *(w[0] for w in WRITERS.values())):
                 for url in self.stack.urls:  # a token from either works on both
                     response = await client.post(
                         url + "/oauth/token", data={"grant_type": "client_credentials"},
@@ -570,7 +572,8 @@ class Load:
                 deadline = time.monotonic() + 45
                 while time.monotonic() < deadline:
                     turn += 1
-                    outcome = await self._send(client, "write", turn % 2, WRITER, REGISTER,
+                    writer = WRITERS[permit.work_location]
+                    outcome = await self._send(client, "write", turn % 2, writer, REGISTER,
                                                {"i": given}, key=key, permit=permit.number)
                     if outcome.complete or _final(outcome):
                         break

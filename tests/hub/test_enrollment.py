@@ -25,7 +25,9 @@ from tests.conftest import AGENCY_REGIONS, HubClient, Simulators
 REGISTER = """mutation($i: RegisterEnrollmentInput!) {
   registerEnrollment(input: $i) {
     created enrollment { ssn permitNumber region { code } status } } }"""
-AGENCY = "si-agency-wuhan"
+# The newest unenrolled permits below are all Yichang's (420500 sorts after 420100): the
+# agency whose jurisdiction they are in registers them and reads them back.
+AGENCY = "si-agency-yichang"
 
 # Disjoint slices of the fresh permits, one per test.
 _SLICES = {
@@ -42,14 +44,14 @@ def _fresh_permits(simulators: Simulators, test: str) -> list[Permit]:
     fresh = sorted(
         (
             p for p in dataset.permits.values()
-            # In the registering agency's jurisdiction (Wuhan): it reads back what it made.
-            if p.is_valid_on(dataset.today) and p.work_location == "420100"
+            if p.is_valid_on(dataset.today) and p.work_location in AGENCY_REGIONS
             and p.number not in enrolled and p.number not in samples
         ),
         key=lambda p: p.number,
         reverse=True,  # far from the sorted()[:500] batch other tests read
     )
     start, stop = _SLICES[test]
+    assert all(p.work_location == "420500" for p in fresh[:100])  # see AGENCY
     return fresh[start:stop]
 
 
