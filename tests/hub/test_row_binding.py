@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -495,3 +496,29 @@ async def test_refused_rows_are_audited_denied_or_partial_and_found_by_their_sub
         assert node["outcome"] == outcome and node["clientId"] == "si-agency-wuhan"
         assert subject in node["subjects"] and "FORBIDDEN" in node["errorCodes"]
         assert sorted(node["denied"]) == paths
+
+
+# ---- a QR check is national; the permit it reveals is bound by its own fields
+
+
+async def test_a_scanned_permit_outside_the_jurisdiction_is_checked_but_not_revealed(
+    hub: HubClient, simulators: Simulators
+) -> None:
+    yichang = enrolled_row(simulators.dataset, ("420500",), inside=True)
+    assert yichang is not None
+    async with httpx.AsyncClient() as client:
+        qr = await client.get(f"{simulators.wms_url}/permits/{yichang.permit}/qr?ttl=300")
+    payload = qr.json()["payload"]
+    query = ("query($p: String!) { verifyPermitQr(payload: $p) { valid reason "
+             "permit { number holder { name } } } }")
+    response = await hub.graphql("exit-entry-wuhan", query, {"p": payload})
+    body = response.json()
+    assert body["data"]["verifyPermitQr"] == {"valid": True, "reason": None, "permit": None}
+    assert body["errors"][0]["path"] == ["verifyPermitQr", "permit"]
+    assert body["errors"][0]["extensions"]["reason"] == REASON
+    national = await hub.graphql(
+        "exit-entry-wuhan",
+        "query($p: String!) { verifyPermitQr(payload: $p) { valid permit { number } } }",
+        {"p": payload},
+    )
+    assert national.json()["data"]["verifyPermitQr"]["permit"]["number"] == yichang.permit
