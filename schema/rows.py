@@ -164,10 +164,16 @@ def refuses_agency(info: Info[Any, Any], region: str, permit: str) -> bool:
     gives its SSNs its own region's prefix: outside the jurisdiction, every row it could
     return is refused, so it is not asked (the rows it returns are checked anyway)."""
     guard = _guard(info)
-    if guard is None or guard.covers(region):
+    if guard is None or guard.covers(region) or not _served(info, region):
         return False
     guard.refused.add(permit)
     return True
+
+
+def _served(info: Info[Any, Any], region: str) -> bool:
+    """A region no agency of the hub serves has no enrollment to refuse: its answer is null
+    for every caller, as before rows were bound, and tells nothing about anyone."""
+    return region in info.context.sources.enrollments.regions()
 
 
 def covered_agency(info: Info[Any, Any], region: str) -> bool:
