@@ -88,9 +88,9 @@ async def graphql_post(request: Request) -> Response:
                 admitted.request,
                 trace_id=trace_id,
                 today=dt.date.today(),
+                jurisdiction=principal.jurisdiction,
                 permits=view,
                 known=view.all_hits(),
-                jurisdiction=principal.jurisdiction,
             )
         # Never the variables: they carry identity numbers.
         span.update_name(f"graphql {outcome.operation_name or 'anonymous'}")

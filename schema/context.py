@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from connectors.records import Permit
 from observability.audit import AuditLog
 from schema.loaders import Loaders, Sources, note_permits
+from schema.rows import RowGuard
 from schema.subjects import Touched
 
 __all__ = ["HubContext"]
@@ -23,6 +24,9 @@ class HubContext:
     audit: AuditLog | None = None
     # The client's region prefixes (`infra.regions`); empty: no bound row (deny by default).
     jurisdiction: tuple[str, ...] = ()
+    # The caller's jurisdiction when this request's rows are bound (`schema.rows`); None when
+    # nothing it selects is (a national client, or only national fields selected).
+    rows: RowGuard | None = None
 
     @classmethod
     def for_request(
@@ -31,6 +35,8 @@ class HubContext:
         today: dt.date,
         audit: AuditLog | None = None,
         known: Mapping[str, Permit] | None = None,
+        rows: RowGuard | None = None,
+        *,
         jurisdiction: tuple[str, ...] = (),
     ) -> HubContext:
         """`known`: permits already read for this request; its permit loader starts with them
@@ -43,4 +49,5 @@ class HubContext:
         return cls(
             loaders=loaders, sources=sources, today=today, touched=touched, audit=audit,
             jurisdiction=jurisdiction,
+            rows=rows,
         )

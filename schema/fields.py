@@ -31,6 +31,7 @@ from connectors.identifiers import (
 )
 
 __all__ = [
+    "BOUND_SCOPES",
     "CONNECTOR_FIELD_COST",
     "FIELDS",
     "INHERIT",
@@ -55,9 +56,22 @@ CONNECTOR_FIELD_COST: Final = 5
 Validator = Callable[[object], str]
 # (record, field arguments, today) -> the field's value before serialization.
 Reader = Callable[[Any, Mapping[str, Any], dt.date], Any]
-# Which rows of a field a client may read: every row ("national") or the rows of the regions
-# its agency serves ("region-of-row"). Recorded here, not enforced yet.
+# Which rows of a field a client may read: every row ("national": `permit:validity`, any
+# checkpoint may check any permit) or only the rows of the regions its jurisdiction covers
+# ("region-of-row": every other data scope). The row of a field is the record it is read from
+# (a permit's holder and details are the permit's), except that a field returning rows of its
+# own (an enrollment, cards, the foreigner an identifier names) is bound to those rows. A row's
+# region is in `infra.regions`; `schema.rows` enforces the binding, before the fetch where the
+# identifier tells the region and after it where only the record does.
 Binding = Literal["national", "region-of-row"]
+NATIONAL: Final = "national"
+ROW: Final = "region-of-row"
+# The scopes whose fields are bound to the rows of the client's jurisdiction: every data scope
+# but `permit:validity`, and the writes (enforced by the write workflows).
+BOUND_SCOPES: Final = frozenset({
+    "permit:holder", "permit:detail", "person:identity", "enrollment:read", "card:status",
+    "card:read", "enrollment:write", "card:write",
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +103,11 @@ class Field:
     binding: Binding = "national"
 
 
-def _plain(scope: str, type_name: str, names: str) -> dict[str, Field]:
-    """Fields with nothing decided but their scope."""
-    return {f"{type_name}.{name}": Field(scope) for name in names.split()}
+def _plain(
+    scope: str, type_name: str, names: str, binding: Binding = "national"
+) -> dict[str, Field]:
+    """Fields with nothing decided but their scope (and binding)."""
+    return {f"{type_name}.{name}": Field(scope, binding=binding) for name in names.split()}
 
 
 def _args(scope: str, **checks: Validator | None) -> dict[str, Argument]:
@@ -113,16 +129,21 @@ FIELDS: Final[Mapping[str, Field]] = {
         batch=SizedBy("numbers"),
     ),
     "Query.verifyPermitQr": Field(_VALIDITY, _args(_VALIDITY, payload=None)),
+    # Bound to the row its identifier names: a permit number's region, or an SSN's.
     "Query.foreigner": Field(
         "person:identity",
         _args("person:identity", permitNumber=validate_permit_number, ssn=validate_ssn),
         cost=_CONNECTOR,
         one_of=("permitNumber", "ssn"),
+        binding=ROW,
     ),
     "Query.enrollment": Field(
-        "enrollment:read", _args("enrollment:read", ssn=validate_ssn), cost=_CONNECTOR
+        "enrollment:read", _args("enrollment:read", ssn=validate_ssn), cost=_CONNECTOR,
+        binding=ROW,
     ),
-    "Query.cards": Field("card:status", _args("card:status", ssn=validate_ssn), cost=_CONNECTOR),
+    "Query.cards": Field(
+        "card:status", _args("card:status", ssn=validate_ssn), cost=_CONNECTOR, binding=ROW
+    ),
     "Query.accessLog": Field(
         "audit:read",
         _args("audit:read", filter=None, first=None, after=None),
@@ -135,10 +156,17 @@ FIELDS: Final[Mapping[str, Field]] = {
         cost=_CONNECTOR,
         list_size=SizedBy("first", 50),
     ),
-    "Mutation.registerEnrollment": Field("enrollment:write", _args("enrollment:write", input=None)),
-    "Mutation.applyForCard": Field("card:write", _args("card:write", input=None)),
-    "Mutation.applyForCards": Field("card:write", _args("card:write", input=None)),
-    "Mutation.updateCardStatus": Field("card:write", _args("card:write", input=None)),
+    # Writes are bound too: the write workflows check the permit's, SSN's or card's region.
+    "Mutation.registerEnrollment": Field(
+        "enrollment:write", _args("enrollment:write", input=None), binding=ROW
+    ),
+    "Mutation.applyForCard": Field("card:write", _args("card:write", input=None), binding=ROW),
+    "Mutation.applyForCards": Field("card:write", _args("card:write", input=None), binding=ROW),
+    "Mutation.updateCardStatus": Field(
+        "card:write", _args("card:write", input=None), binding=ROW
+    ),
+    # National: an event carries a permit's number and status, which is validity information
+    # any checkpoint may read (README, "Jurisdiction").
     "Subscription.permitStatusChanged": Field(
         "events:subscribe",
         _args("events:subscribe", numbers=validate_permit_number),
@@ -172,40 +200,55 @@ FIELDS: Final[Mapping[str, Field]] = {
         _VALIDITY, _args(_VALIDITY, on=None), read=lambda p, a, t: p.is_valid_on(a.get("on") or t)
     ),
     "WorkPermit.medium": Field(_VALIDITY, read=lambda p, a, t: p.medium),
-    "WorkPermit.holder": Field("permit:holder", read=lambda p, a, t: p.holder),
-    "WorkPermit.employer": Field("permit:detail", read=lambda p, a, t: p.employer),
-    "WorkPermit.category": Field("permit:detail", read=lambda p, a, t: p.category),
-    "WorkPermit.position": Field("permit:detail", read=lambda p, a, t: p.position),
-    "WorkPermit.workLocation": Field("permit:detail", read=lambda p, a, t: p.work_location),
-    "WorkPermit.notificationLetterNumber": Field(
-        "permit:detail", read=lambda p, a, t: p.notification_letter_number
+    # The permit's own bound fields: its row is the permit (its number's region).
+    "WorkPermit.holder": Field("permit:holder", read=lambda p, a, t: p.holder, binding=ROW),
+    "WorkPermit.employer": Field("permit:detail", read=lambda p, a, t: p.employer, binding=ROW),
+    "WorkPermit.category": Field("permit:detail", read=lambda p, a, t: p.category, binding=ROW),
+    "WorkPermit.position": Field("permit:detail", read=lambda p, a, t: p.position, binding=ROW),
+    "WorkPermit.workLocation": Field(
+        "permit:detail", read=lambda p, a, t: p.work_location, binding=ROW
     ),
-    "WorkPermit.history": Field("permit:detail", cost=_CONNECTOR),
-    "WorkPermit.enrollment": Field("enrollment:read", cost=_CONNECTOR),
-    "WorkPermit.cards": Field("card:status", cost=_CONNECTOR),
-    # ---- a permit's holder
-    "Foreigner.id": Field("permit:holder", read=lambda f, a, t: f.id),
-    "Foreigner.name": Field("permit:holder", read=lambda f, a, t: f.name),
-    "Foreigner.nationality": Field("permit:holder", read=lambda f, a, t: f.nationality),
-    "Foreigner.passportNumber": Field("person:identity", read=lambda f, a, t: f.passport_number),
-    "Foreigner.dateOfBirth": Field("person:identity", read=lambda f, a, t: f.date_of_birth),
-    "Foreigner.gender": Field("person:identity", read=lambda f, a, t: f.gender),
+    "WorkPermit.notificationLetterNumber": Field(
+        "permit:detail", read=lambda p, a, t: p.notification_letter_number, binding=ROW
+    ),
+    "WorkPermit.history": Field("permit:detail", cost=_CONNECTOR, binding=ROW),
+    # Links to rows of their own, each bound to its row (an enrollment's SSN, a card's region).
+    "WorkPermit.enrollment": Field("enrollment:read", cost=_CONNECTOR, binding=ROW),
+    "WorkPermit.cards": Field("card:status", cost=_CONNECTOR, binding=ROW),
+    # ---- a permit's holder: part of the row it was reached through (its permit, or the
+    # permit or SSN `Query.foreigner` was asked with)
+    "Foreigner.id": Field("permit:holder", read=lambda f, a, t: f.id, binding=ROW),
+    "Foreigner.name": Field("permit:holder", read=lambda f, a, t: f.name, binding=ROW),
+    "Foreigner.nationality": Field(
+        "permit:holder", read=lambda f, a, t: f.nationality, binding=ROW
+    ),
+    "Foreigner.passportNumber": Field(
+        "person:identity", read=lambda f, a, t: f.passport_number, binding=ROW
+    ),
+    "Foreigner.dateOfBirth": Field(
+        "person:identity", read=lambda f, a, t: f.date_of_birth, binding=ROW
+    ),
+    "Foreigner.gender": Field("person:identity", read=lambda f, a, t: f.gender, binding=ROW),
+    # National: each permit listed is a row of its own, bound by its own fields.
     "Foreigner.permits": Field(_VALIDITY, cost=_CONNECTOR),
-    "Foreigner.enrollments": Field("enrollment:read", cost=_CONNECTOR),
-    # ---- social security
+    "Foreigner.enrollments": Field("enrollment:read", cost=_CONNECTOR, binding=ROW),
+    # ---- social security: an enrollment's row is its SSN's region, a card's its region
     **_plain(
         "enrollment:read",
         "Enrollment",
         "ssn permitNumber region status enrolledOn employerCreditCode",
+        ROW,
     ),
-    "Enrollment.permit": Field("enrollment:read", cost=_CONNECTOR),
-    "Enrollment.cards": Field("enrollment:read", cost=_CONNECTOR),
-    **_plain("card:status", "SocialSecurityCard", "kind status issuedOn region"),
-    **_plain("card:read", "SocialSecurityCard", "cardNumber ssn channel history"),
-    # ---- small values
-    "Employer.creditCode": Field("permit:detail", read=lambda e, a, t: e.credit_code),
-    "Employer.name": Field("permit:detail", read=lambda e, a, t: e.name),
-    "Employer.region": Field("permit:detail", read=lambda e, a, t: e.region),
+    "Enrollment.permit": Field("enrollment:read", cost=_CONNECTOR, binding=ROW),
+    "Enrollment.cards": Field("enrollment:read", cost=_CONNECTOR, binding=ROW),
+    **_plain("card:status", "SocialSecurityCard", "kind status issuedOn region", ROW),
+    **_plain("card:read", "SocialSecurityCard", "cardNumber ssn channel history", ROW),
+    # ---- small values (an employer is part of its permit's row)
+    "Employer.creditCode": Field(
+        "permit:detail", read=lambda e, a, t: e.credit_code, binding=ROW
+    ),
+    "Employer.name": Field("permit:detail", read=lambda e, a, t: e.name, binding=ROW),
+    "Employer.region": Field("permit:detail", read=lambda e, a, t: e.region, binding=ROW),
     # A region's record is its GB/T 2260 code.
     "Region.code": Field(INHERIT, read=lambda code, a, t: code),
     "Region.name": Field(INHERIT, read=lambda code, a, t: REGIONS.get(code)),

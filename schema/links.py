@@ -19,6 +19,7 @@ from connectors.records import Card, Enrollment, Permit
 from schema.batching import load, settle_all, then
 from schema.context import HubContext
 from schema.loaders import Loaders
+from schema.rows import covered_agency
 from schema.selection import selected
 
 __all__ = ["cards_of", "cards_of_ssn", "enrollment_of", "prefetch"]
@@ -51,7 +52,8 @@ async def prefetch(info: Info[HubContext, None], permits: Sequence[Permit]) -> N
     if not wanted:
         return
     loaders = info.context.loaders
-    keys = [(p.work_location, p.number) for p in permits]
+    # Not at an agency whose rows this request must refuse (`WorkPermit.enrollment` refuses).
+    keys = [(p.work_location, p.number) for p in permits if covered_agency(info, p.work_location)]
     enrollments = await settle_all(loaders.enrollment_of_permit, keys)
     if "cards" in wanted:
         ssns = [e.ssn for e in enrollments if isinstance(e, Enrollment)]

@@ -39,6 +39,7 @@ from schema.errors import (
     HubError,
     PurposeNotAllowed,
     RateLimited,
+    code_of,
     format_error,
 )
 from schema.limits import Limits, QueryLimits
@@ -47,8 +48,10 @@ from schema.named import named_subjects
 from schema.plans import PlanCache
 from schema.policy import PolicyCache, filtered_schema
 from schema.purposes import PurposeCheck
+from schema.rows import OutOfJurisdiction, RowBoundExecutor, RowGuard, national
 from schema.schema import build_schema
 from schema.subjects import Touched
+from schema.workflows.errors import OutOfJurisdiction as WritesOutOfJurisdiction
 
 __all__ = ["Admission", "GraphQLOutcome", "GraphQLRequest", "GraphQLService", "Subscription"]
 
@@ -108,6 +111,7 @@ class Admission:
     cost: int
     variables: VariableValues
     permit_numbers: tuple[str, ...] = ()  # named by `permit`/`permits`: read first
+    bound: bool = False  # selects a field bound to the rows of the jurisdiction
 
 
 def _name_of(operation: OperationDefinitionNode) -> str | None:
@@ -207,27 +211,30 @@ class GraphQLService:
         *,
         trace_id: str,
         today: dt.date,
+        jurisdiction: tuple[str, ...],
         permits: PermitSource | None = None,
         known: Mapping[str, Permit] | None = None,
-        jurisdiction: tuple[str, ...] = (),
     ) -> GraphQLOutcome:
         """Run an admitted request (once its cost is charged: see `admit`).
 
-        `jurisdiction`: the client's region prefixes; rows outside them are refused.
-
-        `permits`: this request's view of the permit source, if the caller has one (the HTTP
-        route's, primed with the cache entries it read with the shared checks); `known`: the
-        permits it has already read in full, which the resolvers then get at once;
-        `jurisdiction`: the caller's (`Principal.jurisdiction`), for the rows it may write.
+        `jurisdiction`: the caller's (`Principal.jurisdiction`), which binds the rows of the
+        fields bound to it (`schema.rows`). `permits`: this request's view of the permit
+        source, if the caller has one (the HTTP route's, primed with the cache entries it read
+        with the shared checks); `known`: the permits it has already read in full, which the
+        resolvers then get at once.
         """
         operation = admission.operation
-        planned = self._planned(admission, today, known) if known else None
+        bind = admission.bound and not national(jurisdiction)
+        planned = (
+            self._planned(admission, today, known, jurisdiction, bind, trace_id) if known else None
+        )
         if planned is not None:
             outcome = planned
         else:
             sources = self._sources if permits is None else replace(self._sources, permits=permits)
+            rows = RowGuard(jurisdiction) if bind else None
             context = HubContext.for_request(
-                sources, today, self._audit, known, jurisdiction=jurisdiction
+                sources, today, self._audit, known, rows, jurisdiction=jurisdiction
             )
             result = await self._execute(admission.prepared, request, context)
             outcome = self._outcome(admission.prepared, None, result, context, trace_id)
@@ -235,24 +242,39 @@ class GraphQLService:
         return outcome
 
     def _planned(
-        self, admission: Admission, today: dt.date, known: Mapping[str, Permit]
+        self,
+        admission: Admission,
+        today: dt.date,
+        known: Mapping[str, Permit],
+        jurisdiction: tuple[str, ...],
+        bind: bool,
+        trace_id: str,
     ) -> GraphQLOutcome | None:
         """The answer of the document's compiled plan (`schema.plans`), if it has one that can
         answer from the permits in hand; the audit record names what graphql-core's would."""
         plan = self._plans.get(admission.prepared, admission.operation)
-        data = plan.run(admission.variables, known, today) if plan is not None else None
-        if data is None:
+        if plan is None:
+            return None
+        rows = RowGuard(jurisdiction) if bind else None
+        planned = plan.run(admission.variables, known, today, rows)
+        if planned is None:
             return None
         self.stats.planned += 1
         touched = Touched()
         note_permits(touched, known)
-        return GraphQLOutcome(
-            body={"data": data},
-            outcome="OK",
-            document_hash=admission.prepared.text_hash,
-            fields=list(admission.prepared.fields),
-            subjects=touched.subjects(),
-        )
+        subjects = touched.subjects()
+        if not planned.errors:
+            return GraphQLOutcome(
+                body={"data": planned.data},
+                outcome="OK",
+                document_hash=admission.prepared.text_hash,
+                fields=list(admission.prepared.fields),
+                subjects=subjects,
+            )
+        assert rows is not None  # a plan's only errors are refused rows
+        result = ExecutionResult(planned.data, planned.errors)
+        subjects = sorted({*subjects, *rows.refused})
+        return _outcome_of(admission.prepared, None, result, trace_id, subjects, set())
 
     async def subscribe(
         self,
@@ -361,7 +383,9 @@ class GraphQLService:
         )
         if too_many is not None:
             return _refusal([too_many], too_many.code, trace_id, prepared)
-        return Admission(prepared, operation, cost or 0, variables, permit_numbers)
+        return Admission(
+            prepared, operation, cost or 0, variables, permit_numbers, bound=decision.bound
+        )
 
     async def _introspect(
         self,
@@ -419,6 +443,8 @@ class GraphQLService:
             context_value=context,
             variable_values=request.variables,
             operation_name=request.operation_name,
+            # Rows are checked as they are completed only when they are bound (`schema.rows`).
+            executor_class=RowBoundExecutor if context.rows is not None else None,
         )
         if isinstance(result, ExecutionResult):
             return result
@@ -432,29 +458,64 @@ class GraphQLService:
         context: HubContext | None,
         trace_id: str,
     ) -> GraphQLOutcome:
-        errors = [format_error(e, trace_id) for e in result.errors or []]
-        body: dict[str, Any] = {"data": result.data}
-        if errors:
-            body = {"errors": errors, "data": result.data}
-        item_errors = context.touched.item_errors if context else set()
-        codes = {e["extensions"]["code"] for e in errors} | item_errors
-        refused_only = (
-            codes == {"FORBIDDEN"}
-            and context is not None
-            and context.touched.only_refused
-            and (result.data is None or not errors)
+        if context is None:
+            return _outcome_of(prepared, operation_name, result, trace_id, [], set())
+        subjects = context.touched.subjects()
+        if context.rows is not None and context.rows.refused:
+            subjects = sorted({*subjects, *context.rows.refused})
+        return _outcome_of(
+            prepared, operation_name, result, trace_id, subjects, context.touched.item_errors,
+            writes_refused=context.touched.only_refused,
         )
-        outcome: Outcome = (
-            "OK"
-            if not codes
-            else "DENIED" if refused_only else ("PARTIAL" if result.data else "ERROR")
-        )
-        return GraphQLOutcome(
-            body=body,
-            outcome=outcome,
-            document_hash=prepared.text_hash,
-            operation_name=operation_name,  # the document's, never the request's text
-            fields=list(prepared.fields),
-            subjects=context.touched.subjects() if context else [],
-            error_codes=sorted(codes | item_errors),
-        )
+
+
+def _outcome_of(
+    prepared: PreparedDocument,
+    operation_name: str | None,
+    result: ExecutionResult,
+    trace_id: str,
+    subjects: list[str],
+    item_errors: set[str],
+    *,
+    writes_refused: bool = False,
+) -> GraphQLOutcome:
+    """What is sent and recorded: a refused row (`schema.rows`, or a write's row in
+    `schema.workflows`) makes the record PARTIAL, or DENIED when nothing at all was released,
+    and its path is recorded as denied. `writes_refused`: a write refused items for the
+    jurisdiction and did none (a batch whose every item was refused is DENIED too)."""
+    errors = [format_error(e, trace_id) for e in result.errors or []]
+    body: dict[str, Any] = {"data": result.data}
+    if errors:
+        body = {"errors": errors, "data": result.data}
+    refused = [
+        ".".join(str(step) for step in e.path or ())
+        for e in result.errors or ()
+        if isinstance(e.original_error, (OutOfJurisdiction, WritesOutOfJurisdiction))
+    ]
+    codes = {code_of(e) for e in result.errors or []} | item_errors
+    outcome: Outcome = (
+        "OK" if not errors and not item_errors else ("PARTIAL" if result.data else "ERROR")
+    )
+    if refused:
+        outcome = "PARTIAL" if _released(result.data) else "DENIED"
+    elif writes_refused and codes == {"FORBIDDEN"} and (result.data is None or not errors):
+        outcome = "DENIED"
+    return GraphQLOutcome(
+        body=body,
+        outcome=outcome,
+        document_hash=prepared.text_hash,
+        operation_name=operation_name,  # the document's, never the request's text
+        fields=list(prepared.fields),
+        denied=refused,
+        subjects=subjects,
+        error_codes=sorted(codes),
+    )
+
+
+def _released(data: dict[str, Any] | None) -> bool:
+    """Whether an answer released anything: a root field with a value (a list of nulls is
+    none)."""
+    return any(
+        value is not None and not (isinstance(value, list) and all(v is None for v in value))
+        for value in (data or {}).values()
+    )

@@ -12,8 +12,13 @@ key, a field served by another source system, a permit not yet read) runs on gra
 before.
 
 A plan runs after every check of the request path (policy included): it changes how an
-admitted document is answered, never what may be selected. `tests/schema/test_plans.py` holds
-every plan to graphql-core's answer for the same document and records, byte for byte.
+admitted document is answered, never what may be selected. It binds rows as the executor does
+(`schema.rows`): a permit outside the caller's jurisdiction whose bound fields a root selects is
+null at its path with the executor's OUT_OF_JURISDICTION error, and is never looked up. When
+more than one root would refuse, graphql-core answers (the order of its errors across roots is
+the order its resolvers happen to finish in, which a plan cannot promise to repeat).
+`tests/schema/test_plans.py` holds every plan to graphql-core's answer for the same document
+and records, byte for byte.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 
 from graphql import (
     FieldNode,
+    GraphQLError,
     GraphQLField,
     GraphQLList,
     GraphQLNonNull,
@@ -34,14 +40,17 @@ from graphql import (
     OperationType,
     SelectionSetNode,
     get_named_type,
+    located_error,
 )
 from graphql.execution.values import VariableValues, get_argument_values
 
 from connectors.records import Permit
+from infra.regions import region_of_permit
 from schema.document import PreparedDocument
 from schema.fields import FIELDS, Reader, entry
+from schema.rows import OutOfJurisdiction, RowGuard, permit_triggers
 
-__all__ = ["Plan", "PlanCache"]
+__all__ = ["Plan", "PlanCache", "Planned"]
 
 # The types a plan may descend into: those with fields read from their parent's record. Each
 # reader mirrors the field's resolver in `schema.types`; the plan tests compare both on random
@@ -71,6 +80,15 @@ class _Root:
     definition: GraphQLField
     node: FieldNode
     children: tuple[_Field, ...]
+    bound: bool  # selects a bound field of the permit: its region must be in jurisdiction
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A plan's answer: `data`, and the rows it refused as graphql-core would report them."""
+
+    data: dict[str, Any]
+    errors: list[GraphQLError]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,14 +96,26 @@ class Plan:
     roots: tuple[_Root, ...]
 
     def run(
-        self, variables: VariableValues, known: Mapping[str, Permit], today: dt.date
-    ) -> dict[str, Any] | None:
-        """The `data` of the answer, or None when graphql-core must answer instead."""
+        self,
+        variables: VariableValues,
+        known: Mapping[str, Permit],
+        today: dt.date,
+        rows: RowGuard | None = None,
+    ) -> Planned | None:
+        """The answer, or None when graphql-core must answer instead. `rows`: the caller's
+        jurisdiction when the request's rows are bound (as `HubContext.rows`)."""
         data: dict[str, Any] = {}
+        errors: list[GraphQLError] = []
+        refusing_roots = 0
         try:
             for root in self.roots:
                 arguments = get_argument_values(root.definition, root.node, variables)
-                if root.many:
+                if rows is not None and root.bound:
+                    before = len(errors)
+                    data[root.key] = _bound_root(root, arguments, known, variables, today, rows,
+                                                 errors)
+                    refusing_roots += len(errors) > before
+                elif root.many:  # national: exactly as before rows were bound
                     data[root.key] = [
                         _object(_permit(known, n), root.children, variables, today)
                         for n in arguments["numbers"]
@@ -95,7 +125,33 @@ class Plan:
                     data[root.key] = _object(permit, root.children, variables, today)
         except _Unanswerable:
             return None
-        return data
+        if refusing_roots > 1:
+            return None
+        return Planned(data, errors)
+
+
+def _bound_root(
+    root: _Root,
+    arguments: Mapping[str, Any],
+    known: Mapping[str, Permit],
+    variables: VariableValues,
+    today: dt.date,
+    rows: RowGuard,
+    errors: list[GraphQLError],
+) -> Any:
+    """A root whose permits are bound: each outside the jurisdiction is null with the
+    executor's refusal at its path (`schema.rows`), and is never looked up."""
+
+    def one(number: object, path: list[str | int]) -> dict[str, Any] | None:
+        if not rows.covers(region_of_permit(str(number))):
+            rows.refused.add(str(number))
+            errors.append(located_error(OutOfJurisdiction(), [root.node], path))
+            return None
+        return _object(_permit(known, number), root.children, variables, today)
+
+    if root.many:
+        return [one(n, [root.key, i]) for i, n in enumerate(arguments["numbers"])]
+    return one(arguments["number"], [root.key])
 
 
 def _permit(known: Mapping[str, Permit], number: object) -> Permit:
@@ -184,7 +240,12 @@ def _compile_root(schema: GraphQLSchema, node: FieldNode) -> _Root | None:
     if children is None:
         return None
     key = node.alias.value if node.alias else name
-    return _Root(key, many, definition, node, children)
+    triggers = permit_triggers()
+    bound = any(
+        isinstance(n, FieldNode) and n.name.value in triggers
+        for n in node.selection_set.selections
+    )
+    return _Root(key, many, definition, node, children, bound)
 
 
 def compile_plan(schema: GraphQLSchema, operation: OperationDefinitionNode) -> Plan | None:

@@ -82,24 +82,30 @@ def arguments_allowed(
 class PolicyDecision:
     denied: tuple[str, ...]  # response paths of the fields outside the caller's scopes
     introspection: bool  # the document asks for __schema or __type
+    # It selects a field bound to the rows of the caller's jurisdiction (`schema.rows`):
+    # False lets a validity check run with no row check at all.
+    bound: bool = False
 
 
 def decide(uses: Iterable[FieldUse], scopes: frozenset[str]) -> PolicyDecision:
     denied: list[str] = []
     introspection = False
+    bound = False
     for use in uses:
         if use.name == "__typename":
             continue
         if use.name in INTROSPECTION_FIELDS or use.parent.startswith("__"):
             introspection = True
             continue
+        found = entry(use.parent, use.name)
+        bound = bound or (found is not None and found.binding == "region-of-row")
         arguments = (a.name.value for a in use.node.arguments or ())
         if not (
             allowed(use.parent, use.name, scopes)
             and arguments_allowed(use.parent, use.name, arguments, scopes)
         ):
             denied.append(use.path)
-    return PolicyDecision(tuple(dict.fromkeys(denied)), introspection)
+    return PolicyDecision(tuple(dict.fromkeys(denied)), introspection, bound)
 
 
 class PolicyCache:

@@ -2,16 +2,29 @@
 
 Each root field notes the identifiers it was asked about as the request's subjects, found or
 not: asking whether a person has cards is an access to that person, whatever the answer.
+
+Each refuses a row whose identifier names a region outside the caller's jurisdiction before
+loading it, when the document selects a bound field of it (`schema.rows`).
 """
 
 from __future__ import annotations
 
+from typing import cast
+
 import strawberry
 
+from infra.regions import region_of_permit, region_of_ssn
 from schema.access_log import AccessEventConnection, AccessLogFilter, access_page
 from schema.batching import load_all
 from schema.links import prefetch
 from schema.qr import QrVerification, check_qr
+from schema.rows import (
+    REFUSED,
+    OutOfJurisdiction,
+    refuses_identifier,
+    refuses_permit,
+    refuses_permits,
+)
 from schema.types import Ctx, Enrollment, Foreigner, SocialSecurityCard, WorkPermit
 
 
@@ -20,14 +33,25 @@ class Query:
     @strawberry.field(description="A work permit by number; null if the WMS does not know it.")
     async def permit(self, info: Ctx, number: strawberry.ID) -> WorkPermit | None:
         info.context.touched.permits.add(str(number))
+        if refuses_permit(info, str(number)):
+            raise OutOfJurisdiction
         return WorkPermit.maybe(await info.context.loaders.permit.load(str(number)))
 
     @strawberry.field(description="Up to 500 permits, in the order asked, null for unknown ones.")
     async def permits(self, info: Ctx, numbers: list[strawberry.ID]) -> list[WorkPermit | None]:
-        info.context.touched.permits.update(str(n) for n in numbers)
-        found = await load_all(info.context.loaders.permit, [str(n) for n in numbers])
+        asked = [str(n) for n in numbers]
+        info.context.touched.permits.update(asked)
+        refused = refuses_permits(info, asked)
+        wanted = [n for n in asked if n not in refused] if refused else asked
+        found = await load_all(info.context.loaders.permit, wanted)
         await prefetch(info, [p for p in found if p is not None])
-        return [WorkPermit.maybe(p) for p in found]
+        if not refused:
+            return [WorkPermit.maybe(p) for p in found]
+        by_number = dict(zip(wanted, found, strict=True))
+        return [
+            cast(WorkPermit, REFUSED) if n in refused else WorkPermit.maybe(by_number[n])
+            for n in asked
+        ]
 
     @strawberry.field(description="Check a scanned QR code: signature, expiry, permit status.")
     async def verify_permit_qr(self, info: Ctx, payload: str) -> QrVerification:
@@ -42,6 +66,10 @@ class Query:
     ) -> Foreigner | None:
         loaders = info.context.loaders
         _named(info, permit_number, ssn)
+        subject = str(permit_number if permit_number is not None else ssn)
+        region = region_of_permit(subject) if permit_number is not None else region_of_ssn(subject)
+        if refuses_identifier(info, subject, region):
+            raise OutOfJurisdiction
         if permit_number is None and ssn is not None:
             enrollment = await loaders.enrollment.load(str(ssn))
             permit_number = strawberry.ID(enrollment.permit_number) if enrollment else None
@@ -51,11 +79,16 @@ class Query:
     @strawberry.field(description="An enrollment by SSN, at the agency of the SSN's region.")
     async def enrollment(self, info: Ctx, ssn: strawberry.ID) -> Enrollment | None:
         info.context.touched.ssns.add(str(ssn))
+        if refuses_identifier(info, str(ssn), region_of_ssn(str(ssn))):
+            raise OutOfJurisdiction
         return Enrollment.maybe(await info.context.loaders.enrollment.load(str(ssn)))
 
+    # Nullable: a refused SSN (outside the caller's jurisdiction) nulls this field, not `data`.
     @strawberry.field(description="The cards issued under an SSN.")
-    async def cards(self, info: Ctx, ssn: strawberry.ID) -> list[SocialSecurityCard]:
+    async def cards(self, info: Ctx, ssn: strawberry.ID) -> list[SocialSecurityCard] | None:
         info.context.touched.ssns.add(str(ssn))
+        if refuses_identifier(info, str(ssn), region_of_ssn(str(ssn))):
+            raise OutOfJurisdiction
         found = await info.context.loaders.cards.load(str(ssn))
         return [SocialSecurityCard.of(c) for c in found]
 

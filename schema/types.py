@@ -6,9 +6,11 @@ breaks their queries. Every field is listed in `schema.policy`.
 A field served by another source system than its parent (a permit's cards, enrollment and
 history, a foreigner's permits and enrollments) is nullable: when that system fails, the field
 is null with an UPSTREAM_* error at its path and the rest of the answer stands (non-null would
-null the parent instead). Root fields keep the contract's types as agencies know them: a failing
-`Query.cards` is the one root field whose failure empties `data`, so ask for cards through
-`permit { cards }` to keep the rest of an answer when the card system is down.
+null the parent instead). Root fields keep the contract's types as agencies know them.
+
+A row outside the caller's jurisdiction is refused the same way, null at its path
+(`schema.rows`); for that, `Query.cards` and the items of a foreigner's `permits` and
+`enrollments` are nullable (README, "Jurisdiction").
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from connectors.identifiers import REGIONS
 from schema.batching import then
 from schema.context import HubContext
 from schema.links import cards_of, cards_of_ssn, enrollment_of
+from schema.rows import OutOfJurisdiction, refuses_agency, refuses_permit
 
 PermitStatus = strawberry.enum(records.PermitStatus, name="PermitStatus")
 PermitMedium = strawberry.enum(records.PermitMedium, name="PermitMedium")
@@ -159,6 +162,10 @@ class Enrollment:
     async def permit(
         self, info: Ctx
     ) -> Annotated[WorkPermit, strawberry.lazy("schema.types")] | None:
+        # The enrollment was checked; its permit may be of another region (`schema.rows`).
+        if refuses_permit(info, self._record.permit_number):
+            info.context.touched.permits.add(self._record.permit_number)
+            raise OutOfJurisdiction
         return WorkPermit.maybe(await info.context.loaders.permit.load(self._record.permit_number))
 
     @strawberry.field(graphql_type=list[SocialSecurityCard] | None)
@@ -206,14 +213,16 @@ class Foreigner:
     def gender(self) -> str:
         return self._record.gender
 
+    # Items nullable: a permit of this person outside the caller's jurisdiction is refused
+    # alone (`schema.rows`), not the whole list.
     @strawberry.field
     async def permits(
         self, info: Ctx
-    ) -> list[Annotated[WorkPermit, strawberry.lazy("schema.types")]] | None:
+    ) -> list[Annotated[WorkPermit, strawberry.lazy("schema.types")] | None] | None:
         return [WorkPermit.of(p) for p in await _permits_of_holder(info, self._record.id)]
 
-    @strawberry.field
-    async def enrollments(self, info: Ctx) -> list[Enrollment] | None:
+    @strawberry.field  # items nullable, as `permits`'
+    async def enrollments(self, info: Ctx) -> list[Enrollment | None] | None:
         permits = await _permits_of_holder(info, self._record.id)
         found = await info.context.loaders.enrollment_of_permit.load_many(
             [(p.work_location, p.number) for p in permits]
@@ -282,6 +291,8 @@ class WorkPermit:
         graphql_type=Enrollment | None,
     )
     def enrollment(self, info: Ctx) -> AwaitableOrValue[Enrollment | None]:
+        if refuses_agency(info, self._record.work_location, self._record.number):
+            raise OutOfJurisdiction
         return then(enrollment_of(info.context.loaders, self._record), Enrollment.maybe)
 
     @strawberry.field(
@@ -289,6 +300,8 @@ class WorkPermit:
         graphql_type=list[SocialSecurityCard] | None,
     )
     def cards(self, info: Ctx) -> AwaitableOrValue[list[SocialSecurityCard]]:
+        if refuses_agency(info, self._record.work_location, self._record.number):
+            raise OutOfJurisdiction
         return then(cards_of(info.context.loaders, self._record), SocialSecurityCard.all_of)
 
     @classmethod

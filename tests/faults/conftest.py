@@ -56,10 +56,10 @@ REDIS_SERVER = shutil.which("redis-server")
 ISSUER = "http://127.0.0.1:8000"  # an identifier only; every instance signs as it
 UNREACHABLE_LIMIT = str(10**9)  # the rate and cost limits are still counted, never reached
 READER = ("exit-entry-wuhan", "residence-permit-check")
-# Each permit is enrolled by its region's agency: the only one whose jurisdiction covers it.
+WRITER = ("si-agency-wuhan", "social-insurance-enrollment")
+# Each permit is registered by the agency whose jurisdiction holds it (it reads back its SSN).
 WRITERS = {
-    "420100": ("si-agency-wuhan", "social-insurance-enrollment"),
-    "420500": ("si-agency-yichang", "social-insurance-enrollment"),
+    "420100": WRITER, "420500": ("si-agency-yichang", "social-insurance-enrollment"),
 }
 VALIDITY = "query($n: ID!) { permit(number: $n) { number status validUntil isValid } }"
 REGISTER = """mutation($i: RegisterEnrollmentInput!) {

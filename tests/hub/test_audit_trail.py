@@ -27,14 +27,14 @@ async def test_a_data_response_is_recorded_with_what_it_returned(
     hub: HubClient, simulators: Simulators
 ) -> None:
     samples = simulators.dataset.samples
-    response = await hub.graphql(
-        "si-agency-wuhan", CHECK, {"n": samples["enrolled_permit"]}, purpose="benefit-check"
+    response = await hub.graphql(  # the enrolled sample is in Yichang's jurisdiction
+        "si-agency-yichang", CHECK, {"n": samples["enrolled_permit"]}, purpose="benefit-check"
     )
     assert response.status_code == 200
     log = await hub.graphql("auditor-hubei", LOG, {"s": samples["enrolled_permit"]})
     nodes = {e["node"]["id"]: e["node"] for e in log.json()["data"]["accessLog"]["edges"]}
     record = nodes[response.headers["x-hub-audit-record"]]
-    assert record["clientId"] == "si-agency-wuhan"
+    assert record["clientId"] == "si-agency-yichang"
     assert record["purpose"] == "benefit-check"
     assert record["operation"] == "Check"
     assert record["outcome"] == "OK"

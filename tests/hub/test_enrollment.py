@@ -25,6 +25,9 @@ from tests.conftest import AGENCY_REGIONS, HubClient, Simulators, si_agency_of
 REGISTER = """mutation($i: RegisterEnrollmentInput!) {
   registerEnrollment(input: $i) {
     created enrollment { ssn permitNumber region { code } status } } }"""
+# The newest unenrolled permits below are all Yichang's (420500 sorts after 420100): the
+# agency whose jurisdiction they are in registers them and reads them back.
+AGENCY = "si-agency-yichang"
 
 # Disjoint slices of the fresh permits, one per test.
 _SLICES = {
@@ -48,6 +51,7 @@ def _fresh_permits(simulators: Simulators, test: str) -> list[Permit]:
         reverse=True,  # far from the sorted()[:500] batch other tests read
     )
     start, stop = _SLICES[test]
+    assert all(p.work_location == "420500" for p in fresh[:100])  # see AGENCY
     return fresh[start:stop]
 
 

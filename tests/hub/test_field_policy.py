@@ -18,6 +18,7 @@ from hub.demo_clients import DEMO_AGENCIES, DEMO_PURPOSES
 from schema import build_schema
 from schema.purposes import root_fields
 from tests.conftest import HubClient, Simulators, SqlCounter
+from tests.hub.rows import enrolled_row
 
 # The agencies' contract, scope by scope; then the fields the hub adds, with the scope they need.
 GRANTS = {
@@ -118,8 +119,10 @@ async def test_every_field_is_allowed_exactly_where_the_design_grants_it(
     hub: HubClient, simulators: Simulators, agency: object
 ) -> None:
     client_id, scopes = agency.client_id, agency.scopes  # type: ignore[attr-defined]
-    samples = simulators.dataset.samples
-    variables = {"n": samples["enrolled_permit"], "s": samples["enrolled_ssn"]}
+    # A row in the client's jurisdiction: this test is about scopes (rows: test_row_binding).
+    row = enrolled_row(simulators.dataset, agency.jurisdiction, inside=True)  # type: ignore[attr-defined]
+    assert row is not None
+    variables = {"n": row.permit, "s": row.ssn}
     sql = SqlCounter(hub.hub)
     in_flight = asyncio.Semaphore(16)
 

@@ -46,7 +46,7 @@ async def test_metrics_count_requests_refusals_and_audit_commits(
 async def test_metrics_show_upstreams_cache_breakers_and_audit_batches(
     hub: HubClient, simulators: Simulators
 ) -> None:
-    number = simulators.dataset.samples["enrolled_permit"]
+    number = simulators.dataset.samples["valid_permit"]  # Wuhan: the client reads its cards
     query = "query($n: ID!) { permit(number: $n) { status cards { status } } }"
     for _ in range(3):  # the first reads the WMS, the next two are cache hits
         assert (await hub.graphql("exit-entry-wuhan", query, {"n": number})).status_code == 200

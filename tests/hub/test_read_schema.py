@@ -76,7 +76,7 @@ async def test_enrollment_is_read_at_the_agency_of_the_work_location(
 ) -> None:
     samples = simulators.dataset.samples
     response = await hub.graphql(
-        "si-agency-wuhan",
+        "si-agency-yichang",  # the enrolled sample is a Yichang permit: in its jurisdiction
         """query($n: ID!) {
              permit(number: $n) { workLocation { code } enrollment { ssn region { code } } } }""",
         {"n": samples["enrolled_permit"]},
@@ -111,14 +111,15 @@ async def test_foreigner_by_ssn_and_by_permit_is_the_same_person(
     samples = simulators.dataset.samples
     query = """query($p: ID, $s: ID) { foreigner(permitNumber: $p, ssn: $s) {
                  name passportNumber enrollments { ssn } } }"""
-    by_permit = await hub.graphql("si-agency-wuhan", query, {"p": samples["enrolled_permit"]})
-    by_ssn = await hub.graphql("si-agency-wuhan", query, {"s": samples["enrolled_ssn"]})
+    client = "si-agency-yichang"  # the enrolled sample is in Yichang
+    by_permit = await hub.graphql(client, query, {"p": samples["enrolled_permit"]})
+    by_ssn = await hub.graphql(client, query, {"s": samples["enrolled_ssn"]})
     assert by_permit.json()["data"]["foreigner"] == by_ssn.json()["data"]["foreigner"]
     assert samples["enrolled_ssn"] in {
         e["ssn"] for e in by_ssn.json()["data"]["foreigner"]["enrollments"]
     }
     both = await hub.graphql(
-        "si-agency-wuhan", query, {"p": samples["enrolled_permit"], "s": samples["enrolled_ssn"]}
+        client, query, {"p": samples["enrolled_permit"], "s": samples["enrolled_ssn"]}
     )
     assert both.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 

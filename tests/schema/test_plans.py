@@ -88,15 +88,62 @@ async def test_a_plan_answers_byte_for_byte_what_graphql_core_answers(
     today = dt.date.today()
 
     by_graphql_core = await hub.hub.graphql.execute(
-        admission, GraphQLRequest(query, variables), trace_id="0" * 32, today=today
+        admission, GraphQLRequest(query, variables), trace_id="0" * 32, today=today,
+        jurisdiction=("*",),
     )
     known = await hub.hub.permits.permits(chosen)
     plan = compile_plan(hub.hub.graphql.schema._schema, admission.operation)
     assert plan is not None, query
     by_plan = plan.run(admission.variables, known, today)
 
-    assert by_plan is not None
-    assert orjson.dumps({"data": by_plan}) == orjson.dumps(by_graphql_core.body), query
+    assert by_plan is not None and not by_plan.errors
+    assert orjson.dumps({"data": by_plan.data}) == orjson.dumps(by_graphql_core.body), query
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    selection=_selection(),
+    many=st.booleans(),
+    which=st.lists(st.integers(0, 1499), min_size=1, max_size=4),
+    jurisdiction=st.sampled_from([("420100",), ("420500",), ("42",), ("110000",), ("*",)]),
+)
+async def test_a_plan_binds_rows_as_graphql_core_does_byte_for_byte(
+    hub: HubClient, simulators: Simulators, selection: str, many: bool, which: list[int],
+    jurisdiction: tuple[str, ...],
+) -> None:
+    """The whole outcome (body with its refusals, audit outcome, denied paths, refused
+    subjects) from the plan and from graphql-core, for a caller of each jurisdiction."""
+    numbers = sorted(simulators.dataset.permits)
+    chosen = [numbers[i * len(numbers) // 1500] for i in which]
+    selection = selection.replace("$on", '"2026-06-30"')
+    root = "permits(numbers: $ns)" if many else "permit(number: $n)"
+    query = f"query Q({'$ns: [ID!]!' if many else '$n: ID!'}) {{ {root} {{ {selection} }} }}"
+    variables: dict[str, Any] = {"ns": chosen} if many else {"n": chosen[0]}
+    admission = await _admit(hub, query, variables)
+    request, today, trace = GraphQLRequest(query, variables), dt.date.today(), "0" * 32
+    known = await hub.hub.permits.permits(chosen)
+    planned_before = hub.hub.graphql.stats.planned
+
+    by_core = await hub.hub.graphql.execute(
+        admission, request, trace_id=trace, today=today, jurisdiction=jurisdiction
+    )
+    by_plan = await hub.hub.graphql.execute(
+        admission, request, trace_id=trace, today=today, jurisdiction=jurisdiction, known=known
+    )
+
+    assert hub.hub.graphql.stats.planned == planned_before + 1, query
+    assert orjson.dumps(by_plan.body) == orjson.dumps(by_core.body), query
+    assert (by_plan.outcome, by_plan.denied, by_plan.error_codes) == (
+        by_core.outcome, by_core.denied, by_core.error_codes
+    )
+    denied = set(by_core.denied)
+    refused = (
+        {c for i, c in enumerate(chosen) if f"permits.{i}" in denied}
+        if many else ({chosen[0]} if "permit" in denied else set())
+    )
+    assert refused <= set(by_plan.subjects) and refused <= set(by_core.subjects)
 
 
 @pytest.mark.parametrize(
