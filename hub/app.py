@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from hub.components import Hub
+from hub.console import console_routes
 from hub.routes import OUTAGES, dependency_unavailable, internal_error, routes
 from hub.settings import Settings
 from hub.transport import BodyLimits, RequestTraceContext
@@ -51,7 +52,7 @@ def create_app(
             await hub.close()
 
     return Starlette(
-        routes=routes(),
+        routes=[*routes(), *console_routes()],  # the auditor's console: /audit/
         middleware=[
             _trace_middleware(provider, traced=settings.tracing_config().enabled),
             Middleware(
