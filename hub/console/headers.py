@@ -21,7 +21,9 @@ _HEADERS = {
     "x-frame-options": "DENY",
     "cache-control": "no-store",
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    # Not no-referrer: under it a browser sends `Origin: null` with the forms, and the CSRF
+    # check needs the real origin. The console's URLs carry no identity number anyway.
+    "referrer-policy": "same-origin",
     "cross-origin-opener-policy": "same-origin",
     "cross-origin-resource-policy": "same-origin",
 }
