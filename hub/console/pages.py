@@ -18,6 +18,7 @@ import hmac
 import ipaddress
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +42,14 @@ from hub.console.forms import (
 from hub.console.sessions import COOKIE, IDLE_SECONDS, ConsoleSession, SessionStore
 from hub.console.verification import Verifications
 from hub.transport import trace_id_of
-from observability.audit import AuditEvent, AuditFilter, AuditQueryError, check_evidence
+from infra.kv import KeyValueUnavailable
+from observability.audit import (
+    AuditEvent,
+    AuditFilter,
+    AuditQueryError,
+    AuditUnavailable,
+    check_evidence,
+)
 
 __all__ = ["PAGES", "Console"]
 
@@ -418,7 +426,28 @@ async def evidence_check(request: Request) -> Response:
                  note=note)
 
 
-PAGES = (
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _guarded(endpoint: Endpoint) -> Endpoint:
+    """A dependency outage (database, shared store, audit log) as a 503 page, never a page
+    whose view could not be audited (no audit, no data)."""
+
+    async def page(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except (Unavailable, KeyValueUnavailable, AuditUnavailable) as exc:
+            log.warning("console: dependency unavailable on %s (%s)", request.url.path,
+                        type(exc).__name__)
+            response = _page("refused.html", 503, viewer=None,
+                             message="The hub cannot answer now; retry in a moment.")
+            response.headers["retry-after"] = str(Unavailable.retry_after)
+            return response
+
+    return page
+
+
+_ROUTES: tuple[tuple[str, Endpoint, str], ...] = (
     ("/", home, "GET"),
     ("/sign-in", sign_in_form, "GET"),
     ("/sign-in", sign_in, "POST"),
@@ -432,3 +461,4 @@ PAGES = (
     ("/evidence", evidence_page, "GET"),
     ("/evidence", evidence_check, "POST"),
 )
+PAGES = tuple((path, _guarded(endpoint), method) for path, endpoint, method in _ROUTES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy import update
 from connectors.identifiers import make_permit_number
 from observability.audit import AuditEvent, AuditFilter, AuditRecord
 from observability.audit._tables import records
-from tests.conftest import HubClient
+from tests.conftest import HubClient, Simulators, open_hub
 
 AUDITOR = "auditor-hubei"
 PERMIT_QUERY = "query($n: ID!) { permit(number: $n) { status } }"
@@ -337,3 +338,19 @@ async def test_the_stylesheet_is_served_by_the_hub(hub: HubClient, path: str) ->
     response = await hub.http.get(path)
     assert response.status_code == 200
     assert response.headers["content-type"].split(";")[0] in ("text/css", "image/svg+xml")
+
+
+async def test_sign_in_failures_meet_the_token_endpoints_throttle(
+    simulators: Simulators, database_url: str, tmp_path: Path
+) -> None:
+    async with open_hub(simulators, database_url, tmp_path, auth_failures_per_minute=3) as hub:
+        for _ in range(3):
+            assert (await _sign_in(hub, AUDITOR, secret="wrong")).status_code == 401
+        throttled = await _sign_in(hub, AUDITOR)  # the right secret, too late
+        assert throttled.status_code == 429
+        assert "Too many failed sign-ins" in throttled.text
+        assert (await hub.http.get("/audit/log")).status_code == 303
+        # The token endpoint counts the same failures: it refuses this client now too.
+        token = await hub.http.post("/oauth/token", data={"grant_type": "client_credentials"},
+                                    auth=(AUDITOR, hub.secrets[AUDITOR]))
+        assert token.status_code == 429
