@@ -111,4 +111,6 @@ async def run_demo(host: str, port: int, data_dir: Path, seed: int, foreigners: 
     print(f"permit-hub demo on http://{host}:{port}/graphql (samples in {demo_dir})")
     print(f"simulated WMS at {settings.wms_url} (POST /admin/permits/<number>/changes pushes "
           f"an event), card system at {settings.cards_url}")
+    print(f"auditor's console at http://{host}:{port}/audit/ (client auditor-hubei, its secret "
+          f"in {demo_dir / 'clients.json'})")
     await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in servers))
