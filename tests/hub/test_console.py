@@ -354,3 +354,23 @@ async def test_sign_in_failures_meet_the_token_endpoints_throttle(
         token = await hub.http.post("/oauth/token", data={"grant_type": "client_credentials"},
                                     auth=(AUDITOR, hub.secrets[AUDITOR]))
         assert token.status_code == 429
+
+
+async def test_with_the_shared_store_down_the_console_answers_503_and_shows_nothing(
+    simulators: Simulators, database_url: str, tmp_path: Path
+) -> None:
+    """Sessions and the sign-in throttle live in the shared store: without it, no page."""
+    async with open_hub(simulators, database_url, tmp_path,
+                        redis_url="redis://127.0.0.1:1/0") as hub:
+        # The secret is checked as the token endpoint checks it (which issues tokens without
+        # the store), but the token's revocation status cannot be read: no session.
+        refused = await _sign_in(hub, AUDITOR)
+        assert refused.status_code == 503
+        assert "cannot answer now" in refused.text
+        assert "hub_console=" not in refused.headers.get("set-cookie", "")
+        hub.http.cookies.set("hub_console", "x" * 43, domain="127.0.0.1", path="/audit/")
+        page = await hub.http.get("/audit/log")
+        assert page.status_code == 503
+        assert page.headers["retry-after"]
+        assert page.headers["content-security-policy"].startswith("default-src 'self'")
+        assert "<table" not in page.text
