@@ -24,11 +24,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -67,11 +69,21 @@ from auth.tokens import HubTokenGenerator, TokenVerifier, VerifiedToken
 from auth.webhook_targets import WebhookTargets
 from infra.kv import KeyValue, KeyValueUnavailable
 
-__all__ = ["AuthService"]
+__all__ = ["AuthService", "SecretExchange"]
 
 log = logging.getLogger("auth.service")
 
 _CLIENT_CACHE_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class SecretExchange:
+    """What `AuthService.exchange_secret` gives: a token, or the RFC 6749 error (and, when the
+    failure throttle refused the attempt, the seconds to wait)."""
+
+    token: str | None
+    error: str | None
+    retry_after: int | None
 
 
 async def _ignore(event: AuthEvent) -> None:
@@ -399,6 +411,29 @@ class AuthService:
             return _unavailable("token", exc, "try again later")
         await self._emit(_token_event(oauth_request, answer))
         return oauth_response(answer.status, answer.body, answer.headers)
+
+    async def exchange_secret(
+        self, client_id: str, client_secret: str, scope: str, address: str
+    ) -> SecretExchange:
+        """The token endpoint's client_secret_post exchange without its HTTP form: for a page
+        (the auditor's console) that signs a client in. The same checks, failure throttle and
+        audited events as `/oauth/token`; the token goes to the caller only, never to a page."""
+        form = {
+            "grant_type": "client_credentials", "client_id": client_id,
+            "client_secret": client_secret, "scope": scope,
+        }
+        oauth_request = TokenRequest(self.config.token_endpoint, Headers(), form)
+        try:
+            answer = await self._gate.run(oauth_request, address, run_token_endpoint)
+        except (KeyValueUnavailable, *DATABASE_ERRORS) as exc:
+            log.warning("token exchange: dependency unavailable (%s)", type(exc).__name__)
+            raise Unavailable("the hub cannot check credentials now") from None
+        await self._emit(_token_event(oauth_request, answer))
+        if answer.status == 200:
+            return SecretExchange(str(answer.body["access_token"]), None, None)
+        error = answer.body.get("error") if isinstance(answer.body, dict) else None
+        retry_after = answer.throttled.retry_after if answer.throttled is not None else None
+        return SecretExchange(None, str(error or "invalid_request"), retry_after)
 
     async def _revocation_endpoint(self, request: Request) -> Response:
         try:

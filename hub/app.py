@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from hub.components import Hub
+from hub.console import console_routes
 from hub.routes import OUTAGES, dependency_unavailable, internal_error, routes
 from hub.settings import Settings
 from hub.transport import BodyLimits, RequestLog, RequestTraceContext
@@ -52,7 +53,7 @@ def create_app(
 
     logged = [Middleware(RequestLog)] if settings.request_log else []
     return Starlette(
-        routes=routes(),
+        routes=[*routes(), *console_routes()],  # the auditor's console: /audit/
         middleware=[
             *logged,
             _trace_middleware(provider, traced=settings.tracing_config().enabled),

@@ -189,4 +189,6 @@ async def run_demo(
     print(f"simulated WMS at {settings.wms_url} (POST /admin/permits/<number>/changes pushes "
           f"an event), card system at {settings.cards_url}, identity providers at "
           f"{identity_url} (officers, e-SSC)")
+    print(f"auditor's console at http://{host}:{port}/audit/ (client auditor-hubei, its secret "
+          f"in {demo_dir / 'clients.json'})")
     await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in servers))

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime
 from typing import Any, TextIO
 
 from sqlalchemy import select
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from observability.audit._chain import (
@@ -347,20 +348,29 @@ class AuditLog:
             ]
         return build_proof(record, following, checkpoint)
 
+    async def latest_checkpoint(self) -> dict[str, Any] | None:
+        """The newest signed checkpoint (`seq`, `hash`, `time`, `jws`), None before the first."""
+        query = select(checkpoints).order_by(checkpoints.c.seq.desc()).limit(1)
+        async with translated("read"), self._engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return _checkpoint_of(row) if row is not None else None
+
     async def _covering_checkpoint(self, seq: int) -> dict[str, Any] | None:
         query = (
             select(checkpoints).where(checkpoints.c.seq >= seq).order_by(checkpoints.c.seq).limit(1)
         )
         async with translated("read"), self._engine.connect() as conn:
             row = (await conn.execute(query)).mappings().first()
-        if row is None:
-            return None
-        return {
-            "seq": row["seq"],
-            "hash": row["hash"],
-            "time": format_time(aware(row["time"])),
-            "jws": row["jws"],
-        }
+        return _checkpoint_of(row) if row is not None else None
+
+
+def _checkpoint_of(row: RowMapping) -> dict[str, Any]:
+    return {
+        "seq": row["seq"],
+        "hash": row["hash"],
+        "time": format_time(aware(row["time"])),
+        "jws": row["jws"],
+    }
 
 
 async def _rejecting(appending: Awaitable[Batch]) -> Batch:
