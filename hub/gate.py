@@ -179,9 +179,12 @@ class Admitted:
 class InputRefused(Exception):
     """The door's input is refused (`read` raises it): status, code and message as sent."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
 
 
 class BadRequest(InputRefused):
@@ -209,10 +212,12 @@ async def admit(
     read: Callable[[], Awaitable[dict[str, Any]]],
     *,
     subscription: bool = False,
+    vet: Callable[[GraphQLRequest], InputRefused | None] | None = None,
 ) -> Admitted | Refusal:
     """Every check of the request path, in its order; sets `caller.principal` and `.purpose`
     as soon as they are known (so that a refusal names them). `read`: the door's payload
-    (raises `InputRefused`), read only once the purpose is allowed."""
+    (raises `InputRefused`), read only once the purpose is allowed. `vet`: the door's own
+    input check of the request (a GET refuses a mutation), an input refusal like `read`'s."""
     trace_id = caller.trace_id
     try:
         claims = await hub.auth.identify(authorization)
@@ -226,7 +231,7 @@ async def admit(
         purpose_refused = exc
     request: GraphQLRequest | Refusal | None = None
     if purpose_refused is None:
-        request = await _input(hub, claims, read, trace_id)
+        request = await _input(hub, claims, read, trace_id, vet)
     if not isinstance(request, GraphQLRequest):
         shared = await _shared(hub, claims, rate=purpose_refused is None, cost=None)
         refused = _early(shared, purpose_refused, trace_id) or request
@@ -271,12 +276,19 @@ async def _input(
     claims: TokenClaims,
     read: Callable[[], Awaitable[dict[str, Any]]],
     trace_id: str,
+    vet: Callable[[GraphQLRequest], InputRefused | None] | None,
 ) -> GraphQLRequest | Refusal:
     try:
         payload = await read()
         query = await hub.documents.resolve(claims.client_id, payload)
-        return graphql_request_of(payload, query)
-    except (DocumentRefused, InputRefused) as exc:
+        request = graphql_request_of(payload, query)
+        refused = vet(request) if vet is not None else None
+        if refused is not None:
+            raise refused
+        return request
+    except InputRefused as exc:
+        return refusal(exc.status, exc.code, exc.message, trace_id, exc.headers)
+    except DocumentRefused as exc:
         return refusal(exc.status, exc.code, exc.message, trace_id)
     except DATABASE_ERRORS as exc:  # the trusted-document lookup
         log.warning("hub database unavailable (%s); request refused", type(exc).__name__)
