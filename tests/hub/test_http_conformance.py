@@ -15,9 +15,10 @@ from typing import Any
 import orjson
 import pytest
 
+from connectors.records import PermitMedium
 from tests.conftest import Simulators, _drop_prefix
 from tests.hub.npm_clients import node_clients
-from tests.hub.test_events import LiveHub, _live_hub
+from tests.hub.test_events import LiveHub, _change, _live_hub, _pushed_to
 
 CLIENT = "exit-entry-wuhan"
 PURPOSE = "residence-permit-check"
@@ -76,3 +77,54 @@ async def test_graphql_http_audit_passes_every_must_and_should(live: LiveHub) ->
     declined_failing = {r["id"] for r in results if r["status"] != "ok"} & DECLINED.keys()
     assert declined_failing == DECLINED.keys()  # a declined SHOULD now met: drop it from the list
     assert len(by_level["MUST"]) == 13 and len(by_level["SHOULD"]) == 23  # graphql-http 1.23.1
+
+
+def _changing_permit(simulators: Simulators) -> str:
+    """A valid electronic permit no other test changes (tests/hub/test_events.py takes the
+    first few after the hundredth; other tests read the first hundred)."""
+    dataset = simulators.dataset
+    samples = set(dataset.samples.values())
+    fresh = sorted(
+        p.number for p in dataset.permits.values()
+        if p.is_valid_on(dataset.today) and p.number not in samples
+        and p.medium is PermitMedium.ELECTRONIC
+    )
+    return fresh[150]
+
+
+async def test_a_graphql_ws_client_connects_subscribes_completes_and_gets_errors(
+    simulators: Simulators, database_url: str, tmp_path: Path
+) -> None:
+    number = _changing_permit(simulators)
+    async with _pushed_to(simulators, database_url, tmp_path) as live:
+        node, folder = node_clients()
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HUB_AUTHORIZATION": f"Bearer {await live.token(CLIENT)}",
+            "HUB_PURPOSE": PURPOSE,
+        }
+        process = await asyncio.create_subprocess_exec(
+            node, "ws-client.mjs", live.url.replace("http://", "ws://") + "/graphql", number,
+            cwd=folder, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        assert process.stdout is not None and process.stderr is not None
+        steps: dict[str, Any] = {}
+        async for line in process.stdout:
+            step = orjson.loads(line)
+            steps[step.pop("step")] = step
+            if "subscribed" in steps and "changed" not in steps:
+                steps["changed"] = await _change(simulators, number, "ALTERED")
+        stderr = (await process.stderr.read()).decode()
+        assert await process.wait() == 0, stderr[-3000:]
+        audited = await live.audit("subscription")
+    assert steps["connected"] == {"protocol": "graphql-transport-ws"}
+    event = steps["next"]["payload"]["data"]["permitStatusChanged"]
+    assert (event["permitNumber"], event["kind"]) == (number, "ALTERED")
+    assert "completed" in steps
+    [invalid] = steps["error"]["errors"]
+    assert invalid["extensions"]["code"] == "BAD_USER_INPUT"
+    assert invalid["extensions"]["graphqlCode"] == "GRAPHQL_VALIDATION_FAILED"
+    [forbidden] = steps["refused"]["errors"]
+    assert forbidden["extensions"]["code"] == "FORBIDDEN"
+    assert steps["unauthorized"]["code"] == 4403
+    assert [r.subjects for r in audited if r.subjects] == [(number,)]  # the event, audited
