@@ -16,7 +16,7 @@ from hub.components import Hub
 from hub.routes import OUTAGES, dependency_unavailable, internal_error, routes
 from hub.settings import Settings
 from hub.transport import BodyLimits, RequestTraceContext
-from observability.tracing import tracer_provider
+from observability.tracing import tracer_provider, without_query
 
 __all__ = ["create_app", "serving_app"]
 
@@ -76,6 +76,7 @@ def _trace_middleware(provider: TracerProvider, *, traced: bool) -> Middleware:
         tracer_provider=provider,
         excluded_urls="healthz,readyz,metrics",
         exclude_spans=["receive", "send"],
+        server_request_hook=without_query,  # a GET's variables stay out of the trace
     )
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "TracingConfig",
     "current_trace_id",
     "tracer_provider",
+    "without_query",
 ]
 
 Exporter = Literal["none", "console", "otlp-http", "otlp-grpc"]
@@ -140,3 +141,22 @@ class PassThroughTracer(NoOpTracer):
         if context is None and not args and not kwargs and isinstance(current, NonRecordingSpan):
             return _CurrentSpan(current)
         return super().start_as_current_span(name, context, *args, **kwargs)
+
+
+#: The server span's attributes that carry the request's query string (old and new semantic
+#: conventions of OpenTelemetry's ASGI instrumentation).
+_URL_ATTRIBUTES = ("http.url", "url.full", "http.target")
+
+
+def without_query(span: Span, scope: dict[str, Any]) -> None:
+    """The ASGI instrumentation's `server_request_hook`: the server span keeps the URL without
+    its query string, which a `GET /graphql` fills with its variables (identity numbers)."""
+    if not scope.get("query_string") or not span.is_recording():
+        return
+    attributes = getattr(span, "attributes", None) or {}
+    for name in _URL_ATTRIBUTES:
+        value = attributes.get(name)
+        if isinstance(value, str) and "?" in value:
+            span.set_attribute(name, value.split("?", 1)[0])
+    if "url.query" in attributes:
+        span.set_attribute("url.query", "")
