@@ -96,7 +96,7 @@ def post_payload(content_type: str | None, body: bytes) -> dict[str, Any]:
         raise BadRequest("the body is not valid JSON") from None
     if not isinstance(payload, dict):
         raise BadRequest("the body must be one JSON object (batched requests are not accepted)")
-    return payload
+    return _extensions_checked(payload)
 
 
 def get_payload(params: Mapping[str, str]) -> dict[str, Any]:
@@ -112,6 +112,14 @@ def get_payload(params: Mapping[str, str]) -> dict[str, Any]:
                 payload[name] = orjson.loads(params[name])
             except orjson.JSONDecodeError:
                 raise BadRequest(f"`{name}` must be a JSON object") from None
+    return _extensions_checked(payload)
+
+
+def _extensions_checked(payload: dict[str, Any]) -> dict[str, Any]:
+    """`extensions`, when sent, is an object (the other parameters are the gate's to check)."""
+    extensions = payload.get("extensions")
+    if extensions is not None and not isinstance(extensions, dict):
+        raise BadRequest("`extensions` must be an object")
     return payload
 
 

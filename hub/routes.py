@@ -135,9 +135,12 @@ async def _graphql(
 
 
 def _as(media: str | None, response: Response) -> Response:
-    """The answer in the media type the client accepts (the body is the same JSON)."""
+    """The answer in the media type the client accepts (the body is the same JSON), kept by
+    no cache: a GET's answer would otherwise sit in a browser's disk cache, personal data and
+    all."""
     if media == GRAPHQL_RESPONSE and response.headers.get("content-type") == JSON:
         response.headers["content-type"] = GRAPHQL_RESPONSE
+    response.headers["cache-control"] = "no-store"
     return response
 
 

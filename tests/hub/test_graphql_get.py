@@ -59,6 +59,7 @@ async def test_a_query_by_get_is_answered_and_audited_as_a_post_is(
     posted = await hub.graphql(CLIENT, STATUS, {"n": number}, purpose=PURPOSE)
     assert got.status_code == posted.status_code == 200
     assert got.headers["content-type"] == "application/json"
+    assert got.headers["cache-control"] == "no-store"  # personal data: in no browser's cache
     assert got.json() == posted.json() and got.json()["data"]["permit"]["number"] == number
     assert got.headers["x-hub-evidence"] and got.headers["x-hub-audit-record"]
     records = {r.id: r for r in await _records(hub)}
