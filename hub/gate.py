@@ -2,12 +2,14 @@
 
     admit(hub, caller, authorization, purpose, read) -> Admitted | Refusal
 
-`POST /graphql` (hub.routes) and each WebSocket `subscribe` (hub.subscriptions) call it; the
-permit events route uses its `Refusal` and the responder of `hub.release`. In order:
+`POST /graphql` and `GET /graphql` (hub.routes) and each WebSocket `subscribe`
+(hub.subscriptions) call it; the permit events route uses its `Refusal` and the responder of
+`hub.release`. In order:
 
 1. the token (`auth` identify: signature, expiry, client registered and enabled) → TokenClaims;
 2. the purpose of use (checked now, reported after revocation);
-3. the input: the door's payload, trusted documents, the GraphQL request's form;
+3. the input: the door's payload, trusted documents, the GraphQL request's form, the door's
+   own check (`vet`: a GET refuses a mutation);
 4. the GraphQL stage's checks (`schema.pipeline`: limits, field policy, arguments) → cost;
 5. ONE shared-store round trip: revocation and client disable, the request rate, the cost
    budget, and the permit cache entries the request names; the revocation judge turns the
