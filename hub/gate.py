@@ -2,13 +2,15 @@
 
     admit(hub, caller, authorization, purpose, read) -> Admitted | Refusal
 
-`POST /graphql` (hub.routes) and each WebSocket `subscribe` (hub.subscriptions) call it; the
-permit events route uses its `Refusal` and the responder of `hub.release`. In order:
+`POST /graphql` and `GET /graphql` (hub.routes) and each WebSocket `subscribe`
+(hub.subscriptions) call it; the permit events route uses its `Refusal` and the responder of
+`hub.release`. In order:
 
 1. the token (`auth` identify: signature, expiry, client registered and enabled) → TokenClaims;
 2. the purpose of use: one the client is registered for (checked now, reported after
    revocation);
-3. the input: the door's payload, trusted documents, the GraphQL request's form;
+3. the input: the door's payload, trusted documents, the GraphQL request's form, the door's
+   own check (`vet`: a GET refuses a mutation);
 4. the GraphQL stage's checks (`schema.pipeline`: parse and validation, limits, field policy,
    the root fields against those the purpose covers, arguments) → cost;
 5. ONE shared-store round trip: revocation and client disable, the request rate, the cost
@@ -201,9 +203,12 @@ class Admitted:
 class InputRefused(Exception):
     """The door's input is refused (`read` raises it): status, code and message as sent."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
 
 
 class BadRequest(InputRefused):
@@ -231,10 +236,13 @@ async def admit(
     read: Callable[[], Awaitable[dict[str, Any]]],
     *,
     subscription: bool = False,
+    vet: Callable[[GraphQLRequest], InputRefused | None] | None = None,
 ) -> Admitted | Refusal:
     """Every check of the request path, in its order; sets `caller.principal` and `.purpose`
     as soon as they are known (so that a refusal names them). `read`: the door's payload
-    (raises `InputRefused`); for a refused purpose, read only to name its subjects."""
+    (raises `InputRefused`); for a refused purpose, read only to name its subjects. `vet`: the
+    door's own input check of the request (a GET refuses a mutation), an input refusal like
+    `read`'s."""
     trace_id = caller.trace_id
     try:
         claims = await hub.auth.identify(authorization)
@@ -249,7 +257,7 @@ async def admit(
         purpose_refused = exc
     request: GraphQLRequest | Refusal | None
     if purpose_refused is None:
-        request = await _input(hub, claims, read, trace_id)
+        request = await _input(hub, claims, read, trace_id, vet)
     else:
         request = await _input_to_name(hub, claims, read)
     if purpose_refused is not None or not isinstance(request, GraphQLRequest):
@@ -301,12 +309,19 @@ async def _input(
     claims: TokenClaims,
     read: Callable[[], Awaitable[dict[str, Any]]],
     trace_id: str,
+    vet: Callable[[GraphQLRequest], InputRefused | None] | None,
 ) -> GraphQLRequest | Refusal:
     try:
         payload = await read()
         query = await hub.documents.resolve(claims.client_id, payload)
-        return graphql_request_of(payload, query)
-    except (DocumentRefused, InputRefused) as exc:
+        request = graphql_request_of(payload, query)
+        refused = vet(request) if vet is not None else None
+        if refused is not None:
+            raise refused
+        return request
+    except InputRefused as exc:
+        return refusal(exc.status, exc.code, exc.message, trace_id, exc.headers)
+    except DocumentRefused as exc:
         return refusal(exc.status, exc.code, exc.message, trace_id)
     except DATABASE_ERRORS as exc:  # the trusted-document lookup
         log.warning("hub database unavailable (%s); request refused", type(exc).__name__)

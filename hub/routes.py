@@ -5,21 +5,30 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
-from strawberry.http.ides import get_graphql_ide_html
 
 from auth import PURPOSE_HEADER, AuthError
 from auth.errors import Unavailable
 from hub.components import Hub
 from hub.events import events_post
-from hub.gate import BadRequest, Caller, Refusal, admit, auth_refusal
+from hub.gate import Caller, InputRefused, Refusal, admit, auth_refusal
+from hub.graphiql import graphiql_asset, graphiql_page
+from hub.negotiation import (
+    GRAPHQL_RESPONSE,
+    JSON,
+    NotAcceptable,
+    accepted,
+    get_payload,
+    mutation_by_get,
+    post_payload,
+)
 from hub.operations import check_operations_access
 from hub.release import EVIDENCE_HEADER, RECORD_HEADER, answer, respond
 from hub.responses import JSONResponse, error_response
@@ -29,6 +38,7 @@ from infra.kv import KeyValueUnavailable
 from observability.audit import AuditUnavailable
 from observability.logs import bind_request
 from observability.metrics import CONTENT_TYPE
+from schema import GraphQLRequest
 
 __all__ = [
     "EVIDENCE_HEADER", "OUTAGES", "RECORD_HEADER", "dependency_unavailable", "internal_error",
@@ -43,19 +53,6 @@ def _hub(request: Request) -> Hub:
     return hub
 
 
-async def _read_payload(request: Request) -> dict[str, Any]:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise BadRequest("POST /graphql takes Content-Type: application/json")
-    try:
-        payload: Any = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        raise BadRequest("the body is not valid JSON") from None
-    if not isinstance(payload, dict):
-        raise BadRequest("the body must be one JSON object (batched requests are not accepted)")
-    return payload
-
-
 async def graphql_post(request: Request) -> Response:
     """The HTTP door of the request path (docs/architecture.md): admit, run, release.
 
@@ -63,18 +60,53 @@ async def graphql_post(request: Request) -> Response:
     trip for revocation, rate, cost and the permit cache entries); `hub.release` audits the
     answer or the refusal before it leaves. Nothing reaches a source system before admission.
     """
+
+    async def read() -> dict[str, Any]:
+        return post_payload(request.headers.get("content-type"), await request.body())
+
+    return await _graphql(request, read)
+
+
+async def graphql_get(request: Request) -> Response:
+    """GraphiQL for a browser that asks for a page; else a GraphQL request in the URL, through
+    the very gate a POST passes, but never a mutation (405, `Allow: POST`)."""
+    params = request.query_params
+    if "text/html" in request.headers.get("accept", "") and not any(
+        name in params for name in ("query", "documentId", "extensions")
+    ):
+        return graphiql_page()
+    hub = _hub(request)
+
+    async def read() -> dict[str, Any]:
+        return get_payload(params)
+
+    return await _graphql(request, read, vet=lambda asked: mutation_by_get(hub.graphql, asked))
+
+
+async def _graphql(
+    request: Request,
+    read: Callable[[], Awaitable[dict[str, Any]]],
+    vet: Callable[[GraphQLRequest], InputRefused | None] | None = None,
+) -> Response:
     trace_id = trace_id_of(request.scope)
     bind_request(trace_id)
     hub = _hub(request)
     caller = Caller("graphql", trace_id, request.client.host if request.client else None)
+    media = accepted(request.headers.get("accept"))
+
+    async def acceptable() -> dict[str, Any]:
+        if media is None:
+            raise NotAcceptable
+        return await read()
+
     admitted = await admit(
         hub, caller, request.headers.get("authorization"), request.headers.get(PURPOSE_HEADER),
-        lambda: _read_payload(request),
+        acceptable, vet=vet,
     )
     if caller.principal is not None:
         bind_request(trace_id, caller.principal.client_id)
     if isinstance(admitted, Refusal):
-        return await respond(hub, caller, admitted)
+        return _as(media, await respond(hub, caller, admitted))
     principal = admitted.principal
     with hub.tracer.start_as_current_span("graphql") as span:
         if admitted.admission is None:
@@ -100,16 +132,17 @@ async def graphql_post(request: Request) -> Response:
         span.set_attribute("hub.outcome", outcome.outcome)
         if outcome.error_codes:
             span.set_attribute("hub.error_codes", outcome.error_codes)
-    return await answer(hub, caller, outcome)
+    return _as(media, await answer(hub, caller, outcome))
 
 
-async def graphql_get(request: Request) -> Response:
-    if "text/html" in request.headers.get("accept", "") and "query" not in request.query_params:
-        return HTMLResponse(get_graphql_ide_html("graphiql"))
-    trace_id = trace_id_of(request.scope)
-    return error_response(
-        405, "BAD_USER_INPUT", "send GraphQL requests with POST", trace_id, {"allow": "POST"}
-    )
+def _as(media: str | None, response: Response) -> Response:
+    """The answer in the media type the client accepts (the body is the same JSON), kept by
+    no cache: a GET's answer would otherwise sit in a browser's disk cache, personal data and
+    all."""
+    if media == GRAPHQL_RESPONSE and response.headers.get("content-type") == JSON:
+        response.headers["content-type"] = GRAPHQL_RESPONSE
+    response.headers["cache-control"] = "no-store"
+    return response
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:
@@ -218,6 +251,7 @@ def routes() -> list[BaseRoute]:
         Route("/graphql", graphql_post, methods=["POST"]),
         Route("/graphql", graphql_get, methods=["GET"]),
         WebSocketRoute("/graphql", graphql_ws),
+        Route("/graphiql/{name}", graphiql_asset, methods=["GET"]),
         Route("/events/permits", events_post, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/", index, methods=["GET"]),

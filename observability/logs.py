@@ -71,13 +71,25 @@ def current_client_id() -> str | None:
     return _client_id.get()
 
 
+def _message(record: logging.LogRecord) -> str:
+    """The record's message; an access log line without the request's query string, which a
+    `GET /graphql` fills with its document and variables (identity numbers, names)."""
+    args = record.args
+    if record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) == 5:
+        path = args[2]
+        if isinstance(path, str) and "?" in path:
+            shown = path.split("?", 1)[0] + "?[query omitted]"
+            return str(record.msg) % (*args[:2], shown, *args[3:])
+    return record.getMessage()
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": redact(record.getMessage()),
+            "message": redact(_message(record)),
             "trace_id": _trace_id.get(),
             "client_id": _client_id.get(),
         }

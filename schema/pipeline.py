@@ -125,9 +125,17 @@ def _refusal(
     trace_id: str,
     prepared: PreparedDocument | None,
     outcome: Outcome = "ERROR",
+    graphql_code: str | None = None,
 ) -> GraphQLOutcome:
-    """`code`: what kind of refusal it is (the errors may carry several codes)."""
+    """`code`: what kind of refusal it is (the errors may carry several codes).
+    `graphql_code`: the conventional code of a document that does not parse or validate
+    (GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED), sent as `extensions.graphqlCode` beside
+    the hub's own `code` on its BAD_USER_INPUT errors, for generic GraphQL clients."""
     formatted = [format_error(e, trace_id) for e in errors]
+    if graphql_code is not None:
+        for error in formatted:
+            if error["extensions"]["code"] == "BAD_USER_INPUT":
+                error["extensions"]["graphqlCode"] = graphql_code
     return GraphQLOutcome(
         body={"errors": formatted},
         outcome=outcome,
@@ -332,7 +340,12 @@ class GraphQLService:
             return _refusal([too_large], too_large.code, trace_id, None)
         prepared = self.prepare(request.query)
         if prepared.document is None or prepared.errors:
-            return _refusal(list(prepared.errors), "BAD_USER_INPUT", trace_id, prepared)
+            failed = "GRAPHQL_PARSE_FAILED" if prepared.document is None else (
+                "GRAPHQL_VALIDATION_FAILED"
+            )
+            return _refusal(
+                list(prepared.errors), "BAD_USER_INPUT", trace_id, prepared, graphql_code=failed
+            )
         cost = self.limits.cost(prepared, request.operation_name, request.variables)
         too_costly = self.limits.check_cost(cost)
         if too_costly is not None:

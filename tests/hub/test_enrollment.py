@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -32,7 +33,8 @@ AGENCY = "si-agency-yichang"
 # Disjoint slices of the fresh permits, one per test.
 _SLICES = {
     "happy": (0, 1), "again": (1, 2), "replay": (2, 3), "other_input": (3, 5), "other": (61, 71),
-    "mismatch": (5, 6), "forbidden": (6, 7), "one_key": (7, 8), "parallel": (10, 60),
+    "mismatch": (5, 6), "forbidden": (6, 7), "one_key": (7, 8), "by_get": (8, 9),
+    "parallel": (10, 60),
     "names": (60, 61),
 }
 
@@ -249,11 +251,26 @@ async def test_a_client_without_enrollment_write_cannot_register(
     assert await _snapshot(agency_engines) == before
 
 
-async def test_mutations_are_not_served_over_get(hub: HubClient) -> None:
+async def test_mutations_are_not_served_over_get(
+    hub: HubClient, simulators: Simulators, agency_engines: dict[str, AsyncEngine]
+) -> None:
+    """A registration sent by GET, by a client allowed to register, with a valid token and
+    purpose: 405 `Allow: POST`, nothing written, nothing asked of a source system."""
+    (permit,) = _fresh_permits(simulators, "by_get")
+    before = await _snapshot(agency_engines)
+    calls = await simulators.upstream_calls()
     response = await hub.http.get(
-        "/graphql", params={"query": "mutation { registerEnrollment { created } }"}
+        "/graphql",
+        params={"query": REGISTER, "variables": orjson.dumps({"i": _input(permit)}).decode()},
+        headers={
+            "authorization": f"Bearer {await hub.token(AGENCY)}",
+            "x-purpose-of-use": "social-insurance-enrollment",
+        },
     )
-    assert response.status_code == 405
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
+    assert _code(response.json()) == "BAD_USER_INPUT"
+    assert await simulators.upstream_calls() == calls
+    assert await _snapshot(agency_engines) == before
 
 
 async def test_fifty_parallel_registrations_get_fifty_distinct_ssns(

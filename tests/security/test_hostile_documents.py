@@ -35,7 +35,7 @@ class Case:
     url: str = "/graphql"
     headers: dict[str, str] = field(default_factory=dict)
     authenticated: bool = True
-    audited: bool = True  # reaches the GraphQL route (the transport's 413 and GET's 405 do not)
+    audited: bool = True  # reaches the GraphQL route (the transport's 413 does not)
 
 
 def _q(query: str, variables: Any = None, **extra: Any) -> dict[str, Any]:
@@ -96,29 +96,21 @@ CASES = [
     Case("batch-over-500", 400, BAD, json=_q(LIGHT_BATCH, {"ns": ["420100202400000018"] * 501})),
     Case("variable-nested-200-deep", 400, BAD, json=_q(ONE, {"n": NESTED_LIST})),
     Case("batched-json-array", 400, BAD, json=[_q("{ __typename }"), _q("{ __typename }")]),
-    Case("text-plain", 400, BAD, body=b'{"query": "{ __typename }"}', content_type="text/plain"),
+    Case("text-plain", 415, BAD, body=b'{"query": "{ __typename }"}', content_type="text/plain"),
     Case(
         "csrf-form-post",
-        400,
+        415,
         BAD,
         body=b"query=%7B__typename%7D",
         content_type="application/x-www-form-urlencoded",
     ),
     Case(
         "multipart",
-        400,
+        415,
         BAD,
         body=b'--b\r\nContent-Disposition: form-data; name="query"\r\n\r\n'
         b"{ __typename }\r\n--b--\r\n",
         content_type="multipart/form-data; boundary=b",
-    ),
-    Case(
-        "get-with-query",
-        405,
-        BAD,
-        method="GET",
-        url="/graphql?query=%7B__typename%7D",
-        audited=False,
     ),
     Case(
         "get-with-mutation",
@@ -126,7 +118,19 @@ CASES = [
         BAD,
         method="GET",
         url="/graphql?query=mutation%7BregisterEnrollment%7D",
-        audited=False,
+    ),
+    Case(
+        "get-with-named-mutation",
+        405,
+        BAD,
+        method="GET",
+        url="/graphql?query=query%20A%7B__typename%7D%20mutation%20B%7Bx%7D&operationName=B",
+    ),
+    Case(
+        "get-variables-not-json", 400, BAD, method="GET", url="/graphql?query=%7Bx%7D&variables=%7B"
+    ),
+    Case(
+        "accept-neither-json", 406, BAD, json=_q("{ __typename }"), headers={"accept": "text/csv"}
     ),
     Case("invalid-json", 400, BAD, body=b'{"query": "{ __typename }"'),
     Case("json-null", 400, BAD, body=b"null"),
