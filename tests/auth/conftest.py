@@ -124,7 +124,7 @@ def protected_app(service: AuthService) -> Starlette:
 HubFactory = Callable[..., Awaitable[Hub]]
 
 # The purposes the tests register clients for: a client may name registered purposes only.
-TEST_PURPOSES = ("audit", "enrollment", "investigation", "p", "residence-permit")
+TEST_PURPOSES = ("audit", "benefits", "enrollment", "investigation", "p", "residence-permit")
 
 
 @pytest.fixture

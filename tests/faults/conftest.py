@@ -293,11 +293,16 @@ class FaultStack:
         env = {**self.env, "HUB_DATABASE_URL": self.database_url}
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "hub", *args, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
-        out, _ = await asyncio.wait_for(process.communicate(), 120)
+        out, err = await asyncio.wait_for(process.communicate(), 120)
         assert process.returncode is not None
-        return process.returncode, out.decode(errors="replace")
+        # Standard output is the command's answer; standard error names the database it
+        # opened, and says why when it fails.
+        text = out.decode(errors="replace")
+        if process.returncode != 0:
+            text += err.decode(errors="replace")
+        return process.returncode, text
 
 
 def _fresh_permits(dataset: Dataset) -> list[Permit]:
