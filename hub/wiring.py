@@ -68,7 +68,10 @@ class _AuthAuditBridge:
                 operation=event.kind,
                 # A purpose's root fields as it now covers them; what an administrator changed
                 # in a client (`scopes: +a -b`, `added ...`).
-                fields=event.operations or ((event.detail,) if admin and event.detail else ()),
+                fields=(
+                    event.operations if event.kind == "purpose_changed"
+                    else (event.detail,) if admin and event.detail else ()
+                ),
                 error_codes=(event.error_code,) if event.error_code else (),
                 client_address=event.address,
             )

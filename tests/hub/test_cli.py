@@ -205,11 +205,11 @@ async def test_purposes_are_registered_with_their_operations_and_listed(cli: Cli
     introspection = await cli("purposes", "set-operations", "card-service", "__schema")
     nobody = await cli("purposes", "set-operations", "no-such-purpose", "cards")
     assert (typo.code, typo.out) == (2, "")
-    assert typo.err.startswith("hub: error: unknown operations: cardz (root fields: accessLog ")
-    assert typo.err.count("\n") == 1
+    assert typo.error.startswith("hub: error: unknown operations: cardz (root fields: accessLog ")
+    assert typo.error.count("\n") == 1
     assert again.code == 2 and "already exists" in again.err
     assert introspection.code == 2 and "unknown operations: __schema" in introspection.err
-    assert nobody.code == 2 and nobody.err == "hub: error: no purpose 'no-such-purpose'\n"
+    assert nobody.code == 2 and nobody.error == "hub: error: no purpose 'no-such-purpose'\n"
 
     client = ("clients", "add", "ssc-a", "--agency", "A", "--scopes", "card:write",
               "--jurisdiction", "42", "--purposes")
@@ -219,7 +219,7 @@ async def test_purposes_are_registered_with_their_operations_and_listed(cli: Cli
     moved = await cli("clients", "set-purposes", "ssc-a", "card-issuance")
     listed = await cli("purposes", "list")
     assert unknown.code == 2
-    assert unknown.err == (
+    assert unknown.error == (
         "hub: error: purposes not registered: card-issuance "
         "(register each first: hub purposes add NAME --operations ...)\n"
     )
@@ -289,6 +289,8 @@ async def test_identity_providers_are_added_listed_refused_and_removed(
     cli: Cli, tmp_path: Path
 ) -> None:
     async with admin_services(cli.settings) as hub:
+        await hub.auth.add_purpose("benefits", ["permit"])
+        await hub.auth.add_purpose("self-service", [])
         await hub.auth.add_client("agency-a", "A", ["permit:validity", "permit:holder"],
                                   ["benefits"])
         await hub.auth.add_client("app-a", "App", ["self:read"], ["self-service"])
@@ -505,6 +507,7 @@ async def test_a_token_for_a_scope_the_client_lacks_or_a_disabled_client_says_wh
     cli: Cli,
 ) -> None:
     async with admin_services(cli.settings) as hub:
+        await hub.auth.add_purpose("x", ["cards"])
         await hub.auth.add_client("exit-a", "A", ["permit:validity", "card:status"], ["x"])
     wrong_scope = await cli("token", "--client", "exit-a", "--scope", "enrollment:read")
     await cli("clients", "disable", "exit-a")
@@ -522,6 +525,8 @@ async def test_a_token_for_a_scope_the_client_lacks_or_a_disabled_client_says_wh
 
 async def test_clients_and_keys_are_listed_as_aligned_tables(cli: Cli) -> None:
     async with admin_services(cli.settings) as hub:
+        await hub.auth.add_purpose("x", ["permit"])
+        await hub.auth.add_purpose("y", ["cards"])
         await hub.auth.add_client("a", "Agency A", ["permit:validity"], ["x"])
         await hub.auth.add_client("a-much-longer-id", "B", ["card:status"], ["y"])
     clients = await cli("clients", "list")
