@@ -191,7 +191,9 @@ async def test_a_gets_url_stays_out_of_the_access_log_and_the_trace(
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     exporter = InMemorySpanExporter()
     settings = hub_settings(simulators, database_url, tmp_path, prefix)
-    settings = Settings(**(settings.model_dump() | {"tracing": "on"}))
+    settings = Settings(
+        **(settings.model_dump() | {"tracing": "on", "tracing_sample_ratio": 1.0})
+    )
     app = create_app(settings, span_exporter=exporter)
     caplog.set_level(logging.INFO)
     try:

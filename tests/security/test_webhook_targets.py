@@ -114,9 +114,9 @@ async def test_hub_clients_add_says_why_in_one_line_and_registers_nothing(
     loopback_http = await cli(*args, "http://127.0.0.1:9/hook")
     demo = await cli(*args, "http://127.0.0.1:9/hook", env=cli.env | {"HUB_DEMO": "1"})
     assert private.code == 2 and private.out == ""
-    assert private.err == "hub: error: webhook URL: 10.0.0.5 is a private address\n"
+    assert private.error == "hub: error: webhook URL: 10.0.0.5 is a private address\n"
     assert loopback_http.code == 2
-    assert "https only" in loopback_http.err and len(loopback_http.err.splitlines()) == 1
+    assert "https only" in loopback_http.error and len(loopback_http.error.splitlines()) == 1
     assert demo.code == 0, demo.err  # the demo's loopback receivers, over http
     assert "client_secret: " in demo.out
 
