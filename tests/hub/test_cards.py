@@ -249,6 +249,10 @@ async def test_the_same_key_with_other_input_is_a_conflict(
                                                      "channel": "ONLINE"}):
         body = await _call(hub, APPLY, changed)
         assert _code(body) == "CONFLICT" and body["data"] is None, body
+        # One application, one key: no batch the client never sent is mentioned.
+        message = body["errors"][0]["message"]
+        assert "idempotencyKey was used for another card application" in message, message
+        assert "batch" not in message, message
     assert [(o, c) for o, c, _ in await _audited(hub)][:2] == [("ERROR", ("CONFLICT",))] * 2
 
 
@@ -500,6 +504,8 @@ async def test_an_employer_batch_reports_each_item_and_is_idempotent_as_a_whole(
     changed = {**given, "items": items[:-1]}
     body = await _call(hub, APPLY_BATCH, changed)
     assert _code(body) == "CONFLICT" and body["data"] is None
+    message = body["errors"][0]["message"]
+    assert "idempotencyKey was used for another batch of card applications" in message, message
     assert (await _audited(hub))[0][:2] == ("ERROR", ("CONFLICT",))
 
 
