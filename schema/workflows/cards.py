@@ -62,6 +62,7 @@ from schema.workflows.errors import (
     OutOfJurisdiction,
     WorkflowConflict,
     WorkflowError,
+    WorkflowNotFound,
     WorkflowRejected,
 )
 from schema.workflows.live_cards import LiveCardRule, Reserved
@@ -386,7 +387,7 @@ async def update_card_status(change: StatusChange, desk: CardDesk) -> Card:
         raise WorkflowRejected(f"reason: at most {MAX_REASON_LENGTH} printable characters")
     card = await desk.load_card(change.card_number)
     if card is None:
-        raise WorkflowRejected("the card system has no such card")
+        raise WorkflowNotFound("the card system has no card with this number")
     if not covers(desk.jurisdiction, card.region):
         raise OutOfJurisdiction(
             f"the card is of region {card.region}, outside the client's jurisdiction"

@@ -2,6 +2,7 @@
 
     WorkflowError
     ├── WorkflowRejected    BAD_USER_INPUT: the request is wrong; the client can fix it
+    ├── WorkflowNotFound    NOT_FOUND: a well-formed identifier names nothing the source holds
     ├── WorkflowConflict    CONFLICT: the request contradicts what a source system holds
     │   └── AlreadyEnrolled     the person has a live enrollment (extensions.existingRegion)
     └── OutOfJurisdiction   FORBIDDEN, reason OUT_OF_JURISDICTION: the row is not the client's
@@ -20,6 +21,7 @@ __all__ = [
     "OutOfJurisdiction",
     "WorkflowConflict",
     "WorkflowError",
+    "WorkflowNotFound",
     "WorkflowRejected",
 ]
 
@@ -36,6 +38,11 @@ class WorkflowError(Exception):
 
 class WorkflowRejected(WorkflowError):
     """The request itself is wrong (a mismatch, a missing precondition, a bad key)."""
+
+
+class WorkflowNotFound(WorkflowError):
+    """The thing to act on (a card, by its number) does not exist: the identifier is well
+    formed, so this is not bad input, and nothing was changed."""
 
 
 class WorkflowConflict(WorkflowError):

@@ -358,18 +358,24 @@ async def test_every_legal_transition_is_taken_and_an_illegal_one_changes_nothin
     assert (outcome, codes) == ("ERROR", ("CONFLICT",)) and holder.ssn in subjects
 
 
-async def test_moving_an_unknown_or_malformed_card_is_bad_input(
+async def test_moving_an_unknown_card_is_not_found_and_a_malformed_one_bad_input(
     hub: HubClient, simulators: Simulators
 ) -> None:
-    body = await _move(hub, "H99999999", "CANCELLED")
-    assert _code(body) == "BAD_USER_INPUT"
+    response = await hub.graphql(CENTER, UPDATE, {"i": {"cardNumber": "H99999999",
+                                                       "status": "CANCELLED"}})
+    body = response.json()
+    # The payload is non-null in the schema, so its null makes `data` null, as for a CONFLICT.
+    assert response.status_code == 200 and body["data"] is None, body
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "NOT_FOUND" and error["path"] == ["updateCardStatus"]
+    assert "no card with this number" in error["message"]
     for bad in ("X1", "H1234567", "EH123456789", "H12345678 "):
         response = await hub.graphql(CENTER, UPDATE, {"i": {"cardNumber": bad,
                                                            "status": "CANCELLED"}})
         assert response.status_code == 400 and _code(response.json()) == "BAD_USER_INPUT"
     assert "POST /cards/{number}/status" not in await _card_requests(simulators)
     recorded = [(outcome, codes) for outcome, codes, _ in await _audited(hub)]
-    assert recorded == [("ERROR", ("BAD_USER_INPUT",))] * 5
+    assert recorded == [("ERROR", ("BAD_USER_INPUT",))] * 4 + [("ERROR", ("NOT_FOUND",))]
 
 
 # --- the employer batch ---------------------------------------------------------------------
