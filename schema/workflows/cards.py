@@ -59,6 +59,7 @@ from connectors.sources import CardSource
 from infra.regions import covers, region_of_ssn
 from schema.workflows.enrollment import check_idempotency_key, normalised_name
 from schema.workflows.errors import (
+    KeyReused,
     OutOfJurisdiction,
     WorkflowConflict,
     WorkflowError,
@@ -268,7 +269,7 @@ async def _apply(
         reserved = await desk.live_cards.reserve(claims)
         if reserved.reused:  # before any other conflict: the key decides first
             await desk.live_cards.abandon(reserved)
-            raise _reused(what)
+            raise KeyReused(what)
         errors.update(reserved.refused)
     sent = {i: a for i, a in applications.items() if i not in errors}
     answered, conflicts = await _send(sent, key, batch_hash, desk, reserved, what)
@@ -294,7 +295,7 @@ async def _send(
     except WriteConflict:  # the key was used for other input: nothing was made
         if rule is not None:
             await rule.abandon(reserved)
-        raise _reused(what) from None
+        raise KeyReused(what) from None
     # Any other failure leaves the rows held: the card system may have made the cards, and the
     # rows' lease lets a later application look (a retry with the same key goes through).
     answered = dict(zip(sent, answers, strict=True))
@@ -302,10 +303,6 @@ async def _send(
     if rule is not None:
         conflicts.update(await rule.settle(reserved, answered))
     return answered, conflicts
-
-
-def _reused(what: str) -> WorkflowConflict:
-    return WorkflowConflict(f"this idempotencyKey was used for another {what}; nothing was made")
 
 
 def _outside(
