@@ -171,6 +171,29 @@ class SqlEnrollmentSource:
             e for batch in batches for e in batch if e.status is EnrollmentStatus.ACTIVE
         )
 
+    async def request_of_key(self, key: str) -> str | None:
+        """The request hash an agency stored under this idempotency key, if any has (one
+        SELECT per region, together). A key names one request nationally: a client reusing it
+        for another permit, in whatever region, is told so before anything else is checked.
+        The agency's own check inside its write (`_replay`) still decides a race."""
+        query = select(enrollment_requests.c.request_hash).where(
+            enrollment_requests.c.idempotency_key == key
+        )
+
+        async def one(region: str) -> str | None:
+            engine = self._engine(region)
+
+            async def read() -> str | None:
+                with _map_sql_errors(region):
+                    async with engine.connect() as conn:
+                        found = (await conn.execute(query)).scalar_one_or_none()
+                return None if found is None else str(found)
+
+            return await self.guards[region].read(read)
+
+        stored = await asyncio.gather(*(one(r) for r in sorted(self._engines)))
+        return next((h for h in stored if h is not None), None)
+
     async def every_active(self, region: str) -> list[tuple[str, Enrollment]]:
         """(person id as the agency stored it, enrollment) of every ACTIVE enrollment of the
         region: a whole-table read for an operator's check (`hub check duplicates`), so with

@@ -33,6 +33,9 @@ __all__ = [
     "coerce_variables",
 ]
 
+MAX_NAMED_ITEMS = 20  # bad items of a list argument named in `extensions.invalid`
+MAX_SHOWN_LENGTH = 40  # the longest item echoed back; an identifier is at most 18 characters
+
 # Views of the registry: (type, field, argument) and (input type, field) -> validator.
 IDENTIFIER_ARGUMENTS: Mapping[tuple[str, str, str], Validator] = MappingProxyType(
     {
@@ -94,8 +97,10 @@ def check_arguments(
             if len(values) > max_batch:
                 raise BadUserInput(f"{use.path}: at most {max_batch} {arg_name} per request")
             where = f"{use.name}({arg_name})"
-            for item in values:
-                _check_one(argument.check, item, where, served_regions)
+            if isinstance(value, list):
+                _check_items(argument.check, values, where, served_regions)
+            else:
+                _check_one(argument.check, value, where, served_regions)
             if argument.names_permits:
                 named.update(dict.fromkeys(values))
         if found is not None and found.one_of and _given(args, found.one_of) != 1:
@@ -114,6 +119,39 @@ def _check_one(validator: Validator, value: Any, where: str, served: frozenset[s
         raise BadUserInput(f"{where}: {exc}") from None
     if validator is validate_ssn and region_of_ssn(value) not in served:
         raise BadUserInput(f"{where}: no social-security agency serves this region")
+
+
+def _check_items(
+    validator: Validator, values: list[Any], where: str, served: frozenset[str]
+) -> None:
+    """Every item of a list argument, all of them before refusing: the error names each bad
+    one by index (the first `MAX_NAMED_ITEMS` in `extensions.invalid`), so a client can find
+    the one typo in a page of 500. The whole request is still refused, before any source
+    system is called."""
+    invalid: list[dict[str, Any]] = []
+    for index, item in enumerate(values):
+        try:
+            _check_one(validator, item, where, served)
+        except BadUserInput as exc:
+            reason = exc.message.removeprefix(f"{where}: ")
+            invalid.append({"index": index, "value": _shown(item), "reason": reason})
+    if not invalid:
+        return
+    first = invalid[0]
+    more = f" (and {len(invalid) - 1} more invalid items)" if len(invalid) > 1 else ""
+    raise BadUserInput(
+        f"{where}: item {first['index']} ({first['value']}): {first['reason']}{more}",
+        invalid=invalid[:MAX_NAMED_ITEMS],
+        invalidCount=len(invalid),
+    )
+
+
+def _shown(value: Any) -> str:
+    """The client's own item, echoed in its own error only (never logged): bounded, and
+    only if it is short printable text."""
+    if isinstance(value, str) and len(value) <= MAX_SHOWN_LENGTH and value.isprintable():
+        return value
+    return "(value not shown)"
 
 
 def _check_input(

@@ -8,10 +8,10 @@
     └── Conflict                CONFLICT
 
 Errors of the layers below are mapped in `_CODES`: a workflow's `WorkflowRejected` is
-BAD_USER_INPUT, its `OutOfJurisdiction` FORBIDDEN, its `WorkflowConflict` and a connector's
-`WriteConflict` are CONFLICT (all: nothing was changed; a workflow error's own `extensions`, such
-as `reason` or `existingRegion`, go with the code). `code_for` serves per-item errors reported
-inside data (a batch).
+BAD_USER_INPUT, its `WorkflowNotFound` NOT_FOUND, its `OutOfJurisdiction` FORBIDDEN, its
+`WorkflowConflict` and a connector's `WriteConflict` are CONFLICT (all: nothing was changed; a
+workflow error's own `extensions`, such as `reason` or `existingRegion`, go with the code).
+`code_for` serves per-item errors reported inside data (a batch).
 Anything not listed there is INTERNAL and its message is masked.
 """
 
@@ -23,7 +23,12 @@ from graphql import GraphQLError
 
 from connectors.errors import UpstreamTimeout, UpstreamUnavailable, WriteConflict
 from connectors.identifiers import InvalidIdentifier
-from schema.workflows.errors import OutOfJurisdiction, WorkflowConflict, WorkflowRejected
+from schema.workflows.errors import (
+    OutOfJurisdiction,
+    WorkflowConflict,
+    WorkflowNotFound,
+    WorkflowRejected,
+)
 
 __all__ = [
     "BadUserInput",
@@ -71,6 +76,7 @@ class Conflict(HubError):
 _CODES: tuple[tuple[type[BaseException], str], ...] = (
     (InvalidIdentifier, "BAD_USER_INPUT"),
     (WorkflowRejected, "BAD_USER_INPUT"),
+    (WorkflowNotFound, "NOT_FOUND"),
     (OutOfJurisdiction, "FORBIDDEN"),
     (WorkflowConflict, "CONFLICT"),
     (WriteConflict, "CONFLICT"),

@@ -18,7 +18,10 @@ enrollment's.
 
 Idempotency lives in the card system: a request's key is the batch key, the key of item `i` is
 `<key>#<i>`; the batch hash covers the whole canonical input, an item's hash that item, so the
-same key with other input is refused (CONFLICT) and a retry gives back the first cards. A batch
+same key with other input is refused (CONFLICT) and a retry gives back the first cards. The
+register of live cards holds each application's key too: a key it holds for other input is
+that CONFLICT before any other (a live card of the holder's, say). The message names what the
+client sent, "another card application" or "another batch of card applications". A batch
 whose items all fail here is not sent at all: nothing was made under its key.
 
 A status change reads the card (a card number does not tell its region), refuses a card
@@ -56,9 +59,11 @@ from connectors.sources import CardSource
 from infra.regions import covers, region_of_ssn
 from schema.workflows.enrollment import check_idempotency_key, normalised_name
 from schema.workflows.errors import (
+    KeyReused,
     OutOfJurisdiction,
     WorkflowConflict,
     WorkflowError,
+    WorkflowNotFound,
     WorkflowRejected,
 )
 from schema.workflows.live_cards import LiveCardRule, Reserved
@@ -232,7 +237,7 @@ def _verify(wanted: _Wanted, lookups: _Lookups, today: dt.date) -> tuple[Enrollm
 
 
 async def _apply(
-    wanted: Sequence[_Wanted], key: str, batch_hash: str, desk: CardDesk
+    wanted: Sequence[_Wanted], key: str, batch_hash: str, desk: CardDesk, what: str
 ) -> list[ItemOutcome]:
     """Check every item, hold each holder's row in the register, then send the items that
     passed to the card system in one call."""
@@ -262,9 +267,12 @@ async def _apply(
     reserved = Reserved()
     if desk.live_cards is not None and claims:
         reserved = await desk.live_cards.reserve(claims)
+        if reserved.reused:  # before any other conflict: the key decides first
+            await desk.live_cards.abandon(reserved)
+            raise KeyReused(what)
         errors.update(reserved.refused)
     sent = {i: a for i, a in applications.items() if i not in errors}
-    answered, conflicts = await _send(sent, key, batch_hash, desk, reserved)
+    answered, conflicts = await _send(sent, key, batch_hash, desk, reserved, what)
     errors.update(conflicts)
     return [
         _outcome(i, w, None if i in conflicts else answered.get(i), errors.get(i))
@@ -274,18 +282,20 @@ async def _apply(
 
 async def _send(
     sent: dict[int, CardApplication], key: str, batch_hash: str, desk: CardDesk,
-    reserved: Reserved,
+    reserved: Reserved, what: str,
 ) -> tuple[dict[int, CardApplicationResult], dict[int, WorkflowError]]:
     """One call to the card system; the register then learns what it made. Also returns the
     card system's conflicts with a live card the register now records, told as the register
-    tells them."""
+    tells them. The card system refusing the key (used with other input) is a
+    WorkflowConflict naming `what` the key was used for: the client sent one key, whatever
+    the card system calls it."""
     rule = desk.live_cards
     try:
         answers = await desk.cards.apply(list(sent.values()), key, batch_hash)
-    except WriteConflict:  # the batch key was used for another batch: nothing was made
+    except WriteConflict:  # the key was used for other input: nothing was made
         if rule is not None:
             await rule.abandon(reserved)
-        raise
+        raise KeyReused(what) from None
     # Any other failure leaves the rows held: the card system may have made the cards, and the
     # rows' lease lets a later application look (a retry with the same key goes through).
     answered = dict(zip(sent, answers, strict=True))
@@ -337,7 +347,10 @@ async def apply_for_card(request: CardRequest, desk: CardDesk) -> CardResult:
             f"{request.kind.value} cards are not applied for {request.channel.value}"
         )
     wanted = _Wanted(request.ssn, request.identity, request.kind, request.channel, None)
-    (outcome,) = await _apply([wanted], request.idempotency_key, _digest(wanted.canonical()), desk)
+    (outcome,) = await _apply(
+        [wanted], request.idempotency_key, _digest(wanted.canonical()), desk,
+        "card application",
+    )
     if outcome.error is not None:
         raise outcome.error
     assert outcome.card is not None
@@ -357,7 +370,9 @@ async def apply_for_cards(request: BatchCardRequest, desk: CardDesk) -> list[Ite
         for item in request.items
     ]
     batch_hash = _digest([w.canonical() for w in wanted])
-    return await _apply(wanted, request.idempotency_key, batch_hash, desk)
+    return await _apply(
+        wanted, request.idempotency_key, batch_hash, desk, "batch of card applications"
+    )
 
 
 async def update_card_status(change: StatusChange, desk: CardDesk) -> Card:
@@ -369,7 +384,7 @@ async def update_card_status(change: StatusChange, desk: CardDesk) -> Card:
         raise WorkflowRejected(f"reason: at most {MAX_REASON_LENGTH} printable characters")
     card = await desk.load_card(change.card_number)
     if card is None:
-        raise WorkflowRejected("the card system has no such card")
+        raise WorkflowNotFound("the card system has no card with this number")
     if not covers(desk.jurisdiction, card.region):
         raise OutOfJurisdiction(
             f"the card is of region {card.region}, outside the client's jurisdiction"

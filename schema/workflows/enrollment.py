@@ -1,6 +1,10 @@
 """Register a foreigner's enrollment: verify the permit with the WMS, then assign the SSN.
 
-    permit's region in the client's jurisdiction, and the region asked for  (no source called)
+    identifiers well formed (checked at admission)                       BAD_USER_INPUT
+    -> permit's region in the client's jurisdiction (no source called)   FORBIDDEN
+    -> idempotency key well formed                                       BAD_USER_INPUT
+    -> the key, if an agency holds it, held for this very request        CONFLICT
+    -> the region asked for is the permit's, an agency of the hub serves it
     -> permit known, VALID, within its dates today, holder's name and nationality match
     -> the person holds no live enrollment in any region (`schema.workflows.one_person`)
     -> the region's agency writes enrollment + SSN + idempotency record in one transaction
@@ -10,6 +14,11 @@ before the WMS or an agency is asked. Everything the client can fix is a `Workfl
 raised before any write. Conflicts with what is held (a reused key, a live enrollment of the
 person here or elsewhere) are `WriteConflict`/`WorkflowConflict`, with nothing written. No
 GraphQL import here.
+
+The key comes before every check of what the input says: the same key with other input is a
+CONFLICT whatever else is wrong with that input (a wrong name, another region), since the
+client's mistake is the key. Only what makes the request unreadable (a malformed identifier or
+key) or not the client's to ask (jurisdiction, decided without any source system) comes first.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from dataclasses import asdict, dataclass
 from connectors.records import Enrollment, NewEnrollment, Permit, PermitStatus
 from connectors.sources import EnrollmentClaims, EnrollmentSource
 from infra.regions import covers, region_of_permit
-from schema.workflows.errors import OutOfJurisdiction, WorkflowRejected
+from schema.workflows.errors import KeyReused, OutOfJurisdiction, WorkflowRejected
 from schema.workflows.one_person import enroll_one_person
 
 __all__ = [
@@ -32,6 +41,7 @@ __all__ = [
     "EnrollmentResult",
     "WorkflowRejected",
     "check_idempotency_key",
+    "check_jurisdiction",
     "check_region",
     "normalised_name",
     "register_enrollment",
@@ -94,8 +104,8 @@ def _check_permit(permit: Permit | None, request: EnrollmentRequest, today: dt.d
     return permit
 
 
-def check_region(request: EnrollmentRequest, jurisdiction: tuple[str, ...]) -> str:
-    """The region the enrollment is made in: the permit's, if the client serves it.
+def check_jurisdiction(request: EnrollmentRequest, jurisdiction: tuple[str, ...]) -> str:
+    """The permit's region, if the client serves it.
 
     Decided from the permit number alone, so a refusal costs no source-system call.
     """
@@ -104,6 +114,12 @@ def check_region(request: EnrollmentRequest, jurisdiction: tuple[str, ...]) -> s
         raise OutOfJurisdiction(
             f"the permit's region {region} is outside the client's jurisdiction"
         )
+    return region
+
+
+def check_region(request: EnrollmentRequest, jurisdiction: tuple[str, ...]) -> str:
+    """The region the enrollment is made in: the permit's, if the client serves it."""
+    region = check_jurisdiction(request, jurisdiction)
     if request.region != region:
         raise WorkflowRejected(
             f"region: an enrollment is made in its permit's region; give {region} or leave it out"
@@ -120,8 +136,12 @@ async def register_enrollment(
     claims: EnrollmentClaims,
     today: dt.date,
 ) -> EnrollmentResult:
-    region = check_region(request, jurisdiction)
+    check_jurisdiction(request, jurisdiction)
     check_idempotency_key(request.idempotency_key)
+    stored = await agencies.request_of_key(request.idempotency_key)
+    if stored is not None and stored != request.digest():
+        raise KeyReused("enrollment request")
+    region = check_region(request, jurisdiction)
     if region not in agencies.regions():
         raise WorkflowRejected("no social-security agency of the hub serves this region")
     permit = _check_permit(await load_permit(request.permit_number), request, today)

@@ -2,8 +2,10 @@
 
     WorkflowError
     ├── WorkflowRejected    BAD_USER_INPUT: the request is wrong; the client can fix it
+    ├── WorkflowNotFound    NOT_FOUND: a well-formed identifier names nothing the source holds
     ├── WorkflowConflict    CONFLICT: the request contradicts what a source system holds
-    │   └── AlreadyEnrolled     the person has a live enrollment (extensions.existingRegion)
+    │   ├── AlreadyEnrolled     the person has a live enrollment (extensions.existingRegion)
+    │   └── KeyReused           the idempotency key was used for another request
     └── OutOfJurisdiction   FORBIDDEN, reason OUT_OF_JURISDICTION: the row is not the client's
 
 Either way nothing was changed. `extensions` is what the client is told besides the message
@@ -17,9 +19,11 @@ from typing import Any
 __all__ = [
     "OUT_OF_JURISDICTION",
     "AlreadyEnrolled",
+    "KeyReused",
     "OutOfJurisdiction",
     "WorkflowConflict",
     "WorkflowError",
+    "WorkflowNotFound",
     "WorkflowRejected",
 ]
 
@@ -36,6 +40,11 @@ class WorkflowError(Exception):
 
 class WorkflowRejected(WorkflowError):
     """The request itself is wrong (a mismatch, a missing precondition, a bad key)."""
+
+
+class WorkflowNotFound(WorkflowError):
+    """The thing to act on (a card, by its number) does not exist: the identifier is well
+    formed, so this is not bad input, and nothing was changed."""
 
 
 class WorkflowConflict(WorkflowError):
@@ -61,3 +70,11 @@ class AlreadyEnrolled(WorkflowConflict):
             existingRegion=existing_region,
         )
         self.existing_region = existing_region
+
+
+class KeyReused(WorkflowConflict):
+    """The idempotency key was used for another request (`what`: as the client knows it, "card
+    application", "enrollment request"); decided before anything else the input says."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"this idempotencyKey was used for another {what}; nothing was changed")

@@ -113,6 +113,9 @@ class Reserved:
     # Refused while another application held the row, by what they wait for (person, kind):
     # when that is an item of the same batch, its card is what they are told about.
     waiting: dict[int, tuple[str, str]] = field(default_factory=dict)
+    # Items whose idempotency key the register holds for another application (other input):
+    # the whole request is a conflict of its key, whatever else is wrong with it.
+    reused: set[int] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +151,9 @@ class LiveCardRule:
                 # one, it goes to the card system, which gives the first card back.
                 if holding.card_number is None:
                     reserved.owned[index] = claim
+                continue
+            if holding.idempotency_key == claim.idempotency_key:  # the key, with other input
+                reserved.reused.add(index)
                 continue
             card = cards.get(holding.card_number) if holding.card_number else None
             if card is not None and is_live(card.status) and card.kind is claim.kind:

@@ -29,7 +29,7 @@ import uuid
 from connectors.errors import PersonEnrolled, RegionNotServed, WriteConflict
 from connectors.records import Enrollment, EnrollmentClaim, EnrollmentStatus, NewEnrollment
 from connectors.sources import EnrollmentClaims, EnrollmentSource
-from schema.workflows.errors import AlreadyEnrolled, WorkflowConflict
+from schema.workflows.errors import AlreadyEnrolled, KeyReused, WorkflowConflict
 
 __all__ = ["enroll_one_person"]
 
@@ -83,7 +83,7 @@ async def _hold(
             return held
         if held.idempotency_key == new.idempotency_key:
             if held.request_hash != new.request_hash:
-                raise WorkflowConflict("the idempotency key was used for a different request")
+                raise KeyReused("enrollment request")
             return held  # a retry, or its twin in flight: the agency replays
         live_in = await _live_region(held, agencies, claims, now)
         if live_in is not None:

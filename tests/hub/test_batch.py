@@ -126,3 +126,31 @@ async def test_a_failed_card_system_costs_each_permit_of_a_page_its_cards_only(
         ("permits", i, "cards") for i in enrolled
     ]
     assert {e["extensions"]["code"] for e in body["errors"]} == {"UPSTREAM_UNAVAILABLE"}
+
+
+async def test_a_page_with_bad_numbers_is_refused_naming_each_bad_item_before_any_upstream_call(
+    hub: HubClient, simulators: Simulators
+) -> None:
+    numbers = _page(simulators.dataset)
+    typo = numbers[3][:17] + ("0" if mod11_2_check_char(numbers[3][:17]) != "0" else "1")
+    numbers[3] = typo  # one wrong check character
+    numbers[7] = "x" * 300  # too long to echo back
+    calls = await simulators.upstream_calls()
+    response = await hub.graphql(CLIENT, BATCH, {"ns": numbers})
+    assert response.status_code == 400, response.text[:500]
+    (error,) = response.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "item 3" in error["message"] and typo in error["message"], error["message"]
+    assert "1 more" in error["message"] and "x" * 41 not in error["message"]
+    assert error["extensions"]["invalidCount"] == 2
+    first, second = error["extensions"]["invalid"]
+    assert first == {"index": 3, "value": typo,
+                     "reason": "invalid permit number: check character does not match"}
+    assert second["index"] == 7 and second["value"] == "(value not shown)"
+    assert second["reason"].startswith("invalid permit number: expected 18 characters")
+    assert await simulators.upstream_calls() == calls  # refused whole, nothing asked
+    page = await hub.hub.audit.search(
+        AuditFilter(client_id=CLIENT), 1, None, subject_view=False, today=dt.date.today(),
+    )
+    (record,) = page.records  # the newest
+    assert (record.outcome, tuple(record.error_codes)) == ("ERROR", ("BAD_USER_INPUT",))

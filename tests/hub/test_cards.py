@@ -249,6 +249,10 @@ async def test_the_same_key_with_other_input_is_a_conflict(
                                                      "channel": "ONLINE"}):
         body = await _call(hub, APPLY, changed)
         assert _code(body) == "CONFLICT" and body["data"] is None, body
+        # One application, one key: no batch the client never sent is mentioned.
+        message = body["errors"][0]["message"]
+        assert "idempotencyKey was used for another card application" in message, message
+        assert "batch" not in message, message
     assert [(o, c) for o, c, _ in await _audited(hub)][:2] == [("ERROR", ("CONFLICT",))] * 2
 
 
@@ -354,18 +358,24 @@ async def test_every_legal_transition_is_taken_and_an_illegal_one_changes_nothin
     assert (outcome, codes) == ("ERROR", ("CONFLICT",)) and holder.ssn in subjects
 
 
-async def test_moving_an_unknown_or_malformed_card_is_bad_input(
+async def test_moving_an_unknown_card_is_not_found_and_a_malformed_one_bad_input(
     hub: HubClient, simulators: Simulators
 ) -> None:
-    body = await _move(hub, "H99999999", "CANCELLED")
-    assert _code(body) == "BAD_USER_INPUT"
+    response = await hub.graphql(CENTER, UPDATE, {"i": {"cardNumber": "H99999999",
+                                                       "status": "CANCELLED"}})
+    body = response.json()
+    # The payload is non-null in the schema, so its null makes `data` null, as for a CONFLICT.
+    assert response.status_code == 200 and body["data"] is None, body
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "NOT_FOUND" and error["path"] == ["updateCardStatus"]
+    assert "no card with this number" in error["message"]
     for bad in ("X1", "H1234567", "EH123456789", "H12345678 "):
         response = await hub.graphql(CENTER, UPDATE, {"i": {"cardNumber": bad,
                                                            "status": "CANCELLED"}})
         assert response.status_code == 400 and _code(response.json()) == "BAD_USER_INPUT"
     assert "POST /cards/{number}/status" not in await _card_requests(simulators)
     recorded = [(outcome, codes) for outcome, codes, _ in await _audited(hub)]
-    assert recorded == [("ERROR", ("BAD_USER_INPUT",))] * 5
+    assert recorded == [("ERROR", ("BAD_USER_INPUT",))] * 4 + [("ERROR", ("NOT_FOUND",))]
 
 
 # --- the employer batch ---------------------------------------------------------------------
@@ -500,6 +510,8 @@ async def test_an_employer_batch_reports_each_item_and_is_idempotent_as_a_whole(
     changed = {**given, "items": items[:-1]}
     body = await _call(hub, APPLY_BATCH, changed)
     assert _code(body) == "CONFLICT" and body["data"] is None
+    message = body["errors"][0]["message"]
+    assert "idempotencyKey was used for another batch of card applications" in message, message
     assert (await _audited(hub))[0][:2] == ("ERROR", ("CONFLICT",))
 
 

@@ -35,7 +35,8 @@ _SLICES = {
     "happy": (0, 1), "again": (1, 2), "replay": (2, 3), "other_input": (3, 5), "other": (61, 71),
     "mismatch": (5, 6), "forbidden": (6, 7), "one_key": (7, 8), "by_get": (8, 9),
     "parallel": (10, 60),
-    "names": (60, 61),
+    "names": (60, 61), "key_first": (71, 72),
+    "key_elsewhere": (-5, -4),  # sorted by number: the far end is of the other region
 }
 
 
@@ -184,6 +185,43 @@ async def test_the_same_key_with_other_input_is_a_conflict(
     for given in (changed, moved):
         body = await _register(hub, given)
         assert _code(body) == "CONFLICT", body
+    assert await _snapshot(agency_engines) == before
+
+
+async def test_a_reused_key_is_a_conflict_whatever_else_is_wrong_with_the_other_input(
+    hub: HubClient, simulators: Simulators, agency_engines: dict[str, AsyncEngine]
+) -> None:
+    (permit,) = _fresh_permits(simulators, "key_first")
+    (there,) = _fresh_permits(simulators, "key_elsewhere")
+    assert there.work_location != permit.work_location
+    other_region = next(r for r in AGENCY_REGIONS if r != permit.work_location)
+    key = f"test-{uuid.uuid4().hex}"
+    assert "errors" not in await _register(hub, _input(permit, key))
+    before = await _snapshot(agency_engines)
+    wms_before = (await simulators.stats(simulators.wms_url))["total"]
+    reused = [
+        _input(permit, key, name=permit.holder.name + " Junior"),  # not the holder's name
+        _input(permit, key, region=other_region),  # not the permit's region
+        _input(permit, key, nationality="ZZZ"),
+        _input(there, key),  # another permit, at the other agency, sent by its own client
+    ]
+    for given in reused:
+        body = await _register(hub, given)
+        assert _code(body) == "CONFLICT" and body["data"] is None, (given, body)
+        assert "idempotencyKey was used for another enrollment request" in (
+            body["errors"][0]["message"]
+        )
+    assert await _snapshot(agency_engines) == before
+    # Decided from the key alone: the WMS was not asked to check the other input.
+    assert (await simulators.stats(simulators.wms_url))["total"] == wms_before
+    recorded = [(outcome, codes) for outcome, codes, _ in await _audited(hub)]
+    assert recorded[: len(reused)] == [("ERROR", ("CONFLICT",))] * len(reused)
+    # Before the key: an identifier that cannot be read, and a permit not the client's to ask.
+    malformed = _input(permit, key, permitNumber=_wrong_check(permit.number))
+    response = await hub.graphql(si_agency_of(permit.number), REGISTER, {"i": malformed})
+    assert response.status_code == 400 and _code(response.json()) == "BAD_USER_INPUT"
+    outside = await hub.graphql(si_agency_of(permit.number), REGISTER, {"i": _input(there, key)})
+    assert _code(outside.json()) == "FORBIDDEN"
     assert await _snapshot(agency_engines) == before
 
 
