@@ -23,6 +23,7 @@ from graphql.execution.values import VariableValues, get_argument_values, get_va
 
 from connectors.identifiers import InvalidIdentifier, region_of_ssn, validate_region, validate_ssn
 from schema.document import FieldUse
+from schema.entities import representation_type, validate_representation
 from schema.errors import BadUserInput
 from schema.fields import FIELDS, INPUT_IDENTIFIERS, Validator, entry, input_identifier
 
@@ -109,10 +110,13 @@ def _given(args: Mapping[str, Any], names: Iterable[str]) -> int:
 
 def _check_one(validator: Validator, value: Any, where: str, served: frozenset[str]) -> None:
     try:
-        validator(value)
+        identifier = validator(value)
     except InvalidIdentifier as exc:
         raise BadUserInput(f"{where}: {exc}") from None
-    if validator is validate_ssn and region_of_ssn(value) not in served:
+    ssn = validator is validate_ssn or (
+        validator is validate_representation and representation_type(value) == "Enrollment"
+    )
+    if ssn and region_of_ssn(identifier) not in served:
         raise BadUserInput(f"{where}: no social-security agency serves this region")
 
 
