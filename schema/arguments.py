@@ -72,7 +72,8 @@ def check_arguments(
 ) -> tuple[str, ...]:
     """Raise BadUserInput for the first malformed identifier, over-long batch or bad combination.
 
-    Returns the permit numbers the root fields `permit` and `permits` name, without repeats.
+    Returns the permit numbers the root fields `permit`, `permits` and `_entities` name, without
+    repeats.
     """
     named: dict[str, None] = {}
     for use in uses:
@@ -98,10 +99,18 @@ def check_arguments(
             for item in values:
                 _check_one(argument.check, item, where, served_regions)
             if argument.names_permits:
-                named.update(dict.fromkeys(values))
+                named.update(dict.fromkeys(_permit_numbers(argument.check, values)))
         if found is not None and found.one_of and _given(args, found.one_of) != 1:
             raise BadUserInput(f"{use.path}: give exactly one of {' and '.join(found.one_of)}")
     return tuple(named)
+
+
+def _permit_numbers(check: Validator, values: list[Any]) -> list[str]:
+    """The permit numbers of checked values: the values, or the `WorkPermit` representations'
+    numbers (`_entities`, read first like `permits(numbers)`'s)."""
+    if check is not validate_representation:
+        return values
+    return [check(v) for v in values if representation_type(v) == "WorkPermit"]
 
 
 def _given(args: Mapping[str, Any], names: Iterable[str]) -> int:

@@ -138,7 +138,7 @@ FIELDS: Final[Mapping[str, Field]] = {
     "_Service.sdl": Field(INHERIT),
     "Query._entities": Field(
         INHERIT,
-        {"representations": Argument(INHERIT, validate_representation)},
+        {"representations": Argument(INHERIT, validate_representation, names_permits=True)},
         cost=_CONNECTOR,
         list_size=SizedBy("representations"),
         batch=SizedBy("representations"),

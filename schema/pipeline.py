@@ -111,7 +111,7 @@ class Admission:
     operation: OperationDefinitionNode
     cost: int
     variables: VariableValues
-    permit_numbers: tuple[str, ...] = ()  # named by `permit`/`permits`: read first
+    permit_numbers: tuple[str, ...] = ()  # named by `permit`/`permits`/`_entities`: read first
     bound: bool = False  # selects a field bound to the rows of the jurisdiction
 
 

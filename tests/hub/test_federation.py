@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from connectors.identifiers import make_permit_number
+from connectors.identifiers import make_permit_number, make_ssn
 from observability.audit import AuditFilter
 from tests.conftest import HubClient, Simulators, open_hub
 from tests.services import fresh_database
@@ -129,3 +129,27 @@ async def test_entities_need_a_purpose_covering_the_types_root_field(
     assert any(r.client_id == center and r.outcome == "DENIED" for r in page.records)
     allowed = await hub.graphql(center, ENTITIES % "", _reps(number), purpose="card-issuance")
     assert allowed.json()["data"]["_entities"][0]["number"] == number
+
+
+async def test_an_enrollment_entity_elsewhere_is_refused_before_its_agency_is_asked(
+    hub: HubClient, simulators: Simulators
+) -> None:
+    yichang = make_ssn("420500", 77_777_777_701)
+    query = """query($r: [_Any!]!) { _entities(representations: $r) {
+      ... on Enrollment { ssn status } } }"""
+    calls = await simulators.upstream_calls()
+    response = await hub.graphql(
+        "si-agency-wuhan", query, {"r": [{"__typename": "Enrollment", "ssn": yichang}]},
+        purpose="benefit-check",
+    )
+    body = response.json()
+    assert body["data"]["_entities"] == [None]
+    assert body["errors"][0]["extensions"]["reason"] == "OUT_OF_JURISDICTION"
+    assert await simulators.upstream_calls() == calls
+    page = await hub.hub.audit.search(
+        AuditFilter(subject=yichang), subject_view=False, today=dt.date.today()
+    )
+    [record] = page.records
+    assert (record.client_id, record.outcome, record.denied) == (
+        "si-agency-wuhan", "DENIED", ("_entities.0",)
+    )

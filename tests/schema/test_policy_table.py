@@ -114,7 +114,7 @@ def test_every_id_argument_of_the_mutation_root_is_validated_before_execution() 
     assert sorted(ids - IDENTIFIER_ARGUMENTS.keys()) == []
 
 
-def test_schema_export_federation_prints_the_subgraph_and_the_plain_export_stays_the_contract() -> None:
+def test_schema_export_federation_prints_the_subgraph_and_the_plain_one_the_contract() -> None:
     def export(*flags: str) -> str:
         return subprocess.run(
             [sys.executable, "-m", "hub", "schema", "export", *flags],
