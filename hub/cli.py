@@ -139,9 +139,9 @@ _NOT_FIELDS = {
 
 
 def _schema_export(args: argparse.Namespace) -> int:
-    from schema import build_schema
+    from schema import public_sdl, subgraph_sdl
 
-    sys.stdout.write(build_schema().as_str() + "\n")
+    sys.stdout.write((subgraph_sdl() if args.federation else public_sdl()) + "\n")
     return 0
 
 
@@ -691,6 +691,10 @@ def _parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="schema tools")
     schema_commands = schema.add_subparsers(dest="schema_command", required=True)
     export = schema_commands.add_parser("export", help="print the SDL")
+    export.add_argument(
+        "--federation", action="store_true",
+        help="the Apollo Federation v2 subgraph SDL (with @link and @key) a gateway composes",
+    )
     export.set_defaults(run=_schema_export)
 
     commands.add_parser(

@@ -5,6 +5,9 @@ Never imports `hub`; reaches source systems only through `connectors` protocols 
 
 from schema.loaders import Sources
 from schema.pipeline import GraphQLOutcome, GraphQLRequest, GraphQLService
-from schema.schema import build_schema
+from schema.schema import build_schema, public_sdl, subgraph_sdl
 
-__all__ = ["GraphQLOutcome", "GraphQLRequest", "GraphQLService", "Sources", "build_schema"]
+__all__ = [
+    "GraphQLOutcome", "GraphQLRequest", "GraphQLService", "Sources", "build_schema", "public_sdl",
+    "subgraph_sdl",
+]

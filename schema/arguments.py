@@ -23,6 +23,7 @@ from graphql.execution.values import VariableValues, get_argument_values, get_va
 
 from connectors.identifiers import InvalidIdentifier, region_of_ssn, validate_region, validate_ssn
 from schema.document import FieldUse
+from schema.entities import representation_type, validate_representation
 from schema.errors import BadUserInput
 from schema.fields import FIELDS, INPUT_IDENTIFIERS, Validator, entry, input_identifier
 
@@ -74,7 +75,8 @@ def check_arguments(
 ) -> tuple[str, ...]:
     """Raise BadUserInput for the first malformed identifier, over-long batch or bad combination.
 
-    Returns the permit numbers the root fields `permit` and `permits` name, without repeats.
+    Returns the permit numbers the root fields `permit`, `permits` and `_entities` name, without
+    repeats.
     """
     named: dict[str, None] = {}
     for use in uses:
@@ -102,10 +104,18 @@ def check_arguments(
             else:
                 _check_one(argument.check, value, where, served_regions)
             if argument.names_permits:
-                named.update(dict.fromkeys(values))
+                named.update(dict.fromkeys(_permit_numbers(argument.check, values)))
         if found is not None and found.one_of and _given(args, found.one_of) != 1:
             raise BadUserInput(f"{use.path}: give exactly one of {' and '.join(found.one_of)}")
     return tuple(named)
+
+
+def _permit_numbers(check: Validator, values: list[Any]) -> list[str]:
+    """The permit numbers of checked values: the values, or the `WorkPermit` representations'
+    numbers (`_entities`, read first like `permits(numbers)`'s)."""
+    if check is not validate_representation:
+        return values
+    return [check(v) for v in values if representation_type(v) == "WorkPermit"]
 
 
 def _given(args: Mapping[str, Any], names: Iterable[str]) -> int:
@@ -114,10 +124,13 @@ def _given(args: Mapping[str, Any], names: Iterable[str]) -> int:
 
 def _check_one(validator: Validator, value: Any, where: str, served: frozenset[str]) -> None:
     try:
-        validator(value)
+        identifier = validator(value)
     except InvalidIdentifier as exc:
         raise BadUserInput(f"{where}: {exc}") from None
-    if validator is validate_ssn and region_of_ssn(value) not in served:
+    ssn = validator is validate_ssn or (
+        validator is validate_representation and representation_type(value) == "Enrollment"
+    )
+    if ssn and region_of_ssn(identifier) not in served:
         raise BadUserInput(f"{where}: no social-security agency serves this region")
 
 

@@ -29,6 +29,7 @@ from connectors.identifiers import (
     validate_ssn,
     validate_subject,
 )
+from schema.entities import validate_representation
 
 __all__ = [
     "BOUND_SCOPES",
@@ -129,6 +130,19 @@ FIELDS: Final[Mapping[str, Field]] = {
         batch=SizedBy("numbers"),
     ),
     "Query.verifyPermitQr": Field(_VALIDITY, _args(_VALIDITY, payload=None)),
+    # Federation (`schema.entities`): the SDL, open like the schema's own introspection; each
+    # representation of `_entities` is an identifier, validated, counted against the batch
+    # bounds and named as a subject like `permits(numbers:)`'s. The entities' fields are
+    # checked like any field, and each entity type needs its root field's scope.
+    "Query._service": Field(INHERIT),
+    "_Service.sdl": Field(INHERIT),
+    "Query._entities": Field(
+        INHERIT,
+        {"representations": Argument(INHERIT, validate_representation, names_permits=True)},
+        cost=_CONNECTOR,
+        list_size=SizedBy("representations"),
+        batch=SizedBy("representations"),
+    ),
     # Bound to the row its identifier names: a permit number's region, or an SSN's.
     "Query.foreigner": Field(
         "person:identity",

@@ -111,7 +111,7 @@ def _walk(
         yield from _walk_object(node, named, variables, depth + 1)
     elif check is not None:
         value = node.value if isinstance(node, StringValueNode) else node
-        if isinstance(value, str):
+        if isinstance(value, (str, dict)):  # a dict: an `_entities` representation
             yield value, check
 
 

@@ -33,6 +33,7 @@ from observability.audit import AuditLog
 from schema.arguments import check_arguments, coerce_variables
 from schema.context import HubContext
 from schema.document import DocumentCache, PreparedDocument
+from schema.entities import check_entities
 from schema.errors import (
     BadUserInput,
     Forbidden,
@@ -110,7 +111,7 @@ class Admission:
     operation: OperationDefinitionNode
     cost: int
     variables: VariableValues
-    permit_numbers: tuple[str, ...] = ()  # named by `permit`/`permits`: read first
+    permit_numbers: tuple[str, ...] = ()  # named by `permit`/`permits`/`_entities`: read first
     bound: bool = False  # selects a field bound to the rows of the jurisdiction
 
 
@@ -388,8 +389,17 @@ class GraphQLService:
                 served_regions=self._served_regions,
                 max_batch=self._max_batch,
             )
+            outside_scopes = check_entities(prepared, variables, scopes)
         except BadUserInput as exc:
             return _refusal([exc], "BAD_USER_INPUT", trace_id, prepared)
+        if outside_scopes:
+            denied = Forbidden(
+                "the document reads entities outside the client's scopes",
+                denied=list(outside_scopes),
+            )
+            refusal = _refusal([denied], "FORBIDDEN", trace_id, prepared, outcome="DENIED")
+            refusal.denied = list(outside_scopes)
+            return refusal
         # After the per-field bound, which names the one field over it; this adds them up.
         too_many = self.limits.check_batch_items(
             prepared, request.operation_name, variables.coerced

@@ -20,10 +20,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from graphql import (
+    DefinitionNode,
+    DirectiveDefinitionNode,
     DocumentNode,
     FieldDefinitionNode,
     GraphQLSchema,
     ObjectTypeDefinitionNode,
+    TypeDefinitionNode,
     build_ast_schema,
     parse,
     print_schema,
@@ -141,8 +144,15 @@ def _keep_field(type_name: str, field: FieldDefinitionNode, scopes: frozenset[st
 
 
 def filtered_schema(schema: GraphQLSchema, scopes: frozenset[str]) -> GraphQLSchema | None:
-    """The schema as a client with `scopes` may see it (for introspection); None if empty."""
-    document = parse(print_schema(schema))
+    """The schema as a client with `scopes` may see it (for introspection); None if empty.
+
+    Without federation's additions (`_service`, `_entities` and their types): introspection
+    shows the contract; a gateway reads the subgraph from `_service { sdl }`."""
+    printed = parse(print_schema(schema))
+    document = DocumentNode(definitions=tuple(
+        _without_federation(d) for d in printed.definitions
+        if not _federation(d)
+    ))
     objects = {
         d.name.value: d for d in document.definitions if isinstance(d, ObjectTypeDefinitionNode)
     }
@@ -168,6 +178,24 @@ def filtered_schema(schema: GraphQLSchema, scopes: frozenset[str]) -> GraphQLSch
         if not (isinstance(d, ObjectTypeDefinitionNode) and not kept[d.name.value])
     ]
     return _prune(build_ast_schema(DocumentNode(definitions=tuple(definitions))))
+
+
+def _federation(definition: DefinitionNode) -> bool:
+    """A type or directive federation adds (`_Any`, `_Entity`, `link__Import`, `@key`, ...)."""
+    if isinstance(definition, DirectiveDefinitionNode):
+        return definition.name.value in ("key", "link")
+    return isinstance(definition, TypeDefinitionNode) and definition.name.value.startswith(
+        ("_", "link__")
+    )
+
+
+def _without_federation(definition: DefinitionNode) -> DefinitionNode:
+    if not isinstance(definition, ObjectTypeDefinitionNode):
+        return definition
+    fields = tuple(f for f in definition.fields or () if not f.name.value.startswith("_"))
+    return definition.__class__(
+        **{**{k: getattr(definition, k) for k in definition.keys}, "fields": fields}
+    )
 
 
 def _prune(schema: GraphQLSchema) -> GraphQLSchema:

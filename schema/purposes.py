@@ -9,7 +9,11 @@ one. When no single operation is chosen (nothing runs: the request is refused la
 every operation of the document counts, so that no choice can make a field escape the check.
 Fragments spread or inlined at the root are followed, aliases are seen through (a field's
 name, not its response key), and fields under `@skip`/`@include` count whatever the variables.
-The introspection fields (`__typename`, `__schema`, `__type`) are always allowed.
+The introspection fields (`__typename`, `__schema`, `__type`) and federation's `_service` are
+always allowed. Federation's `_entities` counts as the root field that reads each entity type
+its selection names (`schema.entities.ENTITY_ROOTS`: `permit` for `... on WorkPermit`,
+`enrollment` for `... on Enrollment`); the pipeline refuses a representation of a type the
+selection does not name, so no entity is read past this check.
 
 Decisions are cached per (document, operation name, purpose's operations): a request on the
 hot path pays one dictionary lookup. Never: decide anything else about a document here (field
@@ -31,6 +35,7 @@ from graphql import (
 )
 
 from schema.document import PreparedDocument
+from schema.entities import ENTITIES, ENTITY_ROOTS, entity_types
 from schema.fields import FIELDS
 
 __all__ = ["ROOT_FIELDS", "ROOT_TYPES", "PurposeCheck", "root_fields"]
@@ -38,8 +43,11 @@ __all__ = ["ROOT_FIELDS", "ROOT_TYPES", "PurposeCheck", "root_fields"]
 ROOT_TYPES = ("Query", "Mutation", "Subscription")
 
 #: Every root field of the schema: what a purpose may cover (the field registry has them all).
+#: Not federation's `_service` and `_entities`, which are covered as said above.
 ROOT_FIELDS: frozenset[str] = frozenset(
-    name for parent, _, name in (key.partition(".") for key in FIELDS) if parent in ROOT_TYPES
+    name
+    for parent, _, name in (key.partition(".") for key in FIELDS)
+    if parent in ROOT_TYPES and not name.startswith("_")
 )
 
 
@@ -59,8 +67,13 @@ def root_fields(document: DocumentNode, operation_name: str | None) -> frozenset
     def walk(selections: SelectionSetNode) -> None:
         for selection in selections.selections:
             if isinstance(selection, FieldNode):
-                if not selection.name.value.startswith("__"):
-                    found.add(selection.name.value)
+                name = selection.name.value
+                if name == ENTITIES:
+                    types = entity_types(selection, document)
+                    found.update(ENTITY_ROOTS[t][1] for t in types if t in ENTITY_ROOTS)
+                    found.update(() if types & ENTITY_ROOTS.keys() else (ENTITIES,))
+                elif not name.startswith("__") and name != "_service":
+                    found.add(name)
             elif isinstance(selection, InlineFragmentNode):
                 walk(selection.selection_set)
             elif isinstance(selection, FragmentSpreadNode):

@@ -25,10 +25,11 @@ from strawberry import Info
 
 from connectors import records
 from connectors.identifiers import REGIONS
+from infra.regions import region_of_ssn
 from schema.batching import then
 from schema.context import HubContext
 from schema.links import cards_of, cards_of_ssn, enrollment_of
-from schema.rows import OutOfJurisdiction, refuses_agency, refuses_permit
+from schema.rows import OutOfJurisdiction, refuses_agency, refuses_identifier, refuses_permit
 
 PermitStatus = strawberry.enum(records.PermitStatus, name="PermitStatus")
 PermitMedium = strawberry.enum(records.PermitMedium, name="PermitMedium")
@@ -135,7 +136,7 @@ class SocialSecurityCard:
         return [cls.of(c) for c in cards]
 
 
-@strawberry.type
+@strawberry.federation.type(keys=["ssn"])
 class Enrollment:
     _record: strawberry.Private[records.Enrollment]
     # Copied from the record, as `WorkPermit`'s leading fields are (see there).
@@ -183,6 +184,14 @@ class Enrollment:
     @classmethod
     def maybe(cls, record: records.Enrollment | None) -> Enrollment | None:
         return None if record is None else cls.of(record)
+
+    @classmethod
+    async def resolve_reference(cls, info: Ctx, ssn: str) -> Enrollment | None:
+        """`_entities` (`schema.entities`): as `Query.enrollment`, refused before the load."""
+        info.context.touched.ssns.add(ssn)
+        if refuses_identifier(info, ssn, region_of_ssn(ssn)):
+            raise OutOfJurisdiction
+        return cls.maybe(await info.context.loaders.enrollment.load(ssn))
 
 
 @strawberry.type
@@ -236,7 +245,7 @@ async def _permits_of_holder(info: Ctx, holder_id: str) -> list[records.Permit]:
     return [p for p in found if p is not None]
 
 
-@strawberry.type
+@strawberry.federation.type(keys=["number"])
 class WorkPermit:
     _record: strawberry.Private[records.Permit]
     # Copied from the record: strawberry reads an attribute without calling a resolver, a
@@ -317,3 +326,12 @@ class WorkPermit:
     @classmethod
     def maybe(cls, record: records.Permit | None) -> WorkPermit | None:
         return None if record is None else cls.of(record)
+
+    @classmethod
+    async def resolve_reference(cls, info: Ctx, number: str) -> WorkPermit | None:
+        """`_entities` (`schema.entities`): as `Query.permit`, refused before the load when
+        the document selects a bound field of it."""
+        info.context.touched.permits.add(number)
+        if refuses_permit(info, number):
+            raise OutOfJurisdiction
+        return cls.maybe(await info.context.loaders.permit.load(number))

@@ -112,3 +112,19 @@ def test_every_id_argument_of_the_mutation_root_is_validated_before_execution() 
         if get_named_type(arg.type) is GraphQLID
     }
     assert sorted(ids - IDENTIFIER_ARGUMENTS.keys()) == []
+
+
+def test_schema_export_federation_prints_the_subgraph_and_the_plain_one_the_contract() -> None:
+    def export(*flags: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-m", "hub", "schema", "export", *flags],
+            check=True, capture_output=True, text=True,
+        ).stdout
+
+    public, subgraph = export(), export("--federation")
+    assert 'type WorkPermit @key(fields: "number")' in subgraph
+    assert 'type Enrollment @key(fields: "ssn")' in subgraph
+    assert "@link(url: \"https://specs.apollo.dev/federation/v2" in subgraph
+    # The contract agencies know is unchanged by federation: no key, no _entities, no _Any.
+    assert "@key" not in public and "_entities" not in public and "_Any" not in public
+    assert "type Query {\n  \"\"\"A work permit by number" in public

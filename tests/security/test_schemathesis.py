@@ -12,7 +12,7 @@ from __future__ import annotations
 import schemathesis
 from hypothesis import Phase, given, settings
 
-from schema import build_schema
+from schema import public_sdl
 from schema.purposes import ROOT_FIELDS
 from tests.conftest import HubClient, Simulators
 from tests.security._leaks import assert_safe_error
@@ -25,7 +25,7 @@ PURPOSE = "fuzzing"
 
 
 def _corpus(count: int) -> list[str]:
-    schema = schemathesis.graphql.from_file(str(build_schema()))
+    schema = schemathesis.graphql.from_file(public_sdl())
     drawn: list[str] = []
 
     @settings(
