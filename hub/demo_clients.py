@@ -19,6 +19,7 @@ __all__ = [
     "DEMO_AGENCIES",
     "DEMO_IDENTITY_PROVIDERS",
     "DEMO_PURPOSES",
+    "OFFICER_PURPOSES",
     "ESSC_APP",
     "DemoAgency",
     "DemoIdentityProvider",
@@ -34,7 +35,8 @@ DEMO_PURPOSES: dict[str, frozenset[str]] = {
         # A checkpoint or counter: is this permit (or scanned QR code) valid, is the card live,
         # and tell me when it changes.
         ("residence-permit-check", "permit permits verifyPermitQr cards permitStatusChanged"),
-        # A case file: the permits, the person and the cards behind them.
+        # A case file: the permits, the person and the cards behind them (an officer's, for a
+        # case: see OFFICER_PURPOSES).
         ("investigation", "permit permits foreigner cards"),
         # Enrolling a permit holder in social insurance (the permit shown, on paper or as a QR
         # code), and reading back the enrollment.
@@ -169,6 +171,10 @@ async def register_demo_identity_providers(
             demo.client_id, issuer, demo.kind, demo.roles, jwks_url=jwks_url
         )
 
+#: The demo purposes whose requests must name the officer acting and the case
+#: (`needs_officer`: an officer's exchanged token and `X-Case-Reference`).
+OFFICER_PURPOSES: frozenset[str] = frozenset({"investigation"})
+
 
 async def seed_demo_purposes(auth: AuthService) -> None:
     """Register the demo purposes not registered yet (a demo database made before purposes
@@ -176,7 +182,9 @@ async def seed_demo_purposes(auth: AuthService) -> None:
     registered = {p.name for p in await auth.list_purposes()}
     for name, operations in DEMO_PURPOSES.items():
         if name not in registered:
-            await auth.add_purpose(name, sorted(operations))
+            await auth.add_purpose(
+                name, sorted(operations), needs_officer=name in OFFICER_PURPOSES
+            )
 
 
 async def seed_demo_clients(

@@ -15,7 +15,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from strawberry.http.ides import get_graphql_ide_html
 
-from auth import PURPOSE_HEADER, AuthError
+from auth import CASE_HEADER, PURPOSE_HEADER, AuthError
 from auth.errors import Unavailable
 from hub.components import Hub
 from hub.events import events_post
@@ -69,7 +69,7 @@ async def graphql_post(request: Request) -> Response:
     caller = Caller("graphql", trace_id, request.client.host if request.client else None)
     admitted = await admit(
         hub, caller, request.headers.get("authorization"), request.headers.get(PURPOSE_HEADER),
-        lambda: _read_payload(request),
+        lambda: _read_payload(request), case=request.headers.get(CASE_HEADER),
     )
     if caller.principal is not None:
         bind_request(trace_id, caller.principal.client_id)

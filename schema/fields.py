@@ -191,6 +191,9 @@ FIELDS: Final[Mapping[str, Field]] = {
         "id seq time kind clientId agency purpose operation documentHash fields subjects denied "
         "outcome errorCodes traceId clientAddress responseSha256 prevHash hash",
     ),
+    # Who stood behind an access (an officer's id, the case they named): an auditor's, never
+    # the data tracker's (a person learns which agency looked, not which officer).
+    **_plain("audit:read", "AccessEvent", "actor actorKind caseReference"),
     # ---- a permit (its readers mirror the resolvers in `schema.types`)
     "WorkPermit.number": Field(_VALIDITY, read=lambda p, a, t: p.number),
     "WorkPermit.status": Field(_VALIDITY, read=lambda p, a, t: p.status),

@@ -26,7 +26,7 @@ from sqlalchemy import event
 
 from hub.app import create_app
 from hub.components import Hub
-from hub.demo_clients import DEMO_AGENCIES, DEMO_PURPOSES, seed_demo_clients
+from hub.demo_clients import DEMO_AGENCIES, DEMO_PURPOSES, OFFICER_PURPOSES, seed_demo_clients
 from hub.settings import Settings
 from infra.kv import KeyValue
 from schema.purposes import root_fields
@@ -54,8 +54,10 @@ def si_agency_of(permit_number: str) -> str:
 def purpose_for(client_id: str, query: str) -> str:
     """The purpose a demo agency would send with `query`: the first of its purposes (sorted)
     that covers the root fields the query runs; its first if none does, or if the query is not
-    GraphQL (a test of something else then meets that refusal, as it would)."""
-    names = sorted(next(a for a in DEMO_AGENCIES if a.client_id == client_id).purposes)
+    GraphQL (a test of something else then meets that refusal, as it would). A purpose that
+    needs an officer is never picked: a client's own token is refused for it."""
+    own = next(a for a in DEMO_AGENCIES if a.client_id == client_id).purposes
+    names = sorted(own - OFFICER_PURPOSES) or sorted(own)
     try:
         runs = root_fields(parse(query), None)
     except GraphQLError:

@@ -37,6 +37,9 @@ class AuditFilter:
     operation: str | None = None
     outcome: Outcome | None = None
     trace_id: str | None = None
+    actor: str | None = None
+    actor_kind: str | None = None
+    case_reference: str | None = None
     time_from: datetime | None = None
     time_to: datetime | None = None
 
@@ -70,6 +73,8 @@ def _filtered(query: Select[tuple[object, ...]], where: AuditFilter) -> Select[t
     equal = {
         "client_id": where.client_id, "agency": where.agency, "purpose": where.purpose,
         "operation": where.operation, "outcome": where.outcome, "trace_id": where.trace_id,
+        "actor": where.actor, "actor_kind": where.actor_kind,
+        "case_reference": where.case_reference,
     }
     for name, value in equal.items():
         if value is not None:
@@ -89,7 +94,7 @@ def _unstorable(where: AuditFilter) -> bool:
     """Does a filter name a text no record can hold? (A NUL: PostgreSQL refuses the query.)"""
     texts = (
         where.subject, where.client_id, where.agency, where.purpose, where.operation,
-        where.trace_id,
+        where.trace_id, where.actor, where.actor_kind, where.case_reference,
     )
     return any(text is not None and "\x00" in text for text in texts)
 
