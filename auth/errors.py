@@ -89,7 +89,7 @@ class CaseReferenceRequired(AuthError):
     """`X-Case-Reference` is missing where the purpose needs one, or is not a case reference."""
 
     code = "CASE_REFERENCE_REQUIRED"
-    status = 400
+    status = 403  # access refused for want of a case, recorded DENIED like an officer's
     error = "invalid_request"
 
 

@@ -113,7 +113,7 @@ DEMO_AGENCIES: tuple[DemoAgency, ...] = (
         "card-issuance card-service",
         "42",
     ),
-    _agency("auditor-hubei", "Hubei Audit Office", "audit:read", "audit", "*"),
+    _agency("auditor-hubei", "Hubei Audit Office", "audit:read audit:subject", "audit", "*"),
     _agency(
         "wms",
         "Foreigner's Work Management Service System",
