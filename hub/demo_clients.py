@@ -19,8 +19,8 @@ __all__ = [
     "DEMO_AGENCIES",
     "DEMO_IDENTITY_PROVIDERS",
     "DEMO_PURPOSES",
-    "OFFICER_PURPOSES",
     "ESSC_APP",
+    "OFFICER_PURPOSES",
     "DemoAgency",
     "DemoIdentityProvider",
     "register_demo_identity_providers",
@@ -55,8 +55,9 @@ DEMO_PURPOSES: dict[str, frozenset[str]] = {
         ("audit", "accessLog subjectAccessLog"),
         # The WMS publishes permit events (POST /events/permits); it runs no GraphQL at all.
         ("permit-change-notification", ""),
-        # The e-SSC app, for the foreigner it acts for: no root field is open to `self:*` yet.
-        ("self-service", ""),
+        # The e-SSC app, for the foreigner it acts for: their own data tracker (the rest of
+        # their own rows is not open to `self:*` yet).
+        ("self-service", "myAccessLog"),
     )
 }
 

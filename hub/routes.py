@@ -91,6 +91,7 @@ async def graphql_post(request: Request) -> Response:
                 jurisdiction=principal.jurisdiction,
                 permits=view,
                 known=view.all_hits(),
+                person=principal.actor if principal.actor_kind == "SUBJECT" else None,
             )
         # Never the variables: they carry identity numbers.
         span.update_name(f"graphql {outcome.operation_name or 'anonymous'}")

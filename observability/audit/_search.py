@@ -28,9 +28,11 @@ MAX_PAGE = 500
 
 @dataclass(frozen=True)
 class AuditFilter:
-    """All set fields must match; `time_from` is inclusive, `time_to` exclusive."""
+    """All set fields must match; `time_from` is inclusive, `time_to` exclusive. `any_subject`:
+    records naming at least one of these (one person's identifiers: the data tracker)."""
 
     subject: str | None = None
+    any_subject: tuple[str, ...] | None = None
     client_id: str | None = None
     agency: str | None = None
     purpose: str | None = None
@@ -83,6 +85,9 @@ def _filtered(query: Select[tuple[object, ...]], where: AuditFilter) -> Select[t
         query = query.join(subjects, subjects.c.seq == records.c.seq).where(
             subjects.c.subject == where.subject
         )
+    if where.any_subject is not None:
+        named = select(subjects.c.seq).where(subjects.c.subject.in_(where.any_subject))
+        query = query.where(records.c.seq.in_(named))
     if where.time_from is not None:
         query = query.where(records.c.time >= _utc(where.time_from))
     if where.time_to is not None:
@@ -96,7 +101,9 @@ def _unstorable(where: AuditFilter) -> bool:
         where.subject, where.client_id, where.agency, where.purpose, where.operation,
         where.trace_id, where.actor, where.actor_kind, where.case_reference,
     )
-    return any(text is not None and "\x00" in text for text in texts)
+    return any(text is not None and "\x00" in text for text in texts) or any(
+        "\x00" in text for text in where.any_subject or ()
+    )
 
 
 def _utc(value: datetime) -> datetime:

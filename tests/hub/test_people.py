@@ -1,8 +1,11 @@
-"""Officers: a purpose marked `needs_officer` (the demo's `investigation`) runs only for an
+"""People behind requests, over real HTTP with the simulated identity providers.
+
+Officers: a purpose marked `needs_officer` (the demo's `investigation`) runs only for an
 officer's exchanged token naming a case (`X-Case-Reference`); the audit record names the
 officer and the case, an auditor finds it by them, and the data tracker shows neither.
 
-Over real HTTP, with the simulated agency identity provider signing officer assertions."""
+Foreigners (the e-SSC app's person tokens): `myAccessLog` shows the person which agency looked
+at their own data, when and why, and nothing of anyone else's."""
 
 from __future__ import annotations
 
@@ -31,6 +34,27 @@ class Desk:
     hub: HubClient
     idp: httpx.AsyncClient
     permit: str
+    holders: dict[str, str]  # permit number -> its holder's name
+
+    async def foreigner_token(self, permit: str) -> str:
+        """The holder of `permit`, verified by the e-SSC app, with the app's person token."""
+        verified = await self.idp.post(
+            "/essc/assertion", json={"permitNumber": permit, "name": self.holders[permit]})
+        assert verified.status_code == 200, verified.text
+        response = await self.hub.http.post(
+            "/oauth/token",
+            data={"grant_type": EXCHANGE, "subject_token": verified.json()["assertion"],
+                  "subject_token_type": JWT_TYPE},
+            auth=("essc-app", self.hub.secrets["essc-app"]),
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["access_token"])
+
+    async def as_person(self, token: str, query: str, **variables: Any) -> httpx.Response:
+        return await self.hub.http.post(
+            "/graphql", json={"query": query, "variables": variables},
+            headers={"Authorization": f"Bearer {token}", "X-Purpose-Of-Use": "self-service"},
+        )
 
     async def officer_token(self, officer: str = "PS-0001") -> str:
         assertion = await self.idp.post(
@@ -73,7 +97,8 @@ async def desk(
             hub.hub.auth, lambda name: (identity.issuer(idp_url, name),
                                         identity.jwks_url(idp_url, name)),
         )
-        yield Desk(hub, idp, permit)
+        holders = {n: p.holder.name for n, p in dataset.permits.items()}
+        yield Desk(hub, idp, permit, holders)
 
 
 def _code(response: httpx.Response) -> str:
@@ -158,3 +183,50 @@ async def test_a_purpose_without_officers_records_a_case_if_one_is_named(desk: D
     assert [(r["actor"], r["actorKind"], r["outcome"]) for r in found] == [
         (None, "SYSTEM", "OK")
     ]
+
+
+MY_LOG = "{ myAccessLog { entries { agency purpose time } hasNextPage } }"
+
+
+async def test_a_foreigner_sees_who_looked_at_their_data_and_nothing_of_others(
+    desk: Desk, simulators: Simulators
+) -> None:
+    dataset = simulators.dataset
+    wuhan = [p for p in dataset.permits.values()
+             if p.work_location == "420100" and p.is_valid_on(dataset.today)]
+    mine = desk.permit
+    other = next(p.number for p in wuhan if p.holder.id != dataset.permits[mine].holder.id)
+    officer = await desk.officer_token()
+    for number in (mine, other, other):
+        desk.permit = number
+        looked = await desk.investigate(officer, **{"X-Case-Reference": "WH-2026-0001"})
+        assert looked.status_code == 200, looked.text
+    desk.permit = mine
+    token = await desk.foreigner_token(mine)
+
+    response = await desk.as_person(token, MY_LOG)
+
+    assert response.status_code == 200, response.text
+    entries = response.json()["data"]["myAccessLog"]["entries"]
+    assert [(e["agency"], e["purpose"]) for e in entries] == [
+        ("Wuhan Exit-Entry Administration", "investigation")
+    ]  # one look at their permit; the two at the other person's are not theirs to see
+    # Nothing else of a record is open to them: not who, not the case, not other subjects.
+    for query in (
+        "{ myAccessLog { entries { actor } } }",
+        "{ myAccessLog { entries { clientId } } }",
+        "query($s: ID!) { subjectAccessLog(subject: $s) { edges { node { agency } } } }",
+        "{ accessLog { edges { node { agency } } } }",
+        "query($n: ID!) { permit(number: $n) { number } }",
+    ):
+        refused = await desk.as_person(token, query, s=other, n=other)
+        assert refused.status_code in (400, 403), (query, refused.text)
+        assert "data" not in refused.json() or refused.json()["data"] is None
+        assert other not in refused.text
+
+
+async def test_an_agency_system_token_has_no_person_to_track(desk: Desk) -> None:
+    response = await desk.hub.graphql("auditor-hubei", MY_LOG, purpose="audit")
+
+    assert response.status_code == 403, response.text
+    assert _code(response) == "FORBIDDEN"
