@@ -24,6 +24,7 @@ from graphql import GraphQLError, parse
 from opentelemetry.sdk.trace.export import SpanExporter
 from sqlalchemy import event
 
+from auth import AuthService
 from hub.app import create_app
 from hub.components import Hub
 from hub.demo_clients import DEMO_AGENCIES, DEMO_PURPOSES, OFFICER_PURPOSES, seed_demo_clients
@@ -63,6 +64,18 @@ def purpose_for(client_id: str, query: str) -> str:
     except GraphQLError:
         return names[0]
     return next((name for name in names if runs <= DEMO_PURPOSES[name]), names[0])
+
+
+CASE_REVIEW = "case-review"
+
+
+async def give_case_review(auth: AuthService, client_id: str = "exit-entry-wuhan") -> str:
+    """Register a purpose covering what `investigation` covers but needing no officer, and give
+    it to `client_id`: for tests of purposes and refusal order that are not about officers."""
+    await auth.add_purpose(CASE_REVIEW, sorted(DEMO_PURPOSES["investigation"]))
+    client = await auth.get_client(client_id)
+    await auth.set_purposes(client_id, [*client.purposes, CASE_REVIEW])
+    return CASE_REVIEW
 
 
 @pytest.fixture
