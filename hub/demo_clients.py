@@ -125,7 +125,8 @@ DEMO_AGENCIES: tuple[DemoAgency, ...] = (
 )
 
 
-# Its rows will be the person's own; until then no field is open to `self:*` at all.
+# The person's own data tracker (`myAccessLog`) is open to `self:read`; their own rows are not
+# yet.
 ESSC_APP = _agency(
     "essc-app", "e-SSC App (foreigners' social security card)", "self:read self:subscribe",
     "self-service", "*",
