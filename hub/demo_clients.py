@@ -194,7 +194,8 @@ async def seed_demo_clients(
 ) -> list[dict[str, object]]:
     """Register the demo purposes (those not registered yet) and every demo client (the
     agencies and the e-SSC app), or those of `only`; return `{client_id, client_secret, scopes,
-    purposes, purpose_operations, jurisdiction}` each."""
+    purposes, purpose_operations, officer_purposes, jurisdiction}` each (`officer_purposes`:
+    its purposes that need an officer's token and a case reference)."""
     await seed_demo_purposes(auth)
     seeded: list[dict[str, object]] = []
     for agency in (*DEMO_AGENCIES, ESSC_APP) if only is None else only:
@@ -211,6 +212,7 @@ async def seed_demo_clients(
                 "purpose_operations": {
                     p: sorted(DEMO_PURPOSES[p]) for p in sorted(agency.purposes)
                 },
+                "officer_purposes": sorted(agency.purposes & OFFICER_PURPOSES),
                 "jurisdiction": list(agency.jurisdiction),
             }
         )
