@@ -12,7 +12,7 @@ from alembic import command
 from sqlalchemy import Connection, insert, select, update
 
 from hub.database import alembic_config, create_engine
-from observability.audit import AuditLog, LocalSigner
+from observability.audit import AuditLog, LocalSigner, check_proof
 from observability.audit._records import recomputed_hash, record_from_json
 from observability.audit._tables import chain_head, records, subjects
 from tests.observability.conftest import event
@@ -78,13 +78,18 @@ async def test_a_chain_written_before_0010_verifies_after_it_and_grows_with_acto
             ))
         async with engine.begin() as conn:
             await conn.run_sync(_upgrade_to("head"))
-        log = AuditLog(engine, LocalSigner(), checkpoint_every=1000)
+        signer = LocalSigner()
+        log = AuditLog(engine, signer, checkpoint_every=1000)
         await log.start()
         try:
             assert (await log.verify()).ok
-            await log.append(event(3, actor="PS-0001", actor_kind="OFFICER",
-                                   case_reference="WH-2026-0001"))
+            officer = await log.append(event(3, actor="PS-0001", actor_kind="OFFICER",
+                                             case_reference="WH-2026-0001"))
             after = await log.verify()
+            proof = await log.prove(officer.id)
+            forged = {**proof, "record": {**proof["record"], "actor": "PS-0002"}}
+            proved, forged_check = check_proof(proof, signer.jwks()), check_proof(
+                forged, signer.jwks())
             exported = io.StringIO()
             await log.export("jsonl", exported)
             async with engine.begin() as conn:  # an intruder renames the officer
@@ -102,6 +107,10 @@ async def test_a_chain_written_before_0010_verifies_after_it_and_grows_with_acto
     finally:
         await engine.dispose()
     assert after.ok and after.checked == 3, after.reason
+    # The record's proof carries the officer and the case, and holds only as they were written.
+    assert proved.ok and proved.record is not None, proved.reason
+    assert (proved.record.actor, proved.record.case_reference) == ("PS-0001", "WH-2026-0001")
+    assert not forged_check.ok
     lines = exported.getvalue().splitlines()
     assert [line.encode() for line in lines[:2]] == BEFORE_0010  # exported as it was
     newest = orjson.loads(lines[2])
