@@ -4,6 +4,7 @@ did, in the database and as exported, and changing a person field breaks the cha
 
 from __future__ import annotations
 
+import csv
 import io
 from collections.abc import Callable
 
@@ -92,6 +93,8 @@ async def test_a_chain_written_before_0010_verifies_after_it_and_grows_with_acto
                 forged, signer.jwks())
             exported = io.StringIO()
             await log.export("jsonl", exported)
+            table = io.StringIO()
+            await log.export("csv", table)
             async with engine.begin() as conn:  # an intruder renames the officer
                 await conn.execute(update(records).where(records.c.seq == 3)
                                    .values(actor="PS-0002"))
@@ -118,6 +121,10 @@ async def test_a_chain_written_before_0010_verifies_after_it_and_grows_with_acto
         "PS-0001", "OFFICER", "WH-2026-0001"
     )
     assert recomputed_hash(record_from_json(newest)) == newest["hash"]
+    rows = list(csv.DictReader(io.StringIO(table.getvalue())))
+    assert [(r["actor"], r["actor_kind"], r["case_reference"]) for r in rows] == [
+        ("", "", ""), ("", "", ""), ("PS-0001", "OFFICER", "WH-2026-0001"),
+    ]
     assert (renamed.ok, renamed.first_bad_seq) == (False, 3)
     assert (dropped.ok, dropped.first_bad_seq) == (False, 3)
     assert sorted(stored, key=str) == sorted([None, None, "OFFICER"], key=str)
