@@ -24,11 +24,12 @@ from auth.errors import (
 from auth.events import AuthEvent
 from auth.models import auth_metadata
 from auth.principal import Principal, TokenClaims
-from auth.purpose import PURPOSE_HEADER, purpose_of_use
+from auth.purpose import CASE_HEADER, PURPOSE_HEADER, case_reference_of, purpose_of_use
 from auth.scopes import SCOPES
 from auth.service import AuthService
 
 __all__ = [
+    "CASE_HEADER",
     "PURPOSE_HEADER",
     "SCOPES",
     "AuthConfig",
@@ -46,5 +47,6 @@ __all__ = [
     "Unauthenticated",
     "UnknownClient",
     "auth_metadata",
+    "case_reference_of",
     "purpose_of_use",
 ]

@@ -25,7 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from auth import _passwords
 from auth.errors import RegistryError, UnknownClient
 from auth.models import clients
-from auth.purposes import check_purpose_names, read_operations, refuse_unregistered, unregistered
+from auth.purposes import (
+    Purpose,
+    check_purpose_names,
+    read_purposes,
+    refuse_unregistered,
+    unregistered,
+)
 from auth.scopes import SCOPES
 from auth.webhook_targets import WebhookTargetRefused, WebhookTargets, WebhookTargetUnresolved
 from infra.regions import NATIONAL
@@ -62,6 +68,8 @@ class Client:
     # The root fields each of its purposes covers, read with the registration (a purpose the
     # purpose registry does not hold is missing: it covers nothing).
     purpose_operations: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Those of its purposes whose requests must name the officer acting (`needs_officer`).
+    officer_purposes: frozenset[str] = frozenset()
 
     @property
     def auth_method(self) -> str:
@@ -80,8 +88,9 @@ def _joined(words: Iterable[str]) -> str:
     return " ".join(sorted(words))
 
 
-def _from_row(row: RowMapping, operations: Mapping[str, frozenset[str]]) -> Client:
+def _from_row(row: RowMapping, registered: Mapping[str, Purpose]) -> Client:
     jwks = row["public_jwks"]
+    own = [registered[p] for p in row["purposes"].split() if p in registered]
     return Client(
         client_id=row["client_id"],
         agency=row["agency"],
@@ -94,7 +103,8 @@ def _from_row(row: RowMapping, operations: Mapping[str, frozenset[str]]) -> Clie
         embargoed_until=row["embargoed_until"],
         webhook_url=row["webhook_url"],
         jurisdiction=tuple(row["jurisdiction"].split()),
-        purpose_operations=operations,
+        purpose_operations={p.name: p.operations for p in own},
+        officer_purposes=frozenset(p.name for p in own if p.needs_officer),
     )
 
 
@@ -220,8 +230,8 @@ class ClientRegistry:
             row = result.mappings().first()
             if row is None:
                 return None
-            operations = await read_operations(conn, row["purposes"].split())
-        return _from_row(row, operations)
+            registered = await read_purposes(conn, row["purposes"].split())
+        return _from_row(row, registered)
 
     async def get(self, client_id: str) -> Client:
         client = await self.find(client_id)
@@ -233,13 +243,10 @@ class ClientRegistry:
         async with self._engine.connect() as conn:
             result = await conn.execute(select(clients).order_by(clients.c.client_id))
             rows = list(result.mappings())
-            operations = await read_operations(
+            registered = await read_purposes(
                 conn, {p for row in rows for p in row["purposes"].split()}
             )
-        return [
-            _from_row(row, {p: operations[p] for p in row["purposes"].split() if p in operations})
-            for row in rows
-        ]
+        return [_from_row(row, registered) for row in rows]
 
     async def update(self, client_id: str, **values: Any) -> Client:
         values["updated_at"] = datetime.now(UTC)

@@ -77,6 +77,22 @@ class PurposeRequired(AuthError):
         self.allowed = allowed
 
 
+class OfficerRequired(AuthError):
+    """The purpose's requests must name the officer acting: an officer's exchanged token."""
+
+    code = "OFFICER_REQUIRED"
+    status = 403
+    error = "invalid_request"
+
+
+class CaseReferenceRequired(AuthError):
+    """`X-Case-Reference` is missing where the purpose needs one, or is not a case reference."""
+
+    code = "CASE_REFERENCE_REQUIRED"
+    status = 403  # access refused for want of a case, recorded DENIED like an officer's
+    error = "invalid_request"
+
+
 class Forbidden(AuthError):
     """The caller is authenticated but lacks the scope for what it asked."""
 

@@ -49,6 +49,8 @@ class TokenClaims:
     # The root fields each of its purposes covers, read with its registration like `purposes`
     # (a change reaches tokens already issued); a purpose missing here covers nothing.
     purpose_operations: Mapping[str, frozenset[str]] = field(default_factory=dict, hash=False)
+    # Its purposes whose requests must name the officer acting (an OFFICER token and a case).
+    officer_purposes: frozenset[str] = frozenset()
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes

@@ -27,7 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from auth.errors import RegistryError, UnknownPurpose
 from auth.models import purposes
 
-__all__ = ["Purpose", "PurposeRegistry", "check_purpose_names", "read_operations"]
+__all__ = [
+    "Purpose", "PurposeRegistry", "check_purpose_names", "read_operations", "read_purposes",
+]
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._:-]{0,63}")
 _OPERATION = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")
@@ -36,7 +38,7 @@ _OPERATION = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")
 @dataclass(frozen=True)
 class Purpose:
     """A registered purpose: the root fields it covers, and whether its requests must name the
-    officer acting (recorded now, enforced by a later revision)."""
+    officer acting (an officer's exchanged token and the case, `X-Case-Reference`)."""
 
     name: str
     operations: frozenset[str]
@@ -69,13 +71,16 @@ async def read_operations(
 ) -> dict[str, frozenset[str]]:
     """The operations of each of `names` that is registered (an unregistered one is missing,
     and so covers nothing)."""
+    return {name: p.operations for name, p in (await read_purposes(conn, names)).items()}
+
+
+async def read_purposes(conn: AsyncConnection, names: Iterable[str]) -> dict[str, Purpose]:
+    """Each of `names` that is registered (an unregistered one is missing)."""
     wanted = sorted(set(names))
     if not wanted:
         return {}
-    result = await conn.execute(
-        select(purposes.c.name, purposes.c.operations).where(purposes.c.name.in_(wanted))
-    )
-    return {row.name: frozenset(row.operations.split()) for row in result}
+    result = await conn.execute(select(purposes).where(purposes.c.name.in_(wanted)))
+    return {str(row["name"]): _purpose(row) for row in result.mappings()}
 
 
 async def unregistered(conn: AsyncConnection, names: Iterable[str]) -> list[str]:

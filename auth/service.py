@@ -569,6 +569,7 @@ def _claims(verified: VerifiedToken, client: Client | None, hub_issuer: str) -> 
         actor=verified.actor,
         actor_kind=verified.actor_kind,
         purpose_operations=client.purpose_operations,
+        officer_purposes=client.officer_purposes,
     )
 
 

@@ -31,10 +31,13 @@ def access_event(
     body: bytes,
     purpose: str | None = None,
     client_id: str | None = None,
+    case_reference: str | None = None,
     **fields: Any,
 ) -> AuditEvent:
     """`fields`: the rest of `AuditEvent` (operation, fields, subjects, error codes...).
-    `client_id`: the client when there is no principal (a disabled client's token)."""
+    `client_id`: the client when there is no principal (a disabled client's token).
+    The person behind the token (`actor`, `actor_kind`: SYSTEM for a client's own token) and
+    the case it named (`case_reference`, checked by the gate) are recorded with it."""
     return AuditEvent(
         time=dt.datetime.now(dt.UTC),
         kind=kind,
@@ -46,6 +49,9 @@ def access_event(
         client_address=client_address_of(client_address),
         response_sha256=hashlib.sha256(body).hexdigest(),
         embargoed_until=principal.embargoed_until if principal else None,
+        actor=principal.actor if principal else None,
+        actor_kind=principal.actor_kind if principal else None,
+        case_reference=case_reference,
         **fields,
     )
 

@@ -20,6 +20,7 @@ __all__ = [
     "DEMO_IDENTITY_PROVIDERS",
     "DEMO_PURPOSES",
     "ESSC_APP",
+    "OFFICER_PURPOSES",
     "DemoAgency",
     "DemoIdentityProvider",
     "register_demo_identity_providers",
@@ -34,7 +35,8 @@ DEMO_PURPOSES: dict[str, frozenset[str]] = {
         # A checkpoint or counter: is this permit (or scanned QR code) valid, is the card live,
         # and tell me when it changes.
         ("residence-permit-check", "permit permits verifyPermitQr cards permitStatusChanged"),
-        # A case file: the permits, the person and the cards behind them.
+        # A case file: the permits, the person and the cards behind them (an officer's, for a
+        # case: see OFFICER_PURPOSES).
         ("investigation", "permit permits foreigner cards"),
         # Enrolling a permit holder in social insurance (the permit shown, on paper or as a QR
         # code), and reading back the enrollment.
@@ -53,8 +55,9 @@ DEMO_PURPOSES: dict[str, frozenset[str]] = {
         ("audit", "accessLog subjectAccessLog"),
         # The WMS publishes permit events (POST /events/permits); it runs no GraphQL at all.
         ("permit-change-notification", ""),
-        # The e-SSC app, for the foreigner it acts for: no root field is open to `self:*` yet.
-        ("self-service", ""),
+        # The e-SSC app, for the foreigner it acts for: their own data tracker (the rest of
+        # their own rows is not open to `self:*` yet).
+        ("self-service", "myAccessLog"),
     )
 }
 
@@ -111,7 +114,7 @@ DEMO_AGENCIES: tuple[DemoAgency, ...] = (
         "card-issuance card-service",
         "42",
     ),
-    _agency("auditor-hubei", "Hubei Audit Office", "audit:read", "audit", "*"),
+    _agency("auditor-hubei", "Hubei Audit Office", "audit:read audit:subject", "audit", "*"),
     _agency(
         "wms",
         "Foreigner's Work Management Service System",
@@ -122,7 +125,8 @@ DEMO_AGENCIES: tuple[DemoAgency, ...] = (
 )
 
 
-# Its rows will be the person's own; until then no field is open to `self:*` at all.
+# The person's own data tracker (`myAccessLog`) is open to `self:read`; their own rows are not
+# yet.
 ESSC_APP = _agency(
     "essc-app", "e-SSC App (foreigners' social security card)", "self:read self:subscribe",
     "self-service", "*",
@@ -169,6 +173,10 @@ async def register_demo_identity_providers(
             demo.client_id, issuer, demo.kind, demo.roles, jwks_url=jwks_url
         )
 
+#: The demo purposes whose requests must name the officer acting and the case
+#: (`needs_officer`: an officer's exchanged token and `X-Case-Reference`).
+OFFICER_PURPOSES: frozenset[str] = frozenset({"investigation"})
+
 
 async def seed_demo_purposes(auth: AuthService) -> None:
     """Register the demo purposes not registered yet (a demo database made before purposes
@@ -176,7 +184,9 @@ async def seed_demo_purposes(auth: AuthService) -> None:
     registered = {p.name for p in await auth.list_purposes()}
     for name, operations in DEMO_PURPOSES.items():
         if name not in registered:
-            await auth.add_purpose(name, sorted(operations))
+            await auth.add_purpose(
+                name, sorted(operations), needs_officer=name in OFFICER_PURPOSES
+            )
 
 
 async def seed_demo_clients(
@@ -184,7 +194,8 @@ async def seed_demo_clients(
 ) -> list[dict[str, object]]:
     """Register the demo purposes (those not registered yet) and every demo client (the
     agencies and the e-SSC app), or those of `only`; return `{client_id, client_secret, scopes,
-    purposes, purpose_operations, jurisdiction}` each."""
+    purposes, purpose_operations, officer_purposes, jurisdiction}` each (`officer_purposes`:
+    its purposes that need an officer's token and a case reference)."""
     await seed_demo_purposes(auth)
     seeded: list[dict[str, object]] = []
     for agency in (*DEMO_AGENCIES, ESSC_APP) if only is None else only:
@@ -201,6 +212,7 @@ async def seed_demo_clients(
                 "purpose_operations": {
                     p: sorted(DEMO_PURPOSES[p]) for p in sorted(agency.purposes)
                 },
+                "officer_purposes": sorted(agency.purposes & OFFICER_PURPOSES),
                 "jurisdiction": list(agency.jurisdiction),
             }
         )

@@ -7,7 +7,8 @@
 `hub.release`. In order:
 
 1. the token (`auth` identify: signature, expiry, client registered and enabled) → TokenClaims;
-2. the purpose of use: one the client is registered for (checked now, reported after
+2. the purpose of use: one the client is registered for, and for a purpose marked
+   `needs_officer` an officer's token and an `X-Case-Reference` (checked now, reported after
    revocation);
 3. the input: the door's payload, trusted documents, the GraphQL request's form, the door's
    own check (`vet`: a GET refuses a mutation);
@@ -41,7 +42,7 @@ from typing import Any, Literal
 import orjson
 from starlette.requests import ClientDisconnect
 
-from auth import AuthError, Principal, TokenClaims
+from auth import AuthError, Principal, TokenClaims, case_reference_of
 from auth.errors import PurposeRequired, Unavailable
 from auth.revocation import DATABASE_ERRORS
 from hub.accesses import access_event
@@ -165,6 +166,7 @@ class Caller:
     refused_client: str | None = None
     purpose: str | None = None
     operation: str | None = None  # what a refusal's record names when it has no operation
+    case_reference: str | None = None  # X-Case-Reference, once checked
     started: float = field(default_factory=time.perf_counter)
 
     def event(self, outcome: str, body: bytes, *, kind: Kind | None = None,
@@ -172,7 +174,7 @@ class Caller:
         return access_event(
             kind or self.kind, outcome, principal=self.principal, trace_id=self.trace_id,
             client_address=self.client_address, body=body, purpose=self.purpose,
-            client_id=self.refused_client, **fields,
+            client_id=self.refused_client, case_reference=self.case_reference, **fields,
         )
 
     def observe(self, hub: Hub, outcome: str, root_fields: str, refusal: str | None) -> None:
@@ -237,12 +239,14 @@ async def admit(
     *,
     subscription: bool = False,
     vet: Callable[[GraphQLRequest], InputRefused | None] | None = None,
+    case: str | None = None,
 ) -> Admitted | Refusal:
     """Every check of the request path, in its order; sets `caller.principal` and `.purpose`
     as soon as they are known (so that a refusal names them). `read`: the door's payload
     (raises `InputRefused`); for a refused purpose, read only to name its subjects. `vet`: the
     door's own input check of the request (a GET refuses a mutation), an input refusal like
-    `read`'s."""
+    `read`'s. `case`: the `X-Case-Reference` header, checked with the purpose (an officer's
+    purpose needs it)."""
     trace_id = caller.trace_id
     try:
         claims = await hub.auth.identify(authorization)
@@ -253,6 +257,7 @@ async def admit(
     purpose_refused: AuthError | None = None
     try:
         caller.purpose = hub.auth.purpose_of_use(claims, purpose)
+        caller.case_reference = case_reference_of(claims, caller.purpose, case)
     except AuthError as exc:
         purpose_refused = exc
     request: GraphQLRequest | Refusal | None

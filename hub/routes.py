@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from auth import PURPOSE_HEADER, AuthError
+from auth import CASE_HEADER, PURPOSE_HEADER, AuthError
 from auth.errors import Unavailable
 from hub.components import Hub
 from hub.events import events_post
@@ -101,7 +101,7 @@ async def _graphql(
 
     admitted = await admit(
         hub, caller, request.headers.get("authorization"), request.headers.get(PURPOSE_HEADER),
-        acceptable, vet=vet,
+        acceptable, vet=vet, case=request.headers.get(CASE_HEADER),
     )
     if caller.principal is not None:
         bind_request(trace_id, caller.principal.client_id)
@@ -123,6 +123,7 @@ async def _graphql(
                 jurisdiction=principal.jurisdiction,
                 permits=view,
                 known=view.all_hits(),
+                person=principal.actor if principal.actor_kind == "SUBJECT" else None,
             )
         # Never the variables: they carry identity numbers.
         span.update_name(f"graphql {outcome.operation_name or 'anonymous'}")

@@ -2,7 +2,9 @@
 
 `accessLog` (audit:read) sees everything, embargoed clients included. `subjectAccessLog`
 (audit:subject) is the data tracker: who looked at one person's data, when and why, with
-records of embargoed clients hidden until their embargo date.
+records of embargoed clients hidden until their embargo date. The person behind an access
+(`actor`, `actorKind`) and the case an officer named (`caseReference`) are the auditor's
+(audit:read), and answer null in the data tracker whoever asks.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ class AccessLogFilter:
     operation: str | None = None
     outcome: AccessOutcome | None = None
     trace_id: str | None = None
+    actor: str | None = None
+    actor_kind: str | None = None
+    case_reference: str | None = None
     from_: dt.datetime | None = strawberry.field(default=None, name="from")
     to: dt.datetime | None = None
 
@@ -62,10 +67,17 @@ class AccessEvent:
     response_sha256: str | None
     prev_hash: str
     hash: str
+    actor: str | None = None
+    actor_kind: str | None = None
+    case_reference: str | None = None
 
     @classmethod
-    def of(cls, r: AuditRecord) -> AccessEvent:
+    def of(cls, r: AuditRecord, *, subject_view: bool = False) -> AccessEvent:
+        people = {} if subject_view else {
+            "actor": r.actor, "actor_kind": r.actor_kind, "case_reference": r.case_reference,
+        }
         return cls(
+            **people,
             id=strawberry.ID(r.id),
             seq=r.seq,
             time=r.time,
@@ -106,9 +118,9 @@ class AccessEventConnection:
     page_info: PageInfo
 
     @classmethod
-    def of(cls, page: AuditPage) -> AccessEventConnection:
+    def of(cls, page: AuditPage, *, subject_view: bool = False) -> AccessEventConnection:
         edges = [
-            AccessEventEdge(cursor=c, node=AccessEvent.of(r))
+            AccessEventEdge(cursor=c, node=AccessEvent.of(r, subject_view=subject_view))
             for r, c in zip(page.records, page.cursors, strict=True)
         ]
         info = PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor)
@@ -126,6 +138,9 @@ def _audit_filter(where: AccessLogFilter | None) -> AuditFilter:
         operation=where.operation,
         outcome=where.outcome.value if where.outcome else None,
         trace_id=where.trace_id,
+        actor=where.actor,
+        actor_kind=where.actor_kind,
+        case_reference=where.case_reference,
         time_from=where.from_,
         time_to=where.to,
     )
@@ -148,4 +163,4 @@ async def access_page(
         )
     except AuditQueryError as exc:
         raise BadUserInput(str(exc)) from None
-    return AccessEventConnection.of(page)
+    return AccessEventConnection.of(page, subject_view=subject_view)

@@ -27,6 +27,9 @@ class HubContext:
     # The caller's jurisdiction when this request's rows are bound (`schema.rows`); None when
     # nothing it selects is (a national client, or only national fields selected).
     rows: RowGuard | None = None
+    # The person a SUBJECT token names (a foreigner, through the e-SSC app): whose own data
+    # `myAccessLog` answers; None for everyone else.
+    person: str | None = None
 
     @classmethod
     def for_request(
@@ -38,6 +41,7 @@ class HubContext:
         rows: RowGuard | None = None,
         *,
         jurisdiction: tuple[str, ...] = (),
+        person: str | None = None,
     ) -> HubContext:
         """`known`: permits already read for this request; its permit loader starts with them
         (and they count as read, for the audit record)."""
@@ -50,4 +54,5 @@ class HubContext:
             loaders=loaders, sources=sources, today=today, touched=touched, audit=audit,
             jurisdiction=jurisdiction,
             rows=rows,
+            person=person,
         )

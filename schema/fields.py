@@ -170,6 +170,13 @@ FIELDS: Final[Mapping[str, Field]] = {
         cost=_CONNECTOR,
         list_size=SizedBy("first", 50),
     ),
+    # A person's own data tracker (the e-SSC app): their identifiers only, agency/time/purpose.
+    "Query.myAccessLog": Field(
+        "self:read",
+        _args("self:read", first=None, after=None),
+        cost=_CONNECTOR,
+        list_size=SizedBy("first", 50),
+    ),
     # Writes are bound too: the write workflows check the permit's, SSN's or card's region.
     "Mutation.registerEnrollment": Field(
         "enrollment:write", _args("enrollment:write", input=None), binding=ROW
@@ -199,12 +206,18 @@ FIELDS: Final[Mapping[str, Field]] = {
     "AccessEventConnection.edges": Field(INHERIT, list_size=1),  # by the connection's `first`
     **_plain(INHERIT, "AccessEventEdge", "cursor node"),
     **_plain(INHERIT, "PageInfo", "hasNextPage endCursor"),
+    **_plain(INHERIT, "MyAccessLog", "endCursor hasNextPage"),
+    "MyAccessLog.entries": Field(INHERIT, list_size=1),  # by the query's `first`
+    **_plain(INHERIT, "MyAccess", "time agency purpose"),
     **_plain(
         INHERIT,
         "AccessEvent",
         "id seq time kind clientId agency purpose operation documentHash fields subjects denied "
         "outcome errorCodes traceId clientAddress responseSha256 prevHash hash",
     ),
+    # Who stood behind an access (an officer's id, the case they named): an auditor's, never
+    # the data tracker's (a person learns which agency looked, not which officer).
+    **_plain("audit:read", "AccessEvent", "actor actorKind caseReference"),
     # ---- a permit (its readers mirror the resolvers in `schema.types`)
     "WorkPermit.number": Field(_VALIDITY, read=lambda p, a, t: p.number),
     "WorkPermit.status": Field(_VALIDITY, read=lambda p, a, t: p.status),

@@ -223,6 +223,7 @@ class GraphQLService:
         jurisdiction: tuple[str, ...],
         permits: PermitSource | None = None,
         known: Mapping[str, Permit] | None = None,
+        person: str | None = None,
     ) -> GraphQLOutcome:
         """Run an admitted request (once its cost is charged: see `admit`).
 
@@ -230,7 +231,8 @@ class GraphQLService:
         fields bound to it (`schema.rows`). `permits`: this request's view of the permit
         source, if the caller has one (the HTTP route's, primed with the cache entries it read
         with the shared checks); `known`: the permits it has already read in full, which the
-        resolvers then get at once.
+        resolvers then get at once. `person`: the person a SUBJECT token names (whose own
+        data `myAccessLog` answers).
         """
         operation = admission.operation
         bind = admission.bound and not national(jurisdiction)
@@ -243,7 +245,8 @@ class GraphQLService:
             sources = self._sources if permits is None else replace(self._sources, permits=permits)
             rows = RowGuard(jurisdiction) if bind else None
             context = HubContext.for_request(
-                sources, today, self._audit, known, rows, jurisdiction=jurisdiction
+                sources, today, self._audit, known, rows, jurisdiction=jurisdiction,
+                person=person,
             )
             result = await self._execute(admission.prepared, request, context)
             outcome = self._outcome(admission.prepared, None, result, context, trace_id)

@@ -17,6 +17,7 @@ from infra.regions import region_of_permit, region_of_ssn
 from schema.access_log import AccessEventConnection, AccessLogFilter, access_page
 from schema.batching import load_all
 from schema.links import prefetch
+from schema.my_access_log import MyAccessLog, my_access_page
 from schema.qr import QrVerification, check_qr
 from schema.rows import (
     REFUSED,
@@ -105,6 +106,14 @@ class Query:
     ) -> AccessEventConnection:
         where = AccessLogFilter(subject=subject)
         return await access_page(info, where, first, after, subject_view=True)
+
+    @strawberry.field(
+        description="The caller's own data tracker (a person's token): agency, time, purpose."
+    )
+    async def my_access_log(
+        self, info: Ctx, first: int = 50, after: str | None = None
+    ) -> MyAccessLog:
+        return await my_access_page(info, first, after)
 
 
 def _named(info: Ctx, permit_number: strawberry.ID | None, ssn: strawberry.ID | None) -> None:

@@ -24,9 +24,10 @@ from graphql import GraphQLError, parse
 from opentelemetry.sdk.trace.export import SpanExporter
 from sqlalchemy import event
 
+from auth import AuthService
 from hub.app import create_app
 from hub.components import Hub
-from hub.demo_clients import DEMO_AGENCIES, DEMO_PURPOSES, seed_demo_clients
+from hub.demo_clients import DEMO_AGENCIES, DEMO_PURPOSES, OFFICER_PURPOSES, seed_demo_clients
 from hub.settings import Settings
 from infra.kv import KeyValue
 from schema.purposes import root_fields
@@ -54,13 +55,27 @@ def si_agency_of(permit_number: str) -> str:
 def purpose_for(client_id: str, query: str) -> str:
     """The purpose a demo agency would send with `query`: the first of its purposes (sorted)
     that covers the root fields the query runs; its first if none does, or if the query is not
-    GraphQL (a test of something else then meets that refusal, as it would)."""
-    names = sorted(next(a for a in DEMO_AGENCIES if a.client_id == client_id).purposes)
+    GraphQL (a test of something else then meets that refusal, as it would). A purpose that
+    needs an officer is never picked: a client's own token is refused for it."""
+    own = next(a for a in DEMO_AGENCIES if a.client_id == client_id).purposes
+    names = sorted(own - OFFICER_PURPOSES) or sorted(own)
     try:
         runs = root_fields(parse(query), None)
     except GraphQLError:
         return names[0]
     return next((name for name in names if runs <= DEMO_PURPOSES[name]), names[0])
+
+
+CASE_REVIEW = "case-review"
+
+
+async def give_case_review(auth: AuthService, client_id: str = "exit-entry-wuhan") -> str:
+    """Register a purpose covering what `investigation` covers but needing no officer, and give
+    it to `client_id`: for tests of purposes and refusal order that are not about officers."""
+    await auth.add_purpose(CASE_REVIEW, sorted(DEMO_PURPOSES["investigation"]))
+    client = await auth.get_client(client_id)
+    await auth.set_purposes(client_id, [*client.purposes, CASE_REVIEW])
+    return CASE_REVIEW
 
 
 @pytest.fixture

@@ -41,6 +41,9 @@ CAPS: dict[str, int] = {
     "trace_id": 64,
     "client_address": 64,
     "response_sha256": 64,
+    "actor": 128,
+    "actor_kind": 16,
+    "case_reference": 64,
 }
 # Characters per item of a list-valued field (`subjects` is the key of the subject index).
 ITEM_CAPS: dict[str, int] = {"fields": 256, "subjects": 64, "denied": 256, "error_codes": 64}

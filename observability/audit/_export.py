@@ -26,7 +26,7 @@ _LISTS = ("fields", "subjects", "denied", "error_codes")
 _COLUMNS = (
     "seq", "id", "time", "kind", "outcome", "client_id", "agency", "purpose", "operation",
     "document_hash", *_LISTS, "trace_id", "client_address", "response_sha256",
-    "embargoed_until", "prev_hash", "hash",
+    "embargoed_until", "actor", "actor_kind", "case_reference", "prev_hash", "hash",
 )
 
 

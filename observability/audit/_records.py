@@ -45,6 +45,9 @@ Kind = Literal["graphql", "token", "admin", "audit_read", "event", "subscription
 
 GENESIS_HASH = "0" * 64
 _LIST_FIELDS = ("fields", "subjects", "denied", "error_codes")
+# Who stood behind a request, when anyone did (an exchanged token's person, its kind, and the
+# case an officer named). Added after the first records were written: see `content`.
+_PERSON_FIELDS = ("actor", "actor_kind", "case_reference")
 _TEXT_CAPS = tuple(CAPS.items())
 _ITEM_CAPS = tuple(ITEM_CAPS.items())
 
@@ -69,6 +72,9 @@ class AuditEvent:
     client_address: str | None = None
     response_sha256: str | None = None
     embargoed_until: date | None = None
+    actor: str | None = None
+    actor_kind: str | None = None
+    case_reference: str | None = None
 
     def __post_init__(self) -> None:
         if self.time.tzinfo is None:
@@ -114,10 +120,19 @@ class AuditRecord:
     embargoed_until: date | None
     prev_hash: str = field(default=GENESIS_HASH)
     hash: str = field(default="")
+    actor: str | None = None
+    actor_kind: str | None = None
+    case_reference: str | None = None
 
     def content(self) -> dict[str, Any]:
-        """The hashed part: every field but `prev_hash` and `hash`, in JSON types."""
+        """The hashed part: every field but `prev_hash` and `hash`, in JSON types.
+
+        The person fields (`_PERSON_FIELDS`) are in it only when set: records written before
+        they existed hash exactly as they did, and a record that names a person cannot have
+        that name removed or changed without breaking its hash."""
+        person = {name: getattr(self, name) for name in _PERSON_FIELDS}
         return {
+            **{name: value for name, value in person.items() if value is not None},
             "seq": self.seq,
             "id": self.id,
             "time": format_time(self.time),
@@ -187,6 +202,9 @@ def chained(event: AuditEvent, seq: int, record_id: str, prev_hash: str) -> Audi
         response_sha256=event.response_sha256,
         embargoed_until=event.embargoed_until,
         prev_hash=prev_hash,
+        actor=event.actor,
+        actor_kind=event.actor_kind,
+        case_reference=event.case_reference,
     )
     # Frozen for everyone else; built once rather than copied to add the hash.
     object.__setattr__(record, "hash", recomputed_hash(record))
@@ -231,8 +249,15 @@ def record_from_json(value: Mapping[str, Any]) -> AuditRecord:
         embargoed_until=date.fromisoformat(embargo) if embargo else None,
         prev_hash=str(value["prev_hash"]),
         hash=str(value["hash"]),
+        actor=_text_or_none(value.get("actor")),
+        actor_kind=_text_or_none(value.get("actor_kind")),
+        case_reference=_text_or_none(value.get("case_reference")),
         **lists,
     )
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def record_from_row(row: RowMapping) -> AuditRecord:
@@ -255,6 +280,9 @@ def record_from_row(row: RowMapping) -> AuditRecord:
         embargoed_until=row["embargoed_until"],
         prev_hash=row["prev_hash"],
         hash=row["hash"],
+        actor=row["actor"],
+        actor_kind=row["actor_kind"],
+        case_reference=row["case_reference"],
         **lists,
     )
 

@@ -28,15 +28,20 @@ MAX_PAGE = 500
 
 @dataclass(frozen=True)
 class AuditFilter:
-    """All set fields must match; `time_from` is inclusive, `time_to` exclusive."""
+    """All set fields must match; `time_from` is inclusive, `time_to` exclusive. `any_subject`:
+    records naming at least one of these (one person's identifiers: the data tracker)."""
 
     subject: str | None = None
+    any_subject: tuple[str, ...] | None = None
     client_id: str | None = None
     agency: str | None = None
     purpose: str | None = None
     operation: str | None = None
     outcome: Outcome | None = None
     trace_id: str | None = None
+    actor: str | None = None
+    actor_kind: str | None = None
+    case_reference: str | None = None
     time_from: datetime | None = None
     time_to: datetime | None = None
 
@@ -70,6 +75,8 @@ def _filtered(query: Select[tuple[object, ...]], where: AuditFilter) -> Select[t
     equal = {
         "client_id": where.client_id, "agency": where.agency, "purpose": where.purpose,
         "operation": where.operation, "outcome": where.outcome, "trace_id": where.trace_id,
+        "actor": where.actor, "actor_kind": where.actor_kind,
+        "case_reference": where.case_reference,
     }
     for name, value in equal.items():
         if value is not None:
@@ -78,6 +85,9 @@ def _filtered(query: Select[tuple[object, ...]], where: AuditFilter) -> Select[t
         query = query.join(subjects, subjects.c.seq == records.c.seq).where(
             subjects.c.subject == where.subject
         )
+    if where.any_subject is not None:
+        named = select(subjects.c.seq).where(subjects.c.subject.in_(where.any_subject))
+        query = query.where(records.c.seq.in_(named))
     if where.time_from is not None:
         query = query.where(records.c.time >= _utc(where.time_from))
     if where.time_to is not None:
@@ -89,9 +99,11 @@ def _unstorable(where: AuditFilter) -> bool:
     """Does a filter name a text no record can hold? (A NUL: PostgreSQL refuses the query.)"""
     texts = (
         where.subject, where.client_id, where.agency, where.purpose, where.operation,
-        where.trace_id,
+        where.trace_id, where.actor, where.actor_kind, where.case_reference,
     )
-    return any(text is not None and "\x00" in text for text in texts)
+    return any(text is not None and "\x00" in text for text in texts) or any(
+        "\x00" in text for text in where.any_subject or ()
+    )
 
 
 def _utc(value: datetime) -> datetime:

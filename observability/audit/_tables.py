@@ -52,7 +52,12 @@ records = Table(
     Column("embargoed_until", Date, nullable=True),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # Who stood behind the request (migration 0010_actor); null on records before it.
+    Column("actor", String(128), nullable=True),
+    Column("actor_kind", String(16), nullable=True),
+    Column("case_reference", String(64), nullable=True),
     Index("ix_audit_records_time", "time"),
+    Index("ix_audit_records_actor_seq", "actor", "seq"),
     Index("ix_audit_records_client_seq", "client_id", "seq"),
     Index("ix_audit_records_trace_id", "trace_id"),
 )

@@ -117,7 +117,7 @@ async def test_an_officer_gets_a_short_token_naming_them_and_their_agency(scene:
         "/graphql",
         json={"query": VALIDITY, "variables": {"n": _wuhan_valid_permit(scene)}},
         headers={"Authorization": f"Bearer {body['access_token']}",
-                 "X-Purpose-Of-Use": "investigation"},
+                 "X-Purpose-Of-Use": "investigation", "X-Case-Reference": "WH-2026-0001"},
     )
     assert answer.status_code == 200, answer.text
     assert answer.json()["data"]["permit"]["isValid"] is True

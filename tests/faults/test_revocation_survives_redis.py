@@ -43,6 +43,7 @@ needs_redis_server = pytest.mark.skipif(
 )
 
 QUERY = "query($n: ID!) { permit(number: $n) { status } }"
+CHECK = "residence-permit-check"  # a purpose covering QUERY that needs no officer
 
 
 def _free_port() -> int:
@@ -203,8 +204,8 @@ async def test_revocations_and_disables_survive_a_flushed_and_a_restarted_redis(
             good, revoked = await token("exit-entry-wuhan"), await token("exit-entry-wuhan")
             disabled = await token("ssc-card-center-hubei")
             cases = [
-                (good, "investigation", 200),
-                (revoked, "investigation", 401),
+                (good, CHECK, 200),
+                (revoked, CHECK, 401),
                 (disabled, "card-issuance", 401),
             ]
             for url in urls:  # every token works, and is cached as verified, on both
@@ -231,7 +232,7 @@ async def test_revocations_and_disables_survive_a_flushed_and_a_restarted_redis(
             await redis_server.flushall()
             flushed = await statuses()
             await redis_server.stop()
-            down = await hubs.ask(urls[0], good, "investigation")
+            down = await hubs.ask(urls[0], good, CHECK)
             await redis_server.start()  # empty: no persistence
             restarted = await statuses()
 
@@ -266,7 +267,7 @@ async def test_a_revocation_made_while_redis_does_not_answer_is_done_and_reaches
             token = (await http.post(urls[0] + "/oauth/token", data=form, auth=auth)).json()
             hubs = Instances(urls, http, simulators.dataset.samples["valid_permit"])
             for url in urls:
-                assert (await hubs.ask(url, token["access_token"], "investigation")).is_success
+                assert (await hubs.ask(url, token["access_token"], CHECK)).is_success
             pauser = redis_async.Redis.from_url(redis_server.url)
             try:
                 await pauser.execute_command("CLIENT", "PAUSE", "4000", "ALL")
@@ -279,7 +280,7 @@ async def test_a_revocation_made_while_redis_does_not_answer_is_done_and_reaches
             final: dict[str, list[int]] = {url: [] for url in urls}
             for _ in range(50):  # the rewrite follows within about a second
                 for url in urls:
-                    final[url] = await hubs.settled(url, token["access_token"], "investigation")
+                    final[url] = await hubs.settled(url, token["access_token"], CHECK)
                 if all(answers[-1] == 401 for answers in final.values()):
                     break
                 await asyncio.sleep(0.2)
@@ -318,7 +319,7 @@ async def test_a_revocation_survives_a_fresh_store(
                 assert revoked.status_code == 200
             hubs = Instances(["http://127.0.0.1:8000"], http, permit)
             answers.append([
-                (await hubs.ask(hubs.urls[0], t, "investigation")).status_code for t in tokens
+                (await hubs.ask(hubs.urls[0], t, CHECK)).status_code for t in tokens
             ])
         await _drop_prefix(f"{prefix}{run}:")
 

@@ -23,7 +23,7 @@ from connectors.card_lifecycle import TRANSITIONS, is_live
 from connectors.identifiers import make_permit_number, make_ssn
 from connectors.records import CardKind, CardStatus
 from observability.audit import AuditFilter
-from tests.conftest import HubClient, Simulators, _drop_prefix
+from tests.conftest import CASE_REVIEW, HubClient, Simulators, _drop_prefix, give_case_review
 from tests.hub.test_cards import _card_requests, _pools
 from tests.hub.test_events import SUBSCRIBE, _live_hub, _message, _open
 
@@ -282,8 +282,9 @@ async def test_a_subscription_outside_its_purpose_is_refused_and_audited(
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     try:
         async with _live_hub(simulators, database_url, tmp_path, prefix) as live:
-            # investigation covers permits, people and cards, not a feed of permit changes
-            ws = await _open(live, "exit-entry-wuhan", purpose="investigation")
+            # a case review covers permits, people and cards, not a feed of permit changes
+            review = await give_case_review(live.hub.auth)
+            ws = await _open(live, "exit-entry-wuhan", purpose=review)
             try:
                 assert (await _message(ws))["type"] == "connection_ack"
                 payload = {"query": SUBSCRIBE, "variables": {"n": [NAMED_PERMIT]}}
@@ -311,7 +312,7 @@ async def test_a_subscription_outside_its_purpose_is_refused_and_audited(
     assert admitted == {"type": "pong"}
     denied = [r for r in page.records if r.outcome == "DENIED"]
     assert [(r.kind, r.purpose, r.error_codes) for r in denied] == [
-        ("subscription", "investigation", ("PURPOSE_NOT_ALLOWED",))
+        ("subscription", CASE_REVIEW, ("PURPOSE_NOT_ALLOWED",))
     ]
 
 

@@ -17,13 +17,15 @@ import redis.asyncio as redis_async
 
 from infra.counters import RateLimit
 from observability.audit import AuditFilter
-from tests.conftest import HubClient, Simulators, open_hub
+from tests.conftest import HubClient, Simulators, give_case_review, open_hub
 from tests.services import REDIS_URL
 
 CLIENT = "exit-entry-wuhan"
 STATUS = "query Status($n: ID!) { permit(number: $n) { number status } }"
 HOLDER = "query Holder($n: ID!) { permit(number: $n) { holder { name } } }"  # not its scope
-QR = '{ verifyPermitQr(payload: "x") { valid } }'  # its scope, not its purpose investigation
+# Its scope, not the purpose of a case review (`give_case_review`: investigation's operations,
+# no officer needed: officers are tests/hub/test_people.py's).
+QR = '{ verifyPermitQr(payload: "x") { valid } }'
 
 
 async def _revoke(client: HubClient) -> str:
@@ -67,6 +69,7 @@ async def test_a_client_over_its_rate_hears_so_before_anything_about_its_input(
     async with open_hub(simulators, database_url, tmp_path, rate_limit_per_minute=2) as client:
         # One window for the whole test (it once crossed into the next between requests).
         hub = client.hub
+        review = await give_case_review(hub.auth)
         hub.rate_limit = RateLimit(hub.kv, hub.settings.rate_limit_per_minute, clock=lambda: 605.0)
         # 6 requests span at most two one-minute windows: at most 4 are within the rate.
         answers = [await client.graphql(CLIENT, STATUS, {"n": number}) for _ in range(6)]
@@ -74,7 +77,7 @@ async def test_a_client_over_its_rate_hears_so_before_anything_about_its_input(
         before = await simulators.upstream_calls()
         bad_input = await client.graphql(CLIENT, "{ permit(", None)
         forbidden = await client.graphql(CLIENT, HOLDER, {"n": number})
-        outside = await client.graphql(CLIENT, QR, None, purpose="investigation")
+        outside = await client.graphql(CLIENT, QR, None, purpose=review)
         other = await client.graphql("si-agency-wuhan", "{ permit(", None)
         assert await simulators.upstream_calls() == before
     for response in (bad_input, forbidden, outside):
@@ -91,9 +94,10 @@ async def test_a_request_is_held_to_its_scopes_then_to_its_purpose_then_to_its_a
     """Field policy (what the client may ever read) before the purpose's operations (what this
     request is for), and those before the argument checks; a document that is not GraphQL is
     refused as input before any of them."""
+    review = await give_case_review(hub.hub.auth)
     before = await simulators.upstream_calls()
     answers = {
-        name: await hub.graphql(CLIENT, query, None, purpose="investigation")
+        name: await hub.graphql(CLIENT, query, None, purpose=review)
         for name, query in {
             "not GraphQL": '{ verifyPermitQr(payload: "x") { valid }',
             "outside scopes and purpose": '{ verifyPermitQr(payload: "x") { valid } '

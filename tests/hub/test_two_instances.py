@@ -98,7 +98,9 @@ async def test_two_hub_processes_write_one_verifiable_chain(
                     auth=("exit-entry-wuhan", secrets["exit-entry-wuhan"]),
                 )
             ).json()["access_token"]
-            headers = {"authorization": f"Bearer {token}", "x-purpose-of-use": "investigation"}
+            headers = {
+                "authorization": f"Bearer {token}", "x-purpose-of-use": "residence-permit-check"
+            }
             numbers = sorted(simulators.dataset.permits)[:100]
             query = "query($n: ID!) { permit(number: $n) { status } }"
             responses = await asyncio.gather(

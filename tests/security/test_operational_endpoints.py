@@ -84,7 +84,9 @@ async def test_metrics_are_refused_to_an_address_outside_the_operations_list(
         agency = await callers.token("exit-entry-wuhan", secrets["exit-entry-wuhan"])
         await callers.remote.post(
             "/graphql", json={"query": "{ __typename }"},
-            headers={"authorization": f"Bearer {agency}", "x-purpose-of-use": "investigation"},
+            headers={
+                "authorization": f"Bearer {agency}", "x-purpose-of-use": "residence-permit-check"
+            },
         )
         anonymous = await callers.remote.get("/metrics")
         forwarded = await callers.remote.get("/metrics", headers={"x-forwarded-for": "127.0.0.1"})

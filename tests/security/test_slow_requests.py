@@ -75,7 +75,7 @@ async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bytes:
 def _request(served: Served, body: bytes, length: int | None = None) -> bytes:
     head = (
         "POST /graphql HTTP/1.1\r\nHost: hub\r\nContent-Type: application/json\r\n"
-        f"Authorization: Bearer {served.token}\r\nX-Purpose-Of-Use: investigation\r\n"
+        f"Authorization: Bearer {served.token}\r\nX-Purpose-Of-Use: residence-permit-check\r\n"
         f"Content-Length: {len(body) if length is None else length}\r\n\r\n"
     )
     return head.encode() + body

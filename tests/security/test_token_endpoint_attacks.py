@@ -61,7 +61,7 @@ class Scene:
         answer = await self.agency.post(
             "/graphql", json={"query": "{ __typename }"},
             headers={"Authorization": f"Bearer {response.json()['access_token']}",
-                     "X-Purpose-Of-Use": "investigation"},
+                     "X-Purpose-Of-Use": "residence-permit-check"},
         )
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"data": {"__typename": "Query"}}
@@ -242,7 +242,7 @@ async def test_a_client_id_with_a_nul_or_odd_characters_is_invalid_client(scene:
 async def test_a_client_assertion_without_iat_cannot_live_for_a_year(scene: Scene) -> None:
     key = ECKey.generate_key("P-256", {"kid": "agency-1", "alg": "ES256"}, private=True)
     await scene.hub.auth.add_client(
-        "key-agency", "Key Agency", ["permit:validity"], ["investigation"],
+        "key-agency", "Key Agency", ["permit:validity"], ["residence-permit-check"],
         public_key=key.as_dict(private=False),
     )
     now = int(time.time())
@@ -285,7 +285,7 @@ async def test_revoking_another_clients_token_looks_like_revoking_junk(scene: Sc
     assert dict(foreign.headers) == dict(junk.headers)
     answer = await scene.agency.post(
         "/graphql", json={"query": "{ __typename }"},
-        headers={"Authorization": f"Bearer {token}", "X-Purpose-Of-Use": "investigation"},
+        headers={"Authorization": f"Bearer {token}", "X-Purpose-Of-Use": "residence-permit-check"},
     )
     assert answer.status_code == 200  # not revoked
     assert await scene.audited("token_revoked") == []
