@@ -81,7 +81,7 @@ async def test_entity_fields_outside_the_scopes_are_refused(
       ... on Enrollment { ssn status } } }"""
     response = await hub.graphql(
         WUHAN, query, {"r": [{"__typename": "Enrollment", "ssn": ssn}]},
-        purpose="investigation",
+        purpose="residence-permit-check",  # the scope refusal comes before the purpose's
     )
     assert response.status_code == 403
     assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
