@@ -149,6 +149,19 @@ async def _subscribe_wms_to(simulators: Simulators, *hubs: LiveHub) -> None:
 
 
 @asynccontextmanager
+async def _own_live_hub(
+    simulators: Simulators, database_url: str, tmp_path: Path
+) -> AsyncIterator[LiveHub]:
+    """A live hub on its own Redis prefix, dropped afterwards (no WMS pushes to it)."""
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    try:
+        async with _live_hub(simulators, database_url, tmp_path, prefix) as hub:
+            yield hub
+    finally:
+        await _drop_prefix(prefix)
+
+
+@asynccontextmanager
 async def _pushed_to(
     simulators: Simulators, database_url: str, tmp_path: Path, **overrides: Any
 ) -> AsyncIterator[LiveHub]:

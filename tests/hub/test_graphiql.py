@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,8 +21,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from hub.graphiql import CSP, FOLDER
-from tests.conftest import HubClient, Simulators, _drop_prefix
-from tests.hub.test_events import LiveHub, _live_hub
+from tests.conftest import HubClient, Simulators
+from tests.hub.test_events import LiveHub, _own_live_hub
 
 LOCK = json.loads((FOLDER / "lock.json").read_text())
 CLIENT = "exit-entry-wuhan"
@@ -94,12 +93,8 @@ def _chromium() -> str:
 async def live(
     simulators: Simulators, database_url: str, tmp_path: Path
 ) -> AsyncIterator[LiveHub]:
-    prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    try:
-        async with _live_hub(simulators, database_url, tmp_path, prefix) as hub:
-            yield hub
-    finally:
-        await _drop_prefix(prefix)
+    async with _own_live_hub(simulators, database_url, tmp_path) as hub:
+        yield hub
 
 
 async def _set_editor(page: object, selector: str, text: str) -> None:

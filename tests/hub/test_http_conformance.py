@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,9 @@ import orjson
 import pytest
 
 from connectors.records import PermitMedium
-from tests.conftest import Simulators, _drop_prefix
+from tests.conftest import Simulators
 from tests.hub.npm_clients import node_clients
-from tests.hub.test_events import LiveHub, _change, _live_hub, _pushed_to
+from tests.hub.test_events import LiveHub, _change, _own_live_hub, _pushed_to
 
 CLIENT = "exit-entry-wuhan"
 PURPOSE = "residence-permit-check"
@@ -39,12 +38,8 @@ DECLINED = {
 async def live(
     simulators: Simulators, database_url: str, tmp_path: Path
 ) -> AsyncIterator[LiveHub]:
-    prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    try:
-        async with _live_hub(simulators, database_url, tmp_path, prefix) as hub:
-            yield hub
-    finally:
-        await _drop_prefix(prefix)
+    async with _own_live_hub(simulators, database_url, tmp_path) as hub:
+        yield hub
 
 
 async def _node(live: LiveHub, script: str, *args: str) -> Any:
