@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Coroutine
 from typing import Any
-from urllib.parse import parse_qsl
 
 import anyio
 import anyio.from_thread
@@ -61,6 +60,7 @@ from auth.exchange import (
 )
 from auth.scopes import PERSON_SCOPES, SCOPES
 from auth.tokens import HubTokenGenerator, TokenSubject, VerifiedToken
+from infra import forms
 
 __all__ = [
     "AUTH_METHODS", "BadCredentials", "Bridge", "OAuthClient", "OAuthServer", "TokenRequest"
@@ -453,28 +453,9 @@ def _printable(scope: str) -> str:
     return text + ("…" if len(scope) > 64 else "")
 
 
-class BadForm(Exception):
-    """The request body is not a small, well-formed form without repeated parameters."""
-
-
 async def read_form(request: Request) -> dict[str, str]:
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != (
-        "application/x-www-form-urlencoded"
-    ):
-        raise BadForm("content type must be application/x-www-form-urlencoded")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > _MAX_FORM_BYTES:
-            raise BadForm("request body too large")
-    try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=32)
-    except (UnicodeDecodeError, ValueError):
-        raise BadForm("malformed form body") from None
-    form = dict(pairs)
-    if len(form) != len(pairs):
-        raise BadForm("repeated parameter")
-    return form
+    """An OAuth endpoint's form (RFC 6749 section 3.2: urlencoded, each parameter once)."""
+    return await forms.read_form(request, max_bytes=_MAX_FORM_BYTES, max_fields=32)
 
 
 def oauth_response(status: int, body: Any, headers: list[tuple[str, str]]) -> Response:

@@ -54,7 +54,6 @@ from auth.revocation import DATABASE_ERRORS, Denylist
 from auth.scopes import PERSON_SCOPES
 from auth.server import (
     AUTH_METHODS,
-    BadForm,
     Bridge,
     OAuthClient,
     OAuthServer,
@@ -67,6 +66,7 @@ from auth.server import (
 )
 from auth.tokens import HubTokenGenerator, TokenVerifier, VerifiedToken
 from auth.webhook_targets import WebhookTargets
+from infra.forms import BadForm
 from infra.kv import KeyValue, KeyValueUnavailable
 
 __all__ = ["AuthService", "SecretExchange"]

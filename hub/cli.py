@@ -100,7 +100,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
     run_simulator(
         args.kind, args.host, args.port, Path(args.data_dir), args.seed, args.foreigners, None,
-        serve_app,
+        serve_app, args.today,
     )
     return 0
 
@@ -686,6 +686,9 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=2025, help="seed of the synthetic data")
     simulate.add_argument("--foreigners", type=int, default=5000,
                           help="how many synthetic foreigners")
+    simulate.add_argument("--today", type=_day, default=None, metavar="YYYY-MM-DD",
+                          help="the date the synthetic data is made as of (default: today); two "
+                               "simulators given the same seed, size and date hold the same data")
     simulate.set_defaults(run=_simulate)
 
     schema = commands.add_parser("schema", help="schema tools")
@@ -837,6 +840,14 @@ def _keys_parser(commands: _Commands) -> None:
     listing = sub.add_parser("list", help="the published keys: which one signs, how old each is")
     listing.add_argument("--jwks", action="store_true", help="print the public JWKS instead")
     listing.set_defaults(run=_admin(_keys_list))
+
+
+def _day(text: str) -> dt.date:
+    """A date given as an option, YYYY-MM-DD."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _seq(text: str) -> int:

@@ -8,6 +8,7 @@ environment itself: the CLI passes everything in.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal
@@ -58,10 +59,12 @@ def run_simulator(
     foreigners: int,
     agency_urls: dict[str, str] | None,
     serve: Serve,
+    today: dt.date | None = None,
 ) -> None:
-    """Generate the synthetic data and serve the `kind` source system on host:port."""
+    """Generate the synthetic data (as of `today`, default the current date) and serve the
+    `kind` source system on host:port."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    dataset = generate(seed=seed, foreigners=foreigners)
+    dataset = generate(seed=seed, foreigners=foreigners, today=today)
     urls = agency_urls or default_agency_urls(data_dir)
     app = build_simulator_app(kind, dataset, data_dir, urls)
     if kind == "agency":

@@ -5,11 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, fields
 from typing import Any, cast, get_args
-from urllib.parse import parse_qsl
-
-from starlette.requests import Request
 
 from connectors.identifiers import InvalidIdentifier, validate_subject
+from infra.forms import BadForm, read_form
 from observability.audit import AuditFilter, Outcome
 
 __all__ = ["BadForm", "LogFilter", "read_form", "timeline_view"]
@@ -19,31 +17,6 @@ OUTCOMES: tuple[str, ...] = get_args(Outcome)
 PAGE_SIZES = (25, 50, 100)
 #: Whether records name an actor (the person acting for a client) this hub's log can filter.
 HAS_ACTOR = "actor" in {f.name for f in fields(AuditFilter)}
-
-
-class BadForm(Exception):
-    """A form the console refuses; the message says why (shown on the page)."""
-
-
-async def read_form(request: Request, max_bytes: int) -> dict[str, str]:
-    """An urlencoded form of at most `max_bytes`, no repeated field."""
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != (
-        "application/x-www-form-urlencoded"
-    ):
-        raise BadForm("the form must be sent as application/x-www-form-urlencoded")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise BadForm(f"the form is larger than {max_bytes} bytes")
-    try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=40)
-    except (UnicodeDecodeError, ValueError):
-        raise BadForm("the form is malformed") from None
-    form = dict(pairs)
-    if len(form) != len(pairs):
-        raise BadForm("a field is repeated")
-    return form
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ SCOPE = "audit:read"
 _SIGN_IN_COOKIE = "hub_console_signin"  # the sign-in form's CSRF value (double submit)
 _FORM_BYTES = 16 * 1024
 _EVIDENCE_FORM_BYTES = 2 * 1024 * 1024
+_FORM_FIELDS = 40
 _TIMELINE_PAGES = 20  # at most 20 x 500 records drawn; the page says when there were more
 
 _templates = Environment(
@@ -183,7 +184,7 @@ async def _checked_post(
         await _audited(request, viewer, request.url.path, outcome="DENIED", error="CSRF")
         return _refused_post("This form did not come from the console.")
     try:
-        form = await read_form(request, max_bytes)
+        form = await read_form(request, max_bytes=max_bytes, max_fields=_FORM_FIELDS)
     except BadForm as exc:
         return _refused_post(str(exc), 400)
     if not hmac.compare_digest(form.get("csrf", ""), viewer.session.csrf):
@@ -226,7 +227,7 @@ async def sign_in(request: Request) -> Response:
     if not _same_origin(request):
         return _refused_post("This form did not come from the console.")
     try:
-        form = await read_form(request, _FORM_BYTES)
+        form = await read_form(request, max_bytes=_FORM_BYTES, max_fields=_FORM_FIELDS)
     except BadForm as exc:
         return _sign_in_page(request, 400, str(exc))
     cookie = request.cookies.get(_SIGN_IN_COOKIE, "")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import os
 import random
@@ -338,11 +339,15 @@ def _hub_env(
     return env
 
 
-async def _start_wms(stack: AsyncExitStack, tmp: Path, env: dict[str, str]) -> tuple[Child, str]:
-    """The WMS simulator as its own process, on the session dataset's seed and size."""
+async def _start_wms(
+    stack: AsyncExitStack, tmp: Path, env: dict[str, str], today: dt.date
+) -> tuple[Child, str]:
+    """The WMS simulator as its own process, on the session dataset's seed, size and date (a
+    run that crosses midnight would otherwise hold two different worlds)."""
     port = free_port()
     argv = [sys.executable, "-m", "hub", "simulate", "wms", "--port", str(port),
-            "--data-dir", str(tmp / "wms"), "--seed", "2025", "--foreigners", "1500"]
+            "--data-dir", str(tmp / "wms"), "--seed", "2025", "--foreigners", "1500",
+            "--today", today.isoformat()]
     child = Child("wms", argv, env, tmp / "wms.log")
     await child.start()
     stack.push_async_callback(child.stop)
@@ -364,7 +369,7 @@ async def open_fault_stack(simulators: Simulators, tmp: Path) -> AsyncIterator[F
         }
         seeding = asyncio.ensure_future(seed_agency_databases(dataset, agency_urls))
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-        wms, wms_url = await _start_wms(stack, tmp, base_env)
+        wms, wms_url = await _start_wms(stack, tmp, base_env, dataset.today)
         await seeding
         redis = PrivateRedis(tmp)
         await redis.start()
