@@ -10,6 +10,11 @@ still applies to it. A new address of that client is refused while its id is thr
 When the store cannot be reached the throttle is not applied (the hub keeps issuing tokens, as
 it did before the throttle existed); the bound on concurrent hashing still holds.
 
+Unlike the request rate (`infra.counters`, counted in each process and reconciled later), these
+counts are read and written in the store on every attempt: guesses spread over N instances
+should meet one exact count, not N counts that each lag a sync behind, and the round trip is
+small next to the secret check it guards (argon2, about 0.2 s), off the GraphQL hot path.
+
 Never: store a client id, an address or a secret in a key (keys carry digests).
 """
 
@@ -83,7 +88,7 @@ class FailureThrottle:
         ttl = 2 * counters.WINDOW_SECONDS
         counts = [Count(address_key, 1, ttl)] + ([Count(client_key, 1, ttl)] if client_id else [])
         with contextlib.suppress(KeyValueUnavailable):
-            await self._kv.read_and_count([], counts)
+            await self._kv.incr_many(counts)
 
     async def succeeded(self, client_id: str, address: str) -> None:
         """`client_id` authenticated from `address`: exempt it from that id's count."""

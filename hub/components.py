@@ -28,7 +28,7 @@ from hub.live_cards import SqlLiveCardRegister
 from hub.settings import Settings
 from hub.webhooks import WebhookWorker
 from hub.wiring import Core, open_core
-from infra.counters import CostBudget, RateLimit
+from infra.counters import CostBudget, Counters, RateLimit
 from infra.kv import KeyValue
 from observability.audit import AuditLog
 from observability.metrics import HubMetrics
@@ -58,6 +58,7 @@ class Hub(Core):
     bus: EventBus
     webhooks: WebhookWorker
     rate_limit: RateLimit
+    counters: Counters  # the rate's and the budget's, reconciled with the other instances
     tracer_provider: TracerProvider
     tracer: Tracer
     _readiness_check: asyncio.Future[dict[str, bool | str]] | None = field(
@@ -90,6 +91,8 @@ class Hub(Core):
         claims = SqlEnrollmentClaims(core.engine, stale_after(settings.upstream_timeout_seconds))
         graphql = _graphql_service(settings, sources, claims, bus, core)
         metrics = _metrics(core.audit, sources)
+        counters = Counters(kv, settings.counter_sync_interval)
+        counters.start()
         return cls(
             settings=settings,
             engine=core.engine,
@@ -103,10 +106,11 @@ class Hub(Core):
             cards=sources.cards,
             graphql=graphql,
             metrics=metrics,
-            cost_budget=CostBudget(kv, settings.cost_budget_per_minute),
+            cost_budget=CostBudget(counters, settings.cost_budget_per_minute),
             bus=bus,
             webhooks=webhooks,
-            rate_limit=RateLimit(kv, settings.rate_limit_per_minute),
+            rate_limit=RateLimit(counters, settings.rate_limit_per_minute),
+            counters=counters,
             tracer_provider=provider,
             tracer=tracer,
         )
@@ -153,6 +157,7 @@ class Hub(Core):
         return True
 
     async def close(self) -> None:
+        await self.counters.close()  # sends what is left, before the store closes
         self.tracer_provider.shutdown()  # flushes the spans still queued
         await self.webhooks.close()
         await self.bus.close()

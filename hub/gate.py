@@ -14,9 +14,10 @@
    own check (`vet`: a GET refuses a mutation);
 4. the GraphQL stage's checks (`schema.pipeline`: parse and validation, limits, field policy,
    the root fields against those the purpose covers, arguments) → cost;
-5. ONE shared-store round trip: revocation and client disable, the request rate, the cost
-   budget, and the permit cache entries the request names; the revocation judge turns the
-   claims into a `Principal`.
+5. ONE shared-store round trip: revocation and client disable, and the permit cache entries
+   the request names; the revocation judge turns the claims into a `Principal`. The request
+   rate and the cost budget are counted in this process and decided at once
+   (`infra.counters`: reconciled with the other instances in the background).
 
 Refusals are reported in the order of the request path whatever was learnt first: revoked,
 purpose (PURPOSE_REQUIRED), rate, input, policy (FORBIDDEN, with the query limits before it),
@@ -379,33 +380,31 @@ class _Shared:
 async def _shared(
     hub: Hub, claims: TokenClaims, *, rate: bool, cost: int | None, reads: Sequence[str] = ()
 ) -> _Shared:
-    """Revocation, the request rate (if `rate`) and the cost budget (if a cost), one round trip.
+    """Revocation in one round trip, then the request rate (if `rate`) and the cost budget
+    (if a cost), counted in this process without waiting on the store.
 
     `reads`: more keys to read in that round trip (the request's permit cache entries).
 
     Revocation fails CLOSED when the store is down: 503 with Retry-After (the caller should
-    retry, not fetch a new token), audited, no data. The rate and the budget would fail open
-    (the static limits still hold, and refusing every request for want of a counter would turn
-    a cache outage into a hub outage), but they are read together, so a request never gets
-    that far without its revocation status.
+    retry, not fetch a new token), audited, no data. The rate and the budget never refuse for
+    want of the store: each process counts on its own meanwhile (`infra.counters`). A request
+    is counted once the store has answered, as when the counts went in the same round trip.
     """
     now = hub.rate_limit.clock()  # injected: tests pick their window rather than wait
-    counts = [hub.rate_limit.count(claims.client_id, 1, now)] if rate else []
-    if cost is not None:
-        counts.append(hub.cost_budget.count(claims.client_id, cost, now))
     revocation = hub.auth.revocation_keys(claims)
     try:
-        values, spent = await hub.kv.read_and_count([*revocation, *reads], counts)
+        values, _ = await hub.kv.read_and_count([*revocation, *reads], [])
     except KeyValueUnavailable as exc:
         log.warning("shared store unavailable (%s); revocation unknown, request refused", exc)
         return _Shared(revoked=Unavailable("revocation status unavailable"))
+    rate_decision = hub.rate_limit.charge(claims.client_id, 1, now) if rate else None
+    cost_decision = (
+        hub.cost_budget.charge(claims.client_id, cost, now) if cost is not None else None
+    )
     try:
         principal = await hub.auth.judge_revocation(claims, values[: len(revocation)])
     except AuthError as exc:
         return _Shared(revoked=exc)
-    totals = iter(spent)
-    rate_decision = hub.rate_limit.decide(next(totals), now) if rate else None
-    cost_decision = hub.cost_budget.decide(next(totals), now) if cost is not None else None
     return _Shared(
         principal=principal,
         rate_retry_after=(

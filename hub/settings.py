@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     max_cost: int = 20_000
     cost_budget_per_minute: int = 200_000  # per client, shared through Redis (schema.limits)
     rate_limit_per_minute: int = 1200  # GraphQL requests per client, shared through Redis
+    # Seconds between two reconciliations of this process's rate and cost counts with Redis
+    # (infra.counters): how far the instances may together overshoot a limit (README.md).
+    counter_sync_interval: float = Field(default=0.1, gt=0)
 
     # Trusted documents (hub.documents): "enforce" runs only each client's registered ones.
     trusted_documents: Literal["allow", "enforce"] = "allow"

@@ -47,6 +47,9 @@ class KeyValue(Protocol):
     async def set_many(self, items: Mapping[str, bytes], ttl_seconds: float) -> None: ...
     async def delete(self, *keys: str) -> None: ...
     async def incr(self, key: str, amount: int = 1, ttl_seconds: float | None = None) -> int: ...
+    async def incr_many(
+        self, counts: Sequence[Count], reads: Sequence[str] = ()
+    ) -> tuple[list[int], list[bytes | None]]: ...
     async def read_and_count(
         self, reads: Sequence[str], counts: Sequence[Count]
     ) -> tuple[list[bytes | None], list[int]]: ...
@@ -107,6 +110,12 @@ class MemoryKeyValue:
             expires = self._clock() + ttl_seconds
         self._data[key] = (str(value).encode(), expires)
         return value
+
+    async def incr_many(
+        self, counts: Sequence[Count], reads: Sequence[str] = ()
+    ) -> tuple[list[int], list[bytes | None]]:
+        totals = [await self.incr(c.key, c.amount, c.ttl_seconds) for c in counts]
+        return totals, [self._live(k) for k in reads]
 
     async def read_and_count(
         self, reads: Sequence[str], counts: Sequence[Count]
@@ -257,6 +266,28 @@ class RedisKeyValue:
                 pipe.pexpire(full, int(ttl_seconds * 1000), nx=True)
             result = await pipe.execute()
         return int(result[0])
+
+    async def incr_many(
+        self, counts: Sequence[Count], reads: Sequence[str] = ()
+    ) -> tuple[list[int], list[bytes | None]]:
+        """INCRBY of each count and MGET of `reads`, in one MULTI/EXEC (one round trip).
+
+        The counts' new totals, then the values read: `infra.counters` sends what a process
+        counted and learns the totals of the others with it. Atomic, so a counter never exists
+        without its expiry.
+        """
+        if not counts and not reads:
+            return [], []
+        async with self._call(), self._redis.pipeline(transaction=True) as pipe:
+            for count in counts:
+                full = self._prefix + count.key
+                pipe.incrby(full, count.amount)
+                pipe.pexpire(full, max(1, int(count.ttl_seconds * 1000)), nx=True)
+            if reads:
+                pipe.mget([self._prefix + k for k in reads])
+            result = await pipe.execute()
+        totals = [int(v) for v in result[: 2 * len(counts) : 2]]
+        return totals, (list(result[-1]) if reads else [])
 
     async def read_and_count(
         self, reads: Sequence[str], counts: Sequence[Count]

@@ -144,14 +144,16 @@ async def database_outage(database_url: str) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
-async def private_redis() -> AsyncIterator[str]:
-    """A redis-server of this test's own on a free port (nothing saved), stopped afterwards."""
+async def private_redis(port: int | None = None) -> AsyncIterator[str]:
+    """A redis-server of this test's own on a free port, or on `port` (to start one again
+    where one was stopped): nothing saved, stopped afterwards."""
     import asyncio
     import socket
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    if port is None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
     process = await asyncio.create_subprocess_exec(
         "/usr/bin/redis-server", "--port", str(port), "--bind", "127.0.0.1",
         "--save", "", "--appendonly", "no",

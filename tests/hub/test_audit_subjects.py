@@ -134,7 +134,8 @@ async def test_a_request_over_the_rate_is_found_by_the_identifiers_it_named(
     query = "query($n: ID!) { permit(number: $n) { status } }"
     async with open_hub(simulators, database_url, tmp_path, rate_limit_per_minute=1) as client:
         hub = client.hub
-        hub.rate_limit = RateLimit(hub.kv, hub.settings.rate_limit_per_minute, clock=lambda: 605.0)
+        per_minute = hub.settings.rate_limit_per_minute
+        hub.rate_limit = RateLimit(hub.counters, per_minute, clock=lambda: 605.0)
         await client.graphql("exit-entry-wuhan", query, {"n": REFUSED_OTHER})
         over = await client.graphql("exit-entry-wuhan", query, {"n": REFUSED_PERMIT})
         assert over.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"

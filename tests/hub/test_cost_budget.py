@@ -1,4 +1,5 @@
-"""Issue 6 (item 3): a per-client query cost budget per minute, shared through Redis."""
+"""Issue 6 (item 3): a per-client query cost budget per minute, shared through Redis
+(counted in each process, reconciled in the background: tests/infra/test_counters.py)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ async def test_a_spent_budget_is_refused_with_retry_after_and_no_upstream_call(
     hub: HubClient, simulators: Simulators
 ) -> None:
     clock = _clear_of_a_window_boundary
-    hub.hub.cost_budget = CostBudget(hub.hub.kv, per_minute=40, clock=clock)
-    hub.hub.rate_limit = RateLimit(hub.hub.kv, hub.hub.settings.rate_limit_per_minute, clock=clock)
+    counters = hub.hub.counters
+    hub.hub.cost_budget = CostBudget(counters, per_minute=40, clock=clock)
+    hub.hub.rate_limit = RateLimit(counters, hub.hub.settings.rate_limit_per_minute, clock=clock)
     query = "query($n: ID!) { permit(number: $n) { status validUntil } }"
     variables = {"n": simulators.dataset.samples["valid_permit"]}
     statuses = []

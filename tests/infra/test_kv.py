@@ -48,6 +48,17 @@ async def test_read_and_count_reads_and_counts_in_one_call(
     assert await kv.read_and_count([], counts[:1]) == ([], [1])
 
 
+async def test_incr_many_counts_and_reads_in_one_call(kv: KeyValue, elapse: Elapse) -> None:
+    """What `infra.counters` sends each sync: its counts, and reads of the counters it holds."""
+    await kv.set("seen", b"yes")
+    counts = [Count("rate", 1, 0.05), Count("cost", 7, 0.05)]
+    assert await kv.incr_many(counts, ["seen", "unseen"]) == ([1, 7], [b"yes", None])
+    assert await kv.incr_many(counts) == ([2, 14], [])
+    assert await kv.incr_many([], ["rate"]) == ([], [b"2"])
+    await elapse(0.08)  # the counters expire with the TTL their first count gave them
+    assert await kv.incr_many(counts[:1]) == ([1], [])
+
+
 async def test_read_and_count_reads_thousands_of_keys(kv: KeyValue) -> None:
     """A document may name thousands of permits (two cache keys each); Lua's `unpack` alone
     stops at about 8,000 values."""
