@@ -70,10 +70,11 @@ Binding = Literal["national", "region-of-row"]
 NATIONAL: Final = "national"
 ROW: Final = "region-of-row"
 # The scopes whose fields are bound to the rows of the client's jurisdiction: every data scope
-# but `permit:validity`, and the writes (enforced by the write workflows).
+# but `permit:validity`, the writes (enforced by the write workflows), and `self:read` (a
+# person's own rows: their jurisdiction is themselves, `schema.person`).
 BOUND_SCOPES: Final = frozenset({
     "permit:holder", "permit:detail", "person:identity", "enrollment:read", "card:status",
-    "card:read", "enrollment:write", "card:write",
+    "card:read", "enrollment:write", "card:write", "self:read",
 })
 
 
@@ -196,9 +197,10 @@ _REGISTERED: Final[dict[str, Field]] = {
         _args(SELF_READ, first=None, after=None),
         cost=_CONNECTOR,
         list_size=SizedBy("first", 50),
+        binding=ROW,
     ),
     # The person's own holder record (reached through their permits), and the QR code of
-    # their current permit, signed by the WMS (`schema.person`).
+    # their current permit, signed by the WMS (`schema.person`): their own rows.
     "Query.me": Field(SELF_READ, cost=_CONNECTOR, binding=ROW),
     "Query.myPermitQr": Field(SELF_READ, cost=_CONNECTOR, binding=ROW),
     **_plain(INHERIT, "PermitQr", "payload permitNumber expiresAt"),
