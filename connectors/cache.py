@@ -208,6 +208,9 @@ class CachedPermitSource:
     async def qr_key(self, kid: str) -> Key | None:
         return await self._inner.qr_key(kid)
 
+    async def qr(self, number: str) -> str | None:
+        return await self._inner.qr(number)  # a fresh code each time: never cached
+
     async def ping(self) -> bool:
         return await self._inner.ping()
 
@@ -249,6 +252,9 @@ class PrimedPermits:
 
     async def qr_key(self, kid: str) -> Key | None:
         return await self._cache.qr_key(kid)
+
+    async def qr(self, number: str) -> str | None:
+        return await self._cache.qr(number)
 
     async def ping(self) -> bool:
         return await self._cache.ping()

@@ -1,5 +1,8 @@
 """Work Management System connector over its HTTP JSON API. Knows nothing of GraphQL.
 
+`qr` asks the WMS for a permit's QR code (the e-SSC app shows its holder's): the WMS signs it,
+the hub only passes it on, so `verifyPermitQr` checks it as any other.
+
 The public keys that sign the WMS's QR codes are cached in-process for `key_cache_seconds`;
 a kid not in the cache makes one fetch at once (at most every few seconds, so forged kids
 cannot turn into a flood of requests), which picks up the WMS's key rotation.
@@ -79,6 +82,23 @@ class HttpPermitSource:
         payload = await self._post("/foreigners/permits:batch", {"ids": list(holder_ids)})
         with map_http_errors(UPSTREAM):
             return {k: tuple(str(n) for n in v) for k, v in payload["permits"].items()}
+
+    async def qr(self, number: str) -> str | None:
+        """The QR code payload the WMS signs for permit `number` (a compact JWS), None if the
+        WMS does not know the permit. The WMS picks the code's lifetime."""
+
+        async def get() -> str | None:
+            with map_http_errors(UPSTREAM):
+                response = await self._client.get(f"{self._base}/permits/{number}/qr")
+                if response.status_code == 404:
+                    return None
+                response.raise_for_status()
+                payload = response.json()["payload"]
+                if not isinstance(payload, str):
+                    raise ValueError("payload")
+                return payload
+
+        return await self.guard.read(get)
 
     async def jwks(self) -> dict[str, Any]:
         async def get() -> dict[str, Any]:

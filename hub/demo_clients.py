@@ -20,6 +20,7 @@ __all__ = [
     "DEMO_IDENTITY_PROVIDERS",
     "DEMO_PURPOSES",
     "ESSC_APP",
+    "GROWN_PURPOSES",
     "OFFICER_PURPOSES",
     "DemoAgency",
     "DemoIdentityProvider",
@@ -55,9 +56,13 @@ DEMO_PURPOSES: dict[str, frozenset[str]] = {
         ("audit", "accessLog subjectAccessLog"),
         # The WMS publishes permit events (POST /events/permits); it runs no GraphQL at all.
         ("permit-change-notification", ""),
-        # The e-SSC app, for the foreigner it acts for: their own data tracker (the rest of
-        # their own rows is not open to `self:*` yet).
-        ("self-service", "myAccessLog"),
+        # The e-SSC app, for the foreigner it acts for: their own rows only (their permits,
+        # enrollment, cards, the QR code of their current permit, their permits' events) and
+        # their own data tracker.
+        (
+            "self-service",
+            "me permit permits enrollment cards myPermitQr permitStatusChanged myAccessLog",
+        ),
     )
 }
 
@@ -125,8 +130,8 @@ DEMO_AGENCIES: tuple[DemoAgency, ...] = (
 )
 
 
-# The person's own data tracker (`myAccessLog`) is open to `self:read`; their own rows are not
-# yet.
+# A foreigner's own rows and data tracker are open to `self:read` / `self:subscribe`
+# (`schema.person`); any other row is refused as outside the jurisdiction.
 ESSC_APP = _agency(
     "essc-app", "e-SSC App (foreigners' social security card)", "self:read self:subscribe",
     "self-service", "*",
@@ -178,15 +183,27 @@ async def register_demo_identity_providers(
 OFFICER_PURPOSES: frozenset[str] = frozenset({"investigation"})
 
 
+#: Demo purposes whose operations grew in a later version, with those they covered before: a
+#: demo database that still has exactly the old set gets the new one at its next start (one an
+#: operator changed is left alone).
+GROWN_PURPOSES: dict[str, tuple[frozenset[str], ...]] = {
+    "self-service": (frozenset({"myAccessLog"}),),
+}
+
+
 async def seed_demo_purposes(auth: AuthService) -> None:
     """Register the demo purposes not registered yet (a demo database made before purposes
-    covered operations gets them at its next start)."""
-    registered = {p.name for p in await auth.list_purposes()}
+    covered operations gets them at its next start), and grow those of `GROWN_PURPOSES`
+    still registered as a former version left them."""
+    registered = {p.name: p for p in await auth.list_purposes()}
     for name, operations in DEMO_PURPOSES.items():
-        if name not in registered:
+        found = registered.get(name)
+        if found is None:
             await auth.add_purpose(
                 name, sorted(operations), needs_officer=name in OFFICER_PURPOSES
             )
+        elif found.operations in GROWN_PURPOSES.get(name, ()):
+            await auth.set_purpose_operations(name, sorted(operations))
 
 
 async def seed_demo_clients(

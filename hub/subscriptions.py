@@ -1,7 +1,7 @@
 """GraphQL subscriptions over WebSocket, `graphql-transport-ws` protocol (enisdenjo/graphql-ws).
 
     client                                   hub
-    connection_init {payload: {Authorization, X-Purpose-Of-Use}}
+    connection_init {payload: {Authorization, X-Purpose-Of-Use, X-Case-Reference}}
                                              connection_ack   (or close 4403, audited)
     subscribe {id, payload: {query | documentId, ...}}
                                              the POST path's admission, each time: token,
@@ -22,11 +22,17 @@ never a way around a refusal (docs/architecture.md). A connection holds at most
 pings are answered, a few of them: a subscribe then closes 4401, anything else 4400, too
 many messages 4429, no `connection_init` within 10 s 4408.
 
-The bearer token and purpose may also come as headers of the upgrade request (a browser
-cannot set them, so the `connection_init` payload is the usual place). The token is checked
-again before every event: a revoked or expired token ends the connection with 4401, a scope
-or purpose that no longer allows the subscription with 4403, so a long-lived socket never
-outlives its authorization; when the revocation status cannot be read
+The bearer token, purpose and case reference may also come as headers of the upgrade request (a
+browser cannot set them, so the `connection_init` payload is the usual place). A purpose marked
+`needs_officer` (the demo's `investigation`) needs an officer's token and an
+`X-Case-Reference`, as on POST /graphql: checked at `connection_init` with the purpose (close
+4403, audited with OFFICER_REQUIRED or CASE_REFERENCE_REQUIRED) and again at each `subscribe`;
+the case is recorded in the audit record of the subscription and of each of its events. A
+person's token (the e-SSC app, `self:subscribe`) hears only their own permits' events.
+
+The token is checked again before every event: a revoked or expired token ends the connection
+with 4401, a scope or purpose that no longer allows the subscription with 4403, so a
+long-lived socket never outlives its authorization; when the revocation status cannot be read
 (Redis or the hub database down) the connection ends with 1013, "try again later". No audit,
 no data: an event whose audit record cannot be written is not sent, and the subscription ends
 with an INTERNAL error.
@@ -45,7 +51,7 @@ import orjson
 from graphql import ExecutionResult
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from auth import PURPOSE_HEADER, AuthError, TokenClaims
+from auth import CASE_HEADER, PURPOSE_HEADER, AuthError, TokenClaims, case_reference_of
 from auth.errors import Unavailable
 from hub.components import Hub
 from hub.gate import STATUS, Caller, InputRefused, Refusal, admit
@@ -54,6 +60,7 @@ from hub.transport import trace_id_of
 from observability.audit import AuditEvent, AuditUnavailable
 from schema import GraphQLOutcome
 from schema.pipeline import Subscription
+from schema.policy import allowed
 
 __all__ = ["PROTOCOL", "graphql_ws"]
 
@@ -89,6 +96,8 @@ class _Connection:
         self.token: str | None = None
         self.purpose_header: str | None = None
         self.purpose: str | None = None
+        self.case_header: str | None = None
+        self.case_reference: str | None = None
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.send_lock = asyncio.Lock()
 
@@ -127,16 +136,18 @@ class _Connection:
         headers = self.ws.headers
         authorization = _header(payload, "authorization") or headers.get("authorization")
         purpose = _header(payload, PURPOSE_HEADER) or headers.get(PURPOSE_HEADER)
+        case = _header(payload, CASE_HEADER) or headers.get(CASE_HEADER)
         try:
             self.principal = await self.hub.auth.authenticate(authorization)
             self.purpose = self.hub.auth.purpose_of_use(self.principal, purpose)
+            self.case_reference = case_reference_of(self.principal, self.purpose, case)
         except Unavailable as exc:
             await self.audit_refusal(exc.code, "ERROR")
             raise _Close(TRY_AGAIN_LATER, "try again later") from None
         except AuthError as exc:
             await self.audit_refusal(exc.code, "DENIED")
             raise _Close(4403, "forbidden") from None
-        self.token, self.purpose_header = authorization, purpose
+        self.token, self.purpose_header, self.case_header = authorization, purpose, case
         await self.send({"type": "connection_ack"})
 
     async def until_init(self) -> dict[str, Any]:
@@ -206,16 +217,19 @@ class _Connection:
         told, and audited)."""
         admitted = await admit(
             self.hub, caller, self.token, self.purpose_header, lambda: self.room(payload),
-            subscription=True,
+            subscription=True, case=self.case_header,
         )
         # Its scopes and purposes as the registry has them now, for the records of its events.
         self.principal, self.purpose = caller.principal, caller.purpose
+        self.case_reference = caller.case_reference
         if isinstance(admitted, Refusal):
             await self.refuse(op_id, admitted, caller)
             return None
         assert admitted.admission is not None  # introspection is refused over WebSocket
+        principal = admitted.principal
         started = await self.hub.graphql.subscribe(
-            admitted.admission, admitted.request, trace_id=self.trace_id, today=dt.date.today()
+            admitted.admission, admitted.request, trace_id=self.trace_id, today=dt.date.today(),
+            person=principal.actor if principal.actor_kind == "SUBJECT" else None,
         )
         if isinstance(started, GraphQLOutcome):  # the resolver failed before its first event
             await self.refuse(op_id, _failed(started), caller)
@@ -269,9 +283,9 @@ class _Connection:
             raise _Close(TRY_AGAIN_LATER, "try again later") from None
         except AuthError:
             raise _Close(4401, "the token expired or was revoked") from None
-        if "events:subscribe" not in principal.scopes:
-            raise _Close(4403, "forbidden")
         runs = {f.partition(".")[2] for f in subscription.fields if f.startswith("Subscription.")}
+        if not all(allowed("Subscription", name, principal.scopes) for name in runs):
+            raise _Close(4403, "forbidden")
         purpose = self.purpose
         if purpose not in principal.purposes or not runs <= principal.operations_of(purpose):
             raise _Close(4403, "forbidden")
@@ -329,7 +343,7 @@ class _Connection:
         client = self.ws.client
         return Caller(
             "subscription", self.trace_id, client.host if client else None, self.principal,
-            self.purpose, operation="subscribe",
+            self.purpose, operation="subscribe", case_reference=self.case_reference,
         )
 
     def event(self, outcome: str, body: bytes, **fields: Any) -> AuditEvent:
@@ -344,13 +358,16 @@ class _Connection:
 
 
 def _failed(outcome: GraphQLOutcome) -> Refusal:
-    """A subscription whose resolver failed before its first event, as a refusal."""
+    """A subscription whose resolver failed before its first event, as a refusal: DENIED
+    with the refused subjects when it named rows outside the jurisdiction (`schema.rows`)."""
     errors = tuple(outcome.body.get("errors") or ())
     code = outcome.error_codes[0] if outcome.error_codes else "INTERNAL"
     return Refusal(
-        STATUS.get(code, 500), code, errors[0]["message"] if errors else "", "ERROR", errors,
+        STATUS.get(code, 500), code, errors[0]["message"] if errors else "",
+        "DENIED" if outcome.outcome == "DENIED" else "ERROR", errors,
         error_codes=tuple(outcome.error_codes), document_hash=outcome.document_hash,
-        operation_name=outcome.operation_name,
+        operation_name=outcome.operation_name, subjects=tuple(outcome.subjects),
+        denied=tuple(outcome.denied),
     )
 
 

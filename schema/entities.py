@@ -126,6 +126,6 @@ def check_entities(
                 )
         for type_name in sorted(types & ENTITY_ROOTS.keys()):
             root = entry("Query", ENTITY_ROOTS[type_name][1])
-            if root is None or root.scope not in scopes:
+            if root is None or not root.opened_by(scopes):
                 denied.append(f"{use.path}<{type_name}>")
     return tuple(dict.fromkeys(denied))

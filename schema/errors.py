@@ -5,6 +5,7 @@
     ├── Forbidden               FORBIDDEN        (with the denied field paths)
     ├── PurposeNotAllowed       PURPOSE_NOT_ALLOWED (the root fields the purpose does not cover)
     ├── QueryTooComplex         QUERY_TOO_COMPLEX
+    ├── NotFound                NOT_FOUND
     └── Conflict                CONFLICT
 
 Errors of the layers below are mapped in `_CODES`: a workflow's `WorkflowRejected` is
@@ -35,6 +36,7 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "HubError",
+    "NotFound",
     "PurposeNotAllowed",
     "QueryTooComplex",
     "code_for",
@@ -71,6 +73,10 @@ class RateLimited(HubError):
 
 class Conflict(HubError):
     code = "CONFLICT"
+
+
+class NotFound(HubError):
+    code = "NOT_FOUND"
 
 
 _CODES: tuple[tuple[type[BaseException], str], ...] = (

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
 from connectors.identifiers import (
@@ -37,6 +37,8 @@ __all__ = [
     "FIELDS",
     "INHERIT",
     "INPUT_IDENTIFIERS",
+    "SELF_READ",
+    "SELF_SUBSCRIBE",
     "Argument",
     "Binding",
     "Field",
@@ -68,11 +70,19 @@ Binding = Literal["national", "region-of-row"]
 NATIONAL: Final = "national"
 ROW: Final = "region-of-row"
 # The scopes whose fields are bound to the rows of the client's jurisdiction: every data scope
-# but `permit:validity`, and the writes (enforced by the write workflows).
+# but `permit:validity`, the writes (enforced by the write workflows), and `self:read` (a
+# person's own rows: their jurisdiction is themselves, `schema.person`).
 BOUND_SCOPES: Final = frozenset({
     "permit:holder", "permit:detail", "person:identity", "enrollment:read", "card:status",
-    "card:read", "enrollment:write", "card:write",
+    "card:read", "enrollment:write", "card:write", "self:read",
 })
+
+
+# A person's own token (a foreigner through the e-SSC app, `schema.person`): these scopes open
+# only the fields marked with them (`Field.person`), and only for that person's own rows: for
+# such a token every row is bound and covered when it is the person's (`schema.rows`).
+SELF_READ: Final = "self:read"
+SELF_SUBSCRIBE: Final = "self:subscribe"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +112,17 @@ class Field:
     read: Reader | None = None  # answers the field from its parent's record in a compiled plan
     one_of: tuple[str, ...] = ()  # exactly one of these arguments must be given
     binding: Binding = "national"
+    # The person's scope that also opens this field and its arguments (`SELF_READ`,
+    # `SELF_SUBSCRIBE`), for the person's own rows only; None: the field's scope alone.
+    person: str | None = None
+
+    def opened_by(self, scopes: frozenset[str]) -> bool:
+        """Whether a caller with `scopes` may select this field (its arguments likewise)."""
+        return (
+            self.scope == INHERIT
+            or self.scope in scopes
+            or (self.person is not None and self.person in scopes)
+        )
 
 
 def _plain(
@@ -119,7 +140,7 @@ _VALIDITY = "permit:validity"
 _PERMITS = Argument(_VALIDITY, validate_permit_number, names_permits=True)
 _CONNECTOR = CONNECTOR_FIELD_COST
 
-FIELDS: Final[Mapping[str, Field]] = {
+_REGISTERED: Final[dict[str, Field]] = {
     # ---- roots
     "Query.permit": Field(_VALIDITY, {"number": _PERMITS}, cost=_CONNECTOR),
     "Query.permits": Field(
@@ -172,11 +193,17 @@ FIELDS: Final[Mapping[str, Field]] = {
     ),
     # A person's own data tracker (the e-SSC app): their identifiers only, agency/time/purpose.
     "Query.myAccessLog": Field(
-        "self:read",
-        _args("self:read", first=None, after=None),
+        SELF_READ,
+        _args(SELF_READ, first=None, after=None),
         cost=_CONNECTOR,
         list_size=SizedBy("first", 50),
+        binding=ROW,
     ),
+    # The person's own holder record (reached through their permits), and the QR code of
+    # their current permit, signed by the WMS (`schema.person`): their own rows.
+    "Query.me": Field(SELF_READ, cost=_CONNECTOR, binding=ROW),
+    "Query.myPermitQr": Field(SELF_READ, cost=_CONNECTOR, binding=ROW),
+    **_plain(INHERIT, "PermitQr", "payload permitNumber expiresAt"),
     # Writes are bound too: the write workflows check the permit's, SSN's or card's region.
     "Mutation.registerEnrollment": Field(
         "enrollment:write", _args("enrollment:write", input=None), binding=ROW
@@ -281,6 +308,40 @@ FIELDS: Final[Mapping[str, Field]] = {
     "Region.name": Field(INHERIT, read=lambda code, a, t: REGIONS.get(code)),
     **_plain(INHERIT, "PermitEvent", "permitNumber kind at status detail"),
     **_plain(INHERIT, "CardStatusChange", "status at reason"),
+}
+
+# What a person's own token opens (README, "A foreigner's own rows"): their permits' validity,
+# holder (id, name, nationality: never the passport number, birth date or gender), details and
+# history, their enrollments and cards (status, not the card number nor its channel), and the
+# links between them. Nothing of an access record, no mutation. Each row they reach is
+# checked to be theirs (`schema.rows`), so these open fields, not other people's rows.
+def _each(type_name: str, names: str) -> list[str]:
+    return [f"{type_name}.{name}" for name in names.split()]
+
+
+_OPENED_TO_SELF: Final[Mapping[str, str]] = {
+    **{
+        key: SELF_READ
+        for key in (
+            *_each("Query", "permit permits enrollment cards"),
+            *_each(
+                "WorkPermit",
+                "number status validFrom validUntil isValid medium holder employer category "
+                "position workLocation history enrollment cards",
+            ),
+            *_each("Foreigner", "id name nationality permits enrollments"),
+            *_each("Employer", "creditCode name region"),
+            *_each("Enrollment", "ssn permitNumber region status enrolledOn permit cards"),
+            *_each("SocialSecurityCard", "kind status issuedOn region"),
+        )
+    },
+    "Subscription.permitStatusChanged": SELF_SUBSCRIBE,
+}
+assert _OPENED_TO_SELF.keys() <= _REGISTERED.keys(), "a person's field names no field"
+
+FIELDS: Final[Mapping[str, Field]] = {
+    key: replace(f, person=_OPENED_TO_SELF[key]) if key in _OPENED_TO_SELF else f
+    for key, f in _REGISTERED.items()
 }
 
 # "InputType.field" -> validator, for identifiers inside input objects. Their scope is that of

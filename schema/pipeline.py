@@ -27,6 +27,7 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues
 
+from connectors.errors import ConnectorError
 from connectors.records import Permit
 from connectors.sources import PermitSource
 from observability.audit import AuditLog
@@ -46,6 +47,7 @@ from schema.errors import (
 from schema.limits import Limits, QueryLimits
 from schema.loaders import Sources, note_permits
 from schema.named import named_subjects
+from schema.person import person_guard
 from schema.plans import PlanCache
 from schema.policy import PolicyCache, filtered_schema
 from schema.purposes import PurposeCheck
@@ -231,19 +233,29 @@ class GraphQLService:
         fields bound to it (`schema.rows`). `permits`: this request's view of the permit
         source, if the caller has one (the HTTP route's, primed with the cache entries it read
         with the shared checks); `known`: the permits it has already read in full, which the
-        resolvers then get at once. `person`: the person a SUBJECT token names (whose own
-        data `myAccessLog` answers).
+        resolvers then get at once. `person`: the person a SUBJECT token names: every row of
+        their request is bound to them alone (`schema.person`), whatever the jurisdiction.
         """
         operation = admission.operation
         bind = admission.bound and not national(jurisdiction)
         planned = (
-            self._planned(admission, today, known, jurisdiction, bind, trace_id) if known else None
+            self._planned(admission, today, known, jurisdiction, bind, trace_id)
+            if known and person is None
+            else None
         )
         if planned is not None:
             outcome = planned
         else:
             sources = self._sources if permits is None else replace(self._sources, permits=permits)
             rows = RowGuard(jurisdiction) if bind else None
+            if person is not None:
+                guarded = await _person_guard(sources, person)
+                if isinstance(guarded, ExecutionResult):
+                    outcome = _outcome_of(admission.prepared, None, guarded, trace_id, [], set())
+                    outcome.operation_name = _name_of(operation)
+                    return outcome
+                rows = guarded
+                jurisdiction = ()  # no region is a person's: a write would cover nothing
             context = HubContext.for_request(
                 sources, today, self._audit, known, rows, jurisdiction=jurisdiction,
                 person=person,
@@ -295,12 +307,22 @@ class GraphQLService:
         *,
         trace_id: str,
         today: dt.date,
+        person: str | None = None,
     ) -> Subscription | GraphQLOutcome:
         """The stream of results of a subscription `admit(..., subscription=True)` admitted
-        (and whose cost is charged); an outcome if its resolver failed before its first event."""
+        (and whose cost is charged); an outcome if its resolver failed before its first event.
+        `person`: as for `execute` (their own permits' events only)."""
         prepared, operation = admitted.prepared, admitted.operation
         assert prepared.document is not None
-        context = HubContext.for_request(self._sources, today, self._audit)
+        rows: RowGuard | None = None
+        if person is not None:
+            guarded = await _person_guard(self._sources, person)
+            if isinstance(guarded, ExecutionResult):
+                return _outcome_of(prepared, _name_of(operation), guarded, trace_id, [], set())
+            rows = guarded
+        context = HubContext.for_request(
+            self._sources, today, self._audit, rows=rows, person=person
+        )
         started = subscribe(
             self._graphql_schema,
             prepared.document,
@@ -493,6 +515,15 @@ class GraphQLService:
             prepared, operation_name, result, trace_id, subjects, context.touched.item_errors,
             writes_refused=context.touched.only_refused,
         )
+
+
+async def _person_guard(sources: Sources, person: str) -> RowGuard | ExecutionResult:
+    """The person's guard, or the result to answer when a source system could not say which
+    rows are theirs (UPSTREAM_*, nothing released: never a refusal of their own rows)."""
+    try:
+        return await person_guard(sources, person)
+    except ConnectorError as exc:
+        return ExecutionResult(None, [GraphQLError(str(exc), original_error=exc)])
 
 
 def _outcome_of(

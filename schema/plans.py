@@ -45,7 +45,6 @@ from graphql import (
 from graphql.execution.values import VariableValues, get_argument_values
 
 from connectors.records import Permit
-from infra.regions import region_of_permit
 from schema.document import PreparedDocument
 from schema.fields import FIELDS, Reader, entry
 from schema.rows import OutOfJurisdiction, RowGuard, permit_triggers
@@ -143,7 +142,7 @@ def _bound_root(
     executor's refusal at its path (`schema.rows`), and is never looked up."""
 
     def one(number: object, path: list[str | int]) -> dict[str, Any] | None:
-        if not rows.covers(region_of_permit(str(number))):
+        if not rows.covers_permit(str(number)):
             rows.refused.add(str(number))
             errors.append(located_error(OutOfJurisdiction(), [root.node], path))
             return None

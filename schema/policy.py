@@ -65,7 +65,7 @@ ARGUMENT_SCOPES: Mapping[tuple[str, str, str], str] = MappingProxyType(
 
 def allowed(type_name: str, field: str, scopes: frozenset[str]) -> bool:
     found = entry(type_name, field)
-    return found is not None and (found.scope == INHERIT or found.scope in scopes)
+    return found is not None and found.opened_by(scopes)
 
 
 def arguments_allowed(
@@ -74,9 +74,13 @@ def arguments_allowed(
     """Every argument named has a registry entry within `scopes` (deny by default)."""
     found = entry(type_name, field)
     declared = found.arguments if found is not None else {}
+    # A person's scope opens the arguments of the fields it opens (their own rows only).
+    opened = found is not None and found.person is not None and found.person in scopes
     for name in arguments:
         argument = declared.get(name)
-        if argument is None or (argument.scope != INHERIT and argument.scope not in scopes):
+        if argument is None or not (
+            opened or argument.scope == INHERIT or argument.scope in scopes
+        ):
             return False
     return True
 

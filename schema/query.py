@@ -4,7 +4,8 @@ Each root field notes the identifiers it was asked about as the request's subjec
 not: asking whether a person has cards is an access to that person, whatever the answer.
 
 Each refuses a row whose identifier names a region outside the caller's jurisdiction before
-loading it, when the document selects a bound field of it (`schema.rows`).
+loading it, when the document selects a bound field of it (`schema.rows`); for a person's
+token (the e-SSC app), each row that is not the person's own, whatever is selected.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from schema.access_log import AccessEventConnection, AccessLogFilter, access_pag
 from schema.batching import load_all
 from schema.links import prefetch
 from schema.my_access_log import MyAccessLog, my_access_page
+from schema.person import PermitQr, me, my_permit_qr
 from schema.qr import QrVerification, check_qr
 from schema.rows import (
     REFUSED,
@@ -114,6 +116,20 @@ class Query:
         self, info: Ctx, first: int = 50, after: str | None = None
     ) -> MyAccessLog:
         return await my_access_page(info, first, after)
+
+    @strawberry.field(
+        description="The caller's own holder record (a person's token); through it, their "
+        "permits and enrollments."
+    )
+    async def me(self, info: Ctx) -> Foreigner | None:
+        return await me(info)
+
+    @strawberry.field(
+        description="The QR code of the caller's current permit (a person's token), signed by "
+        "the WMS; NOT_FOUND when no permit of theirs is valid today."
+    )
+    async def my_permit_qr(self, info: Ctx) -> PermitQr | None:
+        return await my_permit_qr(info)
 
 
 def _named(info: Ctx, permit_number: strawberry.ID | None, ssn: strawberry.ID | None) -> None:

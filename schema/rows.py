@@ -1,5 +1,11 @@
 """Row binding: a bound field of a row outside the caller's jurisdiction is refused.
 
+A jurisdiction is one of two kinds (`RowGuard`): an agency's regions (a row is covered when
+the regions cover its region) or a person's own rows (a foreigner's token through the e-SSC
+app, `self:read`: a row is covered when it is theirs, by the permit numbers and SSNs the
+guard holds). Everything below is the same for both: where a row is refused, how, what the
+audit record says.
+
 The field registry (`schema.fields`) gives each field its binding; this module enforces it for
 reads. A row's region (`infra.regions`): a permit's is its number's first six digits, an
 enrollment's its SSN's, a card's its `region`; a foreigner is part of the row it was reached
@@ -23,10 +29,14 @@ A permit is a row whose validity is national: only the selection of one of its o
 fields (holder, employer, details, history) binds it, so a checkpoint checks any permit's
 validity. Enrollments and cards have no national field: reaching one at all binds it.
 
+For a person every row is bound, a permit's validity included (a foreigner does not check
+other people's permits): `binds_everything` makes each check below act whatever is selected.
+
 Cost: nothing of this runs for a national client, nor for a document that selects no bound
 field (`PolicyDecision.bound`, computed once per document and scope set): those run on
 graphql-core's own executor with `HubContext.rows` None. Otherwise the checks are per row,
-never per field.
+never per field. A person's request always runs on `RowBoundExecutor`, with the person's
+identifiers read once before execution (`schema.person`).
 """
 
 from __future__ import annotations
@@ -118,13 +128,45 @@ def national(jurisdiction: Iterable[str]) -> bool:
 
 @dataclass(slots=True)
 class RowGuard:
-    """One request's jurisdiction, and the subjects it refused (for the audit record)."""
+    """One request's jurisdiction, and the subjects it refused (for the audit record).
+
+    Region mode (`person` None): the client's region prefixes. Person mode: the person's own
+    permit numbers and SSNs (`own`); no region is covered as such, only their rows."""
 
     jurisdiction: tuple[str, ...]
     refused: set[str] = field(default_factory=set)
+    person: str | None = None
+    own: frozenset[str] = frozenset()  # the person's permit numbers and SSNs
+    own_permits: tuple[str, ...] = ()  # the permit numbers alone, sorted
+
+    @classmethod
+    def of_person(cls, person: str, permits: Iterable[str], ssns: Iterable[str]) -> RowGuard:
+        numbers = tuple(sorted(set(permits)))
+        return cls((), person=person, own=frozenset((*numbers, *ssns)), own_permits=numbers)
+
+    @property
+    def binds_everything(self) -> bool:
+        """Every row is bound, whatever of it is selected (a person's guard)."""
+        return self.person is not None
 
     def covers(self, region: str) -> bool:
+        return self.person is None and covers(self.jurisdiction, region)
+
+    def covers_permit(self, number: str) -> bool:
+        if self.person is not None:
+            return number in self.own
+        return covers(self.jurisdiction, region_of_permit(number))
+
+    def covers_subject(self, subject: str, region: str) -> bool:
+        """A row named by `subject` (a permit number or an SSN) of `region`."""
+        if self.person is not None:
+            return subject in self.own
         return covers(self.jurisdiction, region)
+
+    def covers_row(self, row: RowType, record: Any) -> bool:
+        if self.person is not None:
+            return row.subject(record) in self.own
+        return covers(self.jurisdiction, row.region(record))
 
 
 class _Refused:
@@ -152,8 +194,10 @@ def refuses_permits(info: Info[Any, Any], numbers: Iterable[str]) -> set[str]:
     guard = _guard(info)
     if guard is None:
         return set()
-    outside = {n for n in numbers if not guard.covers(region_of_permit(n))}
-    if not outside or not selected(info, "WorkPermit", permit_triggers()):
+    outside = {n for n in numbers if not guard.covers_permit(n)}
+    if not outside or (
+        not guard.binds_everything and not selected(info, "WorkPermit", permit_triggers())
+    ):
         return set()
     guard.refused.update(outside)
     return outside
@@ -162,9 +206,10 @@ def refuses_permits(info: Info[Any, Any], numbers: Iterable[str]) -> set[str]:
 def refuses_agency(info: Info[Any, Any], region: str, permit: str) -> bool:
     """A permit's enrollment and cards are read at the agency of its work location, which
     gives its SSNs its own region's prefix: outside the jurisdiction, every row it could
-    return is refused, so it is not asked (the rows it returns are checked anyway)."""
+    return is refused, so it is not asked (the rows it returns are checked anyway). For a
+    person, the agency of any permit of theirs may hold their rows."""
     guard = _guard(info)
-    if guard is None or guard.covers(region) or not _served(info, region):
+    if guard is None or guard.covers_subject(permit, region) or not _served(info, region):
         return False
     guard.refused.add(permit)
     return True
@@ -177,15 +222,16 @@ def _served(info: Info[Any, Any], region: str) -> bool:
 
 
 def covered_agency(info: Info[Any, Any], region: str) -> bool:
-    """False if the agency of `region` may only return rows this request must refuse."""
+    """False if the agency of `region` may only return rows this request must refuse (a
+    person's rows may be at any agency: theirs are checked as they are completed)."""
     guard = _guard(info)
-    return guard is None or guard.covers(region)
+    return guard is None or guard.binds_everything or guard.covers(region)
 
 
 def refuses_identifier(info: Info[Any, Any], subject: str, region: str) -> bool:
     """For a field every selection of which is bound (a foreigner, an enrollment, cards)."""
     guard = _guard(info)
-    if guard is None or guard.covers(region):
+    if guard is None or guard.covers_subject(subject, region):
         return False
     guard.refused.add(subject)
     return True
@@ -210,8 +256,10 @@ class RowBoundExecutor(Executor):
         if row is not None:
             guard: RowGuard = self.context_value.rows
             record = getattr(result, "_record", None)
-            outside = record is None or not guard.covers(row.region(record))
-            if outside and self._binds(row, return_type, field_details_list):
+            outside = record is None or not guard.covers_row(row, record)
+            if outside and (
+                guard.binds_everything or self._binds(row, return_type, field_details_list)
+            ):
                 if record is not None:
                     guard.refused.add(row.subject(record))
                 raise OutOfJurisdiction

@@ -22,7 +22,9 @@ from joserfc.jwk import Key
 from connectors.identifiers import InvalidIdentifier, validate_permit_number
 from connectors.records import Permit
 
-__all__ = ["MAX_PAYLOAD_BYTES", "QrCheck", "QrReason", "QrSigningKeys", "verify_permit_qr"]
+__all__ = [
+    "MAX_PAYLOAD_BYTES", "QrCheck", "QrReason", "QrSigningKeys", "expiry_of", "verify_permit_qr",
+]
 
 MAX_PAYLOAD_BYTES = 4096
 ALGORITHMS = ("ES256",)
@@ -74,6 +76,17 @@ def _signed_by(payload: str, key: Key) -> bool:
     except (JoseError, ValueError):
         return False
     return True
+
+
+def expiry_of(payload: str) -> dt.datetime | None:
+    """When a code the WMS just gave the hub stops scanning (its `exp`), for its holder to see;
+    None if it says none. Read, not verified: the hub passes the WMS's code on unchanged."""
+    compact = _compact(payload)
+    claims = _claims(compact) if compact is not None else None
+    expires = claims.get("exp") if claims is not None else None
+    if not isinstance(expires, int):
+        return None
+    return dt.datetime.fromtimestamp(expires, dt.UTC)
 
 
 async def verify_permit_qr(

@@ -5,7 +5,8 @@ officer's exchanged token naming a case (`X-Case-Reference`); the audit record n
 officer and the case, an auditor finds it by them, and the data tracker shows neither.
 
 Foreigners (the e-SSC app's person tokens): `myAccessLog` shows the person which agency looked
-at their own data, when and why, and nothing of anyone else's."""
+at their own data, when and why, and nothing of anyone else's (their own rows:
+tests/hub/test_self_rows.py)."""
 
 from __future__ import annotations
 
@@ -217,12 +218,17 @@ async def test_a_foreigner_sees_who_looked_at_their_data_and_nothing_of_others(
         "{ myAccessLog { entries { clientId } } }",
         "query($s: ID!) { subjectAccessLog(subject: $s) { edges { node { agency } } } }",
         "{ accessLog { edges { node { agency } } } }",
-        "query($n: ID!) { permit(number: $n) { number } }",
     ):
         refused = await desk.as_person(token, query, s=other, n=other)
         assert refused.status_code in (400, 403), (query, refused.text)
         assert "data" not in refused.json() or refused.json()["data"] is None
         assert other not in refused.text
+    # Another person's permit is a row outside their jurisdiction (tests/hub/test_self_rows.py).
+    theirs = await desk.as_person(token, "query($n: ID!) { permit(number: $n) { number } }",
+                                  n=other)
+    assert theirs.json()["data"] == {"permit": None}
+    assert theirs.json()["errors"][0]["extensions"]["reason"] == "OUT_OF_JURISDICTION"
+    assert other not in theirs.text
 
 
 async def test_an_agency_system_token_has_no_person_to_track(desk: Desk) -> None:

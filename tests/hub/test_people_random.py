@@ -1,10 +1,20 @@
-"""A foreigner's token (the e-SSC app's) reads nothing of another person, whatever the document.
+"""A foreigner's token (the e-SSC app's) reads their own rows and nothing of another person's.
 
-Hypothesis writes documents naming another person's permits and SSNs through every root field
-(aliases, inline and named fragments, literals or variables), alone or beside the person's own
-data tracker (`myAccessLog`). Each is sent over HTTP with the person's token: no answer may
-carry the other person's identifiers, a document naming anything but `myAccessLog` is refused
-whole, and the tracker's entries hold only agency, time and purpose.
+Hypothesis writes documents naming the person's own permits and SSNs and other people's through
+every root field open to `self:read` (`permit`, `permits` batches, `enrollment`, `cards`, `me`,
+`_entities` representations, `myPermitQr`, `myAccessLog`), nested every way the schema links
+rows (`permit.enrollment`, `permit.cards`, `Enrollment.permit`, `Enrollment.cards`,
+`me.permits`, `me.enrollments`), with aliases, inline and named fragments, literals or
+variables, sometimes beside a field the person's scopes do not open (`foreigner`, the access
+logs, a passport number). Each is sent over HTTP with the person's token from a real token
+exchange. Whatever the shape:
+
+- no answer carries another person's permit number or SSN, anywhere in its body;
+- a document with a field not open to the person is refused whole (403 FORBIDDEN, no data);
+- otherwise each row of another person is null with FORBIDDEN / OUT_OF_JURISDICTION (the
+  jurisdiction's refusal, nothing else), and each root naming only the person's own rows
+  answers them;
+- the tracker's entries hold only agency, time and purpose.
 """
 
 from __future__ import annotations
@@ -21,61 +31,51 @@ from hypothesis import strategies as st
 
 from hub.demo_clients import register_demo_identity_providers
 from simulators import IdentityProviders, build_identity_app
-from tests.conftest import HubClient, Simulators, open_hub
+from tests.conftest import HubClient, Simulators, open_hub, si_agency_of
+from tests.hub.foreigners import Person, people, person_token
 from tests.services import fresh_database
 from tests.simulators.servers import serve
-
-EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
 
 
 @dataclass
 class People:
     hub: HubClient
     idp: httpx.AsyncClient
-    mine: str  # the person's permit
-    name: str
-    other_permits: tuple[str, ...]
-    other_ssns: tuple[str, ...]
+    me: Person
+    others: tuple[Person, ...]
+
+    @property
+    def other_permits(self) -> tuple[str, ...]:
+        return tuple(n for p in self.others for n in p.permits)
+
+    @property
+    def other_ssns(self) -> tuple[str, ...]:
+        return tuple(s for p in self.others for s in p.ssns)
 
     async def token(self) -> str:
-        verified = await self.idp.post(
-            "/essc/assertion", json={"permitNumber": self.mine, "name": self.name})
-        assert verified.status_code == 200, verified.text
-        response = await self.hub.http.post(
-            "/oauth/token",
-            data={"grant_type": EXCHANGE, "subject_token": verified.json()["assertion"],
-                  "subject_token_type": JWT_TYPE},
-            auth=("essc-app", self.hub.secrets["essc-app"]),
-        )
-        assert response.status_code == 200, response.text
-        return str(response.json()["access_token"])
+        return await person_token(self.hub.http, self.idp, self.hub.secrets["essc-app"],
+                                  self.me.permit.number, self.me.name)
 
 
 @pytest.fixture(scope="module")
-async def people(
+async def crowd(
     simulators: Simulators, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[People]:
     tmp = tmp_path_factory.mktemp("people-random")
-    dataset = simulators.dataset
-    identity = IdentityProviders(dataset, "http://127.0.0.1:8000/oauth/token")
-    enrolled = sorted(dataset.enrollments.values(), key=lambda e: e.ssn)
-    mine = dataset.permits[enrolled[0].permit_number]
-    others = [e for e in enrolled
-              if dataset.permits[e.permit_number].holder.id != mine.holder.id][:4]
+    identity = IdentityProviders(simulators.dataset, "http://127.0.0.1:8000/oauth/token")
+    me, *others = people(simulators.dataset)[:5]
     async with serve(build_identity_app(identity)) as idp_url, fresh_database(tmp) as url, \
             open_hub(simulators, url, tmp) as hub, httpx.AsyncClient(base_url=idp_url) as idp:
         await register_demo_identity_providers(
             hub.hub.auth, lambda name: (identity.issuer(idp_url, name),
                                         identity.jwks_url(idp_url, name)),
         )
-        # Agencies look at the others (so that their records exist to be leaked).
-        for e in others:
-            await hub.graphql("si-agency-wuhan" if e.ssn.startswith("4201") else
-                              "si-agency-yichang",
-                              "query($s: ID!) { enrollment(ssn: $s) { status } }", {"s": e.ssn})
-        yield People(hub, idp, mine.number, mine.holder.name,
-                     tuple(e.permit_number for e in others), tuple(e.ssn for e in others))
+        # Agencies look at everyone (so that records naming the others exist to be leaked).
+        for person in (me, *others):
+            await hub.graphql(si_agency_of(person.permit.number),
+                              "query($s: ID!) { enrollment(ssn: $s) { status } }",
+                              {"s": person.ssns[0]})
+        yield People(hub, idp, me, tuple(others))
 
 
 @dataclass
@@ -111,48 +111,96 @@ class Doc:
 
 _TRACKER = "entries { agency purpose time } hasNextPage"
 _EDGES = "edges { node { agency purpose subjects } }"
+# Selections of each row type, open to `self:read`, each reaching the linked rows.
+_CARD = ("kind", "status", "issuedOn", "region { code }")
+_ENROLLMENT = ("ssn", "status", "permitNumber", "region { code }", "permit { number status }",
+               "cards { status }")
+_PERMIT = ("number", "status", "isValid", "validUntil", "holder { id name nationality }",
+           "employer { name }", "position", "history { kind }", "enrollment { ssn status }",
+           "enrollment { permit { number } cards { kind } }", "cards { status }")
+_FOREIGNER = ("id", "name", "permits { number holder { id } }",
+              "permits { enrollment { ssn } }", "enrollments { ssn permit { number } }",
+              "enrollments { cards { status } }")
+_REFUSED_WHOLE = frozenset({"foreigner", "subjectAccessLog", "accessLog", "passport"})
+
+
+def _body(draw: st.DrawFn, doc: Doc, type_name: str, fields: tuple[str, ...]) -> str:
+    chosen = draw(st.lists(st.sampled_from(fields), min_size=1, max_size=3, unique=True))
+    return doc.wrap(draw, type_name, " ".join(chosen))
+
+
+@dataclass(frozen=True)
+class Root:
+    key: str
+    kind: str
+    names: tuple[str, ...]  # the identifiers it names, in order (a batch: one per item)
 
 
 @st.composite
-def documents(draw: st.DrawFn, people: People) -> tuple[str, dict[str, Any], bool]:
+def documents(draw: st.DrawFn, crowd: People) -> tuple[str, dict[str, Any], list[Root]]:
     doc = Doc()
-    roots: list[str] = []
-    kinds = ["myAccessLog", "permit", "permits", "foreigner", "enrollment", "cards",
-             "subjectAccessLog", "accessLog"]
-    chosen = draw(st.lists(st.sampled_from(kinds), min_size=1, max_size=3))
-    permit = st.sampled_from(people.other_permits)
-    ssn = st.sampled_from(people.other_ssns)
+    text: list[str] = []
+    roots: list[Root] = []
+    kinds = ["permit", "permits", "enrollment", "cards", "me", "entities", "myPermitQr",
+             "myAccessLog", *sorted(_REFUSED_WHOLE)]
+    chosen = draw(st.lists(st.sampled_from(kinds), min_size=1, max_size=4))
+    permit = st.sampled_from((*crowd.me.permits, *crowd.other_permits))
+    ssn = st.sampled_from((*crowd.me.ssns, *crowd.other_ssns))
     for kind in chosen:
-        alias = doc.key("r") + ": "  # unique: two roots of one name would conflict
-        if kind == "myAccessLog":
-            roots.append(f"{alias}myAccessLog {{ {doc.wrap(draw, 'MyAccessLog', _TRACKER)} }}")
-        elif kind == "permit":
-            argument = doc.value(draw, draw(permit), "ID!")
-            body = doc.wrap(draw, "WorkPermit", "number status holder { name }")
-            roots.append(f"{alias}permit(number: {argument}) {{ {body} }}")
+        key = doc.key("r")  # unique: two roots of one name would conflict
+        names: tuple[str, ...] = ()
+        if kind == "permit":
+            names = (draw(permit),)
+            text.append(f"{key}: permit(number: {doc.value(draw, names[0], 'ID!')}) "
+                        f"{{ {_body(draw, doc, 'WorkPermit', _PERMIT)} }}")
         elif kind == "permits":
-            numbers = draw(st.lists(permit, min_size=1, max_size=3))
-            body = doc.wrap(draw, "WorkPermit", "number isValid")
-            roots.append(f"{alias}permits(numbers: {doc.value(draw, numbers, '[ID!]!')}) "
-                         f"{{ {body} }}")
-        elif kind == "foreigner":
-            argument = (f"permitNumber: {doc.value(draw, draw(permit), 'ID')}"
-                        if draw(st.booleans()) else f"ssn: {doc.value(draw, draw(ssn), 'ID')}")
-            body = doc.wrap(draw, "Foreigner", "name permits { number }")
-            roots.append(f"{alias}foreigner({argument}) {{ {body} }}")
+            names = tuple(draw(st.lists(permit, min_size=1, max_size=4)))
+            text.append(f"{key}: permits(numbers: {doc.value(draw, list(names), '[ID!]!')}) "
+                        f"{{ {_body(draw, doc, 'WorkPermit', _PERMIT)} }}")
         elif kind in ("enrollment", "cards"):
-            type_name = "Enrollment" if kind == "enrollment" else "SocialSecurityCard"
-            body = doc.wrap(draw, type_name, "ssn status")
-            roots.append(f"{alias}{kind}(ssn: {doc.value(draw, draw(ssn), 'ID!')}) {{ {body} }}")
+            names = (draw(ssn),)
+            type_name, fields = (("Enrollment", _ENROLLMENT) if kind == "enrollment"
+                                 else ("SocialSecurityCard", _CARD))
+            text.append(f"{key}: {kind}(ssn: {doc.value(draw, names[0], 'ID!')}) "
+                        f"{{ {_body(draw, doc, type_name, fields)} }}")
+        elif kind == "me":
+            text.append(f"{key}: me {{ {_body(draw, doc, 'Foreigner', _FOREIGNER)} }}")
+        elif kind == "entities":
+            names = tuple(draw(st.lists(st.one_of(permit, ssn), min_size=1, max_size=3)))
+            representations = [
+                {"__typename": "Enrollment", "ssn": n} if n in (*crowd.me.ssns, *crowd.other_ssns)
+                else {"__typename": "WorkPermit", "number": n}
+                for n in names
+            ]
+            doc.params.append(f"${key}: [_Any!]!")
+            doc.variables[key] = representations
+            text.append(
+                f"{key}: _entities(representations: ${key}) {{ "
+                f"... on WorkPermit {{ {' '.join(draw(st.lists(st.sampled_from(_PERMIT), min_size=1, max_size=2, unique=True)))} }} "  # noqa: E501
+                f"... on Enrollment {{ {' '.join(draw(st.lists(st.sampled_from(_ENROLLMENT), min_size=1, max_size=2, unique=True)))} }} }}"  # noqa: E501
+            )
+        elif kind == "myPermitQr":
+            text.append(f"{key}: myPermitQr {{ permitNumber payload }}")
+        elif kind == "myAccessLog":
+            text.append(f"{key}: myAccessLog {{ {doc.wrap(draw, 'MyAccessLog', _TRACKER)} }}")
+        elif kind == "foreigner":
+            names = (draw(permit),)
+            text.append(f"{key}: foreigner(permitNumber: {doc.value(draw, names[0], 'ID')}) "
+                        f"{{ name }}")
+        elif kind == "passport":
+            names = (draw(permit),)
+            text.append(f"{key}: permit(number: {doc.value(draw, names[0], 'ID!')}) "
+                        f"{{ holder {{ passportNumber }} }}")
         elif kind == "subjectAccessLog":
             subject = doc.value(draw, draw(st.one_of(permit, ssn)), "ID!")
-            roots.append(f"{alias}subjectAccessLog(subject: {subject}) {{ {_EDGES} }}")
+            text.append(f"{key}: subjectAccessLog(subject: {subject}) {{ {_EDGES} }}")
         else:
             subject = doc.value(draw, draw(st.one_of(permit, ssn)), "ID")
-            roots.append(f"{alias}accessLog(filter: {{subject: {subject}}}) {{ {_EDGES} }}")
+            text.append(f"{key}: accessLog(filter: {{subject: {subject}}}) {{ {_EDGES} }}")
+        roots.append(Root(key, kind, names))
     params = f"({', '.join(doc.params)})" if doc.params else ""
-    query = f"query P{params} {{ {' '.join(roots)} }} " + " ".join(doc.fragments)
-    return query, doc.variables, set(chosen) == {"myAccessLog"}
+    query = f"query P{params} {{ {' '.join(text)} }} " + " ".join(doc.fragments)
+    return query, doc.variables, roots
 
 
 @settings(
@@ -160,25 +208,38 @@ def documents(draw: st.DrawFn, people: People) -> tuple[str, dict[str, Any], boo
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=st.data())
-async def test_no_document_shows_a_foreigner_another_persons_data(
-    people: People, data: st.DataObject
+async def test_no_document_shows_a_foreigner_another_persons_rows(
+    crowd: People, data: st.DataObject
 ) -> None:
-    query, variables, only_tracker = data.draw(documents(people), label="document")
-    response = await people.hub.http.post(
+    query, variables, roots = data.draw(documents(crowd), label="document")
+    response = await crowd.hub.http.post(
         "/graphql", json={"query": query, "variables": variables},
-        headers={"Authorization": f"Bearer {await people.token()}",
+        headers={"Authorization": f"Bearer {await crowd.token()}",
                  "X-Purpose-Of-Use": "self-service"},
     )
     body = response.json()
-    for identifier in (*people.other_permits, *people.other_ssns):
+    for identifier in (*crowd.other_permits, *crowd.other_ssns):
         assert identifier not in response.text, (query, variables)
-    if not only_tracker:
+    if {r.kind for r in roots} & _REFUSED_WHOLE:
         assert response.status_code == 403, response.text[:300]
         assert "data" not in body or body["data"] is None, response.text[:300]
         assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
         return
     assert response.status_code == 200, response.text[:300]
-    for answer in body["data"].values():
-        for entry in answer["entries"]:
-            assert set(entry) <= {"agency", "purpose", "time"}
-            assert entry["agency"] is not None
+    for error in body.get("errors", ()):
+        assert error["extensions"]["code"] == "FORBIDDEN", error
+        assert error["extensions"]["reason"] == "OUT_OF_JURISDICTION", error
+    mine = set(crowd.me.identifiers)
+    for root in roots:
+        answer = body["data"][root.key]
+        if root.kind in ("permits", "entities"):
+            for name, item in zip(root.names, answer, strict=True):
+                assert (item is not None) == (name in mine), (query, variables, name)
+        elif root.names:
+            assert (answer is not None) == (root.names[0] in mine), (query, variables)
+        elif root.kind == "myAccessLog":
+            for entry in answer["entries"]:
+                assert set(entry) <= {"agency", "purpose", "time"}
+                assert entry["agency"] is not None
+        else:  # me, myPermitQr: the person's own, always there
+            assert answer is not None, (query, variables)

@@ -129,6 +129,9 @@ def test_the_matrix_covers_every_bound_read_field() -> None:
     }
     reached = {case.field for case in CASES} | {"Query.foreigner", "Query.enrollment",
                                                 "Query.cards"}
+    # A person's own roots, bound to the person: tests/hub/test_self_rows.py and
+    # test_people_random.py.
+    reached |= {"Query.me", "Query.myAccessLog", "Query.myPermitQr"}
     # Employer's fields are read through WorkPermit.employer (the permit's row).
     assert bound <= reached, sorted(bound - reached)
 
