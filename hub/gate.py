@@ -14,9 +14,10 @@
    own check (`vet`: a GET refuses a mutation);
 4. the GraphQL stage's checks (`schema.pipeline`: parse and validation, limits, field policy,
    the root fields against those the purpose covers, arguments) → cost;
-5. ONE shared-store round trip: revocation and client disable, the request rate, the cost
-   budget, and the permit cache entries the request names; the revocation judge turns the
-   claims into a `Principal`.
+5. revocation and client disable, from this instance's replica of the denylist (no round
+   trip; refused as unavailable when the replica is too stale), which turns the claims into a
+   `Principal`; then ONE shared-store round trip: the request rate, the cost budget, and the
+   permit cache entries the request names.
 
 Refusals are reported in the order of the request path whatever was learnt first: revoked,
 purpose (PURPOSE_REQUIRED), rate, input, policy (FORBIDDEN, with the query limits before it),
@@ -379,30 +380,30 @@ class _Shared:
 async def _shared(
     hub: Hub, claims: TokenClaims, *, rate: bool, cost: int | None, reads: Sequence[str] = ()
 ) -> _Shared:
-    """Revocation, the request rate (if `rate`) and the cost budget (if a cost), one round trip.
+    """Revocation (this instance's replica, no round trip), then the request rate (if `rate`)
+    and the cost budget (if a cost) in one round trip to the shared store.
 
     `reads`: more keys to read in that round trip (the request's permit cache entries).
 
-    Revocation fails CLOSED when the store is down: 503 with Retry-After (the caller should
-    retry, not fetch a new token), audited, no data. The rate and the budget would fail open
-    (the static limits still hold, and refusing every request for want of a counter would turn
-    a cache outage into a hub outage), but they are read together, so a request never gets
-    that far without its revocation status.
+    Revocation fails CLOSED when the replica is too stale (`HUB_SHARED_STATE_MAX_STALENESS`):
+    503 with Retry-After (the caller should retry, not fetch a new token), audited, no data.
+    The rate and the budget fail open when the store does not answer (the static limits still
+    hold, and refusing every request for want of a counter would turn a cache outage into a
+    hub outage), and the permit entries then read as misses.
     """
+    try:
+        principal = hub.auth.judge_revocation(claims)
+    except AuthError as exc:
+        return _Shared(revoked=exc)
     now = hub.rate_limit.clock()  # injected: tests pick their window rather than wait
     counts = [hub.rate_limit.count(claims.client_id, 1, now)] if rate else []
     if cost is not None:
         counts.append(hub.cost_budget.count(claims.client_id, cost, now))
-    revocation = hub.auth.revocation_keys(claims)
     try:
-        values, spent = await hub.kv.read_and_count([*revocation, *reads], counts)
+        values, spent = await hub.kv.read_and_count(list(reads), counts)
     except KeyValueUnavailable as exc:
-        log.warning("shared store unavailable (%s); revocation unknown, request refused", exc)
-        return _Shared(revoked=Unavailable("revocation status unavailable"))
-    try:
-        principal = await hub.auth.judge_revocation(claims, values[: len(revocation)])
-    except AuthError as exc:
-        return _Shared(revoked=exc)
+        log.warning("shared store unavailable (%s); request rate and budget not counted", exc)
+        return _Shared(principal=principal, read=[None] * len(reads))
     totals = iter(spent)
     rate_decision = hub.rate_limit.decide(next(totals), now) if rate else None
     cost_decision = hub.cost_budget.decide(next(totals), now) if cost is not None else None
@@ -414,5 +415,5 @@ async def _shared(
         cost_retry_after=(
             cost_decision.retry_after if cost_decision and not cost_decision.allowed else None
         ),
-        read=values[len(revocation) :],
+        read=values,
     )
