@@ -209,11 +209,12 @@ class SharedState:
         return len(entries)
 
     async def _resume(self) -> None:
+        sent = self._clock()
         state = await self._kv.stream_state(STREAM)
         if self._missed(state):
             log.warning("shared-state stream lost entries after %s (store restarted or "
                         "trimmed); reloading from the hub database", self._last)
-            await self._resync(state)
+            await self._resync(state, sent)
         self._synced = True
 
     def _missed(self, state: StreamState) -> bool:
@@ -222,11 +223,15 @@ class SharedState:
         last = stream_id(self._last)
         return stream_id(state.last_id) < last or stream_id(state.trimmed_to) > last
 
-    async def _resync(self, state: StreamState | None = None) -> None:
-        """Where the stream stands, then the reset: whatever comes after is read on top."""
-        state = state or await self._kv.stream_state(STREAM)
+    async def _resync(self, state: StreamState | None = None, sent: float | None = None) -> None:
+        """Where the stream stands, then the reset: whatever comes after is read on top. The
+        replica is then as current as the record, so as fresh as that look at the stream."""
+        if state is None or sent is None:
+            sent = self._clock()
+            state = await self._kv.stream_state(STREAM)
         await self._reset()
         self._last, self._epoch = state.last_id, state.epoch
+        self._contact = max(self._contact, sent)
         self._synced = True
 
     async def _safety_reload(self) -> None:
