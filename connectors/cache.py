@@ -43,7 +43,7 @@ from connectors.wire import permit_from_wire, permit_to_wire
 from infra.kv import KeyValue, KeyValueUnavailable
 from infra.shared_state import SharedState
 
-__all__ = ["INVALIDATED", "CacheStats", "CachedPermitSource", "PrimedPermits"]
+__all__ = ["COPIES_DROPPED", "INVALIDATED", "CacheStats", "CachedPermitSource", "PrimedPermits"]
 
 log = logging.getLogger("connectors.cache")
 
@@ -58,7 +58,8 @@ class CacheStats:
 # Entries decoded lately, per process: about 1.8 kB each (the entry and its records), so some
 # 18 MB at most. Hot permits (a counter's, a batch job's pages) then cost a lookup, not a parse.
 DECODED_ENTRIES = 10_000
-INVALIDATED = "permit-invalidated"  # its kind of shared-state entry
+INVALIDATED = "permit-invalidated"  # its kinds of shared-state entries
+COPIES_DROPPED = "permit-copies-dropped"  # every local copy, in every instance (the bench's)
 LOCAL_FRESHNESS_SECONDS = 1.0
 _KNOWN_GENERATIONS = 100_000  # then those learnt over `_KNOWN_FOR` seconds ago are forgotten
 _KNOWN_FOR = 300.0
@@ -98,6 +99,7 @@ class CachedPermitSource:
         self._era = 0  # moves when every copy is dropped: a read begun before keeps nothing
         if shared is not None:
             shared.on(INVALIDATED, self._on_invalidated)
+            shared.on(COPIES_DROPPED, lambda _: self._drop_copies())
             shared.on_reset(self._drop_copies)
         self._decoded_entries = decoded_entries
         self._tracer = tracer or NoOpTracer()

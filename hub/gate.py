@@ -403,7 +403,8 @@ async def _shared(
         values, spent = await hub.kv.read_and_count(list(reads), counts)
     except KeyValueUnavailable as exc:
         log.warning("shared store unavailable (%s); request rate and budget not counted", exc)
-        return _Shared(principal=principal, read=[None] * len(reads))
+        misses: list[bytes | None] = [None] * len(reads)
+        return _Shared(principal=principal, read=misses)
     totals = iter(spent)
     rate_decision = hub.rate_limit.decide(next(totals), now) if rate else None
     cost_decision = hub.cost_budget.decide(next(totals), now) if cost is not None else None
