@@ -209,12 +209,13 @@ class CachedPermitSource:
         found: dict[str, Permit] = {}
         era = self._era
         kept: list[tuple[str, Permit, int, float]] = []
-        for number, (entry, generation) in read.items():
-            hit = self._hit_written(entry, int(generation or b"0"))
+        for number, (entry, counter) in read.items():
+            generation = int(counter or b"0")
+            hit = self._hit_written(entry, generation)
             if hit is None:
                 return None
             found[number] = hit[0]
-            kept.append((number, hit[0], int(generation or b"0"), hit[1]))
+            kept.append((number, hit[0], generation, hit[1]))
         for number, permit, generation, written in kept:
             self._keep(number, permit, generation, written, era)
         with self._tracer.start_as_current_span("cache.permits") as span:

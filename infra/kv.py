@@ -22,7 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis.asyncio as redis_async
 from redis.exceptions import RedisError, ResponseError
@@ -125,7 +125,7 @@ class _MemoryStream:
         self.entries: list[tuple[tuple[int, int], dict[str, bytes]]] = []
         self.last = (0, 0)
         self.trimmed_to = (0, 0)
-        self.appended = asyncio.Event()
+        self.readers: set[asyncio.Future[None]] = set()  # blocked reads, woken by an append
 
 
 class MemoryKeyValue:
@@ -200,8 +200,9 @@ class MemoryKeyValue:
             gone = len(log.entries) - max_len
             log.trimmed_to = log.entries[gone - 1][0]
             del log.entries[:gone]
-        log.appended.set()
-        log.appended = asyncio.Event()
+        for reader in log.readers:
+            if not reader.done():
+                reader.set_result(None)
         return _text_id(log.last)
 
     async def read_stream(
@@ -210,8 +211,14 @@ class MemoryKeyValue:
         log = self._stream(stream)
         start = stream_id(after)
         if log.last <= start and block_seconds > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(log.appended.wait(), block_seconds)
+            appended = asyncio.get_running_loop().create_future()
+            log.readers.add(appended)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(block_seconds):
+                        await appended
+            finally:
+                log.readers.discard(appended)
         newer = (e for e in log.entries if e[0] > start)
         return [(_text_id(key), dict(fields)) for key, fields in itertools.islice(newer, count)]
 
@@ -442,9 +449,10 @@ class RedisKeyValue:
                     call.reply.set_exception(KeyValueUnavailable(failure))
 
     async def append(self, stream: str, fields: Mapping[str, bytes], max_len: int) -> str:
+        entry: dict[Any, Any] = dict(fields)
         async with self._call():
             added = await self._redis.xadd(
-                self._prefix + stream, dict(fields), maxlen=max_len, approximate=True
+                self._prefix + stream, entry, maxlen=max_len, approximate=True
             )
         return added.decode() if isinstance(added, bytes) else str(added)
 
@@ -455,7 +463,7 @@ class RedisKeyValue:
         deadline = asyncio.get_running_loop().time() + block_seconds + self._timeout
         key = self._prefix + stream
         async with self._call(deadline):
-            reply = await self._redis.xread(
+            reply: list[Any] = await self._redis.xread(  # type: ignore[assignment]
                 {key: after}, count=count, block=max(1, int(block_seconds * 1000))
             )
         entries: list[StreamEntry] = []
@@ -469,9 +477,11 @@ class RedisKeyValue:
         return entries
 
     async def stream_state(self, stream: str) -> StreamState:
-        """INFO's run id and XINFO STREAM; Redis before 7 does not report what it trimmed, so
-        everything before the first entry held counts as trimmed (a reader may reload for
-        nothing, never miss a gap)."""
+        """INFO's run id and XINFO STREAM. Trimming is not recorded as such (Redis 7's
+        `max-deleted-entry-id` counts XDEL only): when the stream added more entries than it
+        holds, everything before its first entry counts as trimmed; Redis before 7 does not say
+        how many it added, so there it always does (a reader may reload for nothing, never miss
+        a gap)."""
         async with self._call():
             server = await self._redis.info("server")
             try:
@@ -483,11 +493,15 @@ class RedisKeyValue:
             return value.decode() if isinstance(value, bytes) else str(value)
 
         last = text(info["last-generated-id"])
-        trimmed = info.get("max-deleted-entry-id")
-        if trimmed is None:
-            first = info.get("first-entry")
-            trimmed = _before(text(first[0])) if first else last
-        return StreamState(str(server["run_id"]), last, text(trimmed))
+        first = info.get("first-entry")
+        added = info.get("entries-added")
+        if added is not None and int(added) <= int(info["length"]):
+            trimmed = text(info.get("max-deleted-entry-id") or NO_ID)
+        elif first:
+            trimmed = _before(text(first[0]))
+        else:
+            trimmed = last  # everything trimmed
+        return StreamState(str(server["run_id"]), last, trimmed)
 
     @property
     def shared(self) -> bool:
