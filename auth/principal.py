@@ -4,7 +4,7 @@ A `TokenClaims` is what the token and registry checks give: signature, issuer, a
 client registered and enabled. It is NOT yet an authenticated caller: the token may have been
 revoked or its client disabled on another instance. Only the revocation check turns it into a
 `Principal` (`AuthService.authenticate`, or `AuthService.judge_revocation` for the request path,
-which reads the denylist in the same shared-store round trip as its counters). A step that acts
+which judges it on this instance's replica of the denylist, after the purpose). A step that acts
 for the caller takes a `Principal`, so mypy refuses a caller whose revocation was not checked.
 Never: construct a `Principal` anywhere but in `checked` (called by the revocation judge).
 """

@@ -2,32 +2,28 @@
 
 The hub database is the record: a revoked token is a row of `auth_revocations` (a hash of its
 issuer and jti, and when it expires), a disabled client is `enabled = false` in the client
-registry. The shared key-value store (Redis) holds a copy for the hot path, where one round
-trip reads a request's two entries and the sentinel `auth:denylist-loaded`, which a reload
-from the database writes after the entries. A store that restarted without its data, or was
-flushed, has no sentinel: a request that finds it missing is not judged until this instance
-has rebuilt the copy from the database (one reload at a time per instance; instances that
-reload together write the same entries).
+registry. Each instance holds a replica in memory, fed by the shared-state stream
+(`infra.shared_state`): loaded from the database at start (and whenever the replica cannot
+know what it missed), then kept current by the stream's entries. A check is a set lookup, with
+no round trip to Redis.
 
-Writes go to the database first, then to the store. Once the database holds a revocation it
-is done: if the store could not be written, this instance rewrites the whole copy as soon as
-the store answers again (and a store that lost its data is rebuilt by whichever instance
-notices first). Expired rows are pruned when a token is revoked.
+Writes go to the database first, then to this instance's replica, then to the stream. Once the
+database holds a revocation it is done: an entry the stream did not take is appended once Redis
+answers again.
 
-Checks FAIL CLOSED: when the store or the database cannot answer, the request is refused with
-`Unavailable` (503, retry), never let through. Keys and rows carry hashes of (issuer, jti),
-never a token.
+Checks FAIL CLOSED: when the replica is staler than `max_staleness` (Redis has not answered a
+read of the stream for that long, or the database could not reload it), the request is refused
+with `Unavailable` (503, retry), never let through. Entries and rows carry hashes of (issuer,
+jti), never a token.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import logging
 import math
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -36,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.errors import Unauthenticated, Unavailable
 from auth.models import clients, revocations
-from infra.kv import KeyValue, KeyValueUnavailable
+from infra.shared_state import SharedState
 
 __all__ = ["DATABASE_ERRORS", "Denylist"]
 
@@ -45,22 +41,13 @@ log = logging.getLogger("auth.revocation")
 #: What a database that is down, restarting or out of connections raises (driver, pool, socket).
 DATABASE_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
 
-SENTINEL = "auth:denylist-loaded"
-_MIN_TTL = 1.0
-_TTL_STEP = 60  # reloaded entries are grouped by TTL rounded up to this, one write per group
-_RESYNC_SECONDS = 1.0
+REVOKED = "token-revoked"
+CLIENT = "client-disabled"
+_PRUNE_EVERY = 1000  # revocations applied between two sweeps of the expired ones
 
 
 def _digest(issuer: str, jti: str) -> str:
     return hashlib.sha256(f"{issuer}\n{jti}".encode()).hexdigest()[:40]
-
-
-def _token_key(digest: str) -> str:
-    return f"auth:revoked:{digest}"
-
-
-def _client_key(client_id: str) -> str:
-    return f"auth:client-disabled:{client_id}"
 
 
 def _utc(epoch: float) -> dt.datetime:
@@ -73,22 +60,28 @@ def _epoch(moment: dt.datetime) -> float:
 
 
 class Denylist:
+    """This instance's replica of the denylist; `shared` feeds it and says how fresh it is."""
+
     def __init__(
         self,
-        kv: KeyValue,
+        shared: SharedState,
         engine: AsyncEngine,
         leeway_seconds: float,
         clock: Callable[[], float],
     ) -> None:
-        self._kv = kv
+        self._shared = shared
         self._engine = engine
         self._leeway = leeway_seconds
         self._clock = clock
-        self._reloading = asyncio.Lock()
-        self._reloads = 0  # completed reloads; a caller that waited for one need not repeat it
-        self._resync: asyncio.Task[None] | None = None
+        self._revoked: dict[str, float] = {}  # digest -> until when it matters (epoch seconds)
+        self._disabled: set[str] = set()
+        self._loaded = False
+        self._added = 0
+        shared.on(REVOKED, self._on_revoked)
+        shared.on(CLIENT, self._on_client)
+        shared.on_reset(self.reload)
 
-    # -- writes: the database, then the store ---------------------------------------------------
+    # -- writes: the database, this replica, then the stream ------------------------------------
 
     async def revoke(self, issuer: str, jti: str, expires_at: float) -> None:
         """Raises `Unavailable` if the database did not record it: it must not look done."""
@@ -106,130 +99,72 @@ class Denylist:
             log.warning("revocation not recorded: hub database unavailable (%s)",
                         type(exc).__name__)
             raise Unavailable("revocation not recorded") from None
-        ttl = max(_MIN_TTL, until - now)
-        await self._copy(self._kv.set(_token_key(digest), b"1", ttl_seconds=ttl))
+        self._add(digest, until)
+        fields = {"token": digest.encode(), "until": b"%d" % math.ceil(until)}
+        await self._shared.publish(REVOKED, fields)
 
     async def set_client_disabled(self, client_id: str, disabled: bool) -> None:
-        """The store's copy of a registry change the caller has already written."""
-        key = _client_key(client_id)
-        await self._copy(self._kv.set(key, b"1") if disabled else self._kv.delete(key))
+        """A registry change the caller has already written, here and on every instance."""
+        self._set_client(client_id, disabled)
+        fields = {"client": client_id.encode(), "disabled": b"1" if disabled else b"0"}
+        await self._shared.publish(CLIENT, fields)
 
-    async def _copy(self, write: Any) -> None:
-        try:
-            await write
-        except KeyValueUnavailable as exc:
-            log.warning("denylist copy not written (%s); rewriting it when the store answers", exc)
-            self._resync_soon()
+    def _add(self, digest: str, until: float) -> None:
+        self._revoked[digest] = max(until, self._revoked.get(digest, 0.0))
+        self._added += 1
+        if self._added % _PRUNE_EVERY == 0:
+            now = self._clock()
+            self._revoked = {d: u for d, u in self._revoked.items() if u > now}
 
-    def _resync_soon(self) -> None:
-        if self._resync is None or self._resync.done():
-            self._resync = asyncio.get_running_loop().create_task(self._resync_when_reachable())
+    def _set_client(self, client_id: str, disabled: bool) -> None:
+        if disabled:
+            self._disabled.add(client_id)
+        else:
+            self._disabled.discard(client_id)
 
-    async def _resync_when_reachable(self) -> None:
-        while True:
-            await asyncio.sleep(_RESYNC_SECONDS)
-            try:
-                await self.reload(force=True)
-            except Unavailable:
-                continue
-            return
+    def _on_revoked(self, fields: Mapping[str, bytes]) -> None:
+        self._add(fields["token"].decode(), float(fields["until"]))
 
-    async def close(self) -> None:
-        if self._resync is not None:
-            self._resync.cancel()
-            await asyncio.gather(self._resync, return_exceptions=True)
+    def _on_client(self, fields: Mapping[str, bytes]) -> None:
+        self._set_client(fields["client"].decode(), fields["disabled"] == b"1")
 
     # -- checks ----------------------------------------------------------------------------------
 
-    @staticmethod
-    def keys(issuer: str, jti: str, client_id: str) -> list[str]:
-        """The entries `check` reads, for a caller that reads them with other keys at once."""
-        return [_token_key(_digest(issuer, jti)), _client_key(client_id), SENTINEL]
+    def check(self, issuer: str, jti: str, client_id: str) -> None:
+        """Raises if the token is revoked or its client disabled, or if the replica is too
+        stale to say (`Unavailable`)."""
+        if not self._loaded or not self._shared.fresh():
+            raise Unavailable("revocation status unavailable")
+        until = self._revoked.get(_digest(issuer, jti))
+        if until is not None and until > self._clock():
+            raise Unauthenticated("token revoked", client_id=client_id, reason="TOKEN_REVOKED")
+        if client_id in self._disabled:
+            raise Unauthenticated("client disabled", client_id=client_id, reason="CLIENT_DISABLED")
 
-    async def check(self, issuer: str, jti: str, client_id: str) -> None:
-        """One round trip for both questions; refuses when either is denied or unknown."""
-        keys = self.keys(issuer, jti, client_id)
+    # -- rebuilding the replica --------------------------------------------------------------------
+
+    async def reload(self) -> None:
+        """Every live revocation and every disabled client, from the database.
+
+        Raises `Unavailable` if the database does not answer (the replica keeps what it had,
+        and the stream's reader tries again).
+        """
+        now = self._clock()
         try:
-            values = await self._kv.get_many(keys)
-        except KeyValueUnavailable as exc:
-            log.warning("shared store unavailable (%s); revocation unknown, refused", exc)
+            async with self._engine.connect() as conn:
+                revoked = (await conn.execute(
+                    select(revocations.c.token_key, revocations.c.expires_at)
+                    .where(revocations.c.expires_at > _utc(now))
+                )).all()
+                disabled = (await conn.execute(
+                    select(clients.c.client_id).where(clients.c.enabled.is_(False))
+                )).scalars().all()
+        except DATABASE_ERRORS as exc:
+            log.warning("denylist not reloaded: hub database unavailable (%s)",
+                        type(exc).__name__)
             raise Unavailable("revocation status unavailable") from None
-        await self.judge(values, issuer, jti, client_id)
-
-    async def judge(
-        self, values: Sequence[bytes | None], issuer: str, jti: str, client_id: str
-    ) -> None:
-        """Raises if the entries read for `keys` deny the token, or cannot be trusted.
-
-        Without the sentinel the store has lost its copy: it is rebuilt from the database, then
-        the entries are read again (twice at most; then the store is reported unavailable).
-        """
-        for _ in range(2):
-            revoked, disabled, loaded = values
-            if loaded is not None:
-                if revoked is not None:
-                    raise Unauthenticated(
-                        "token revoked", client_id=client_id, reason="TOKEN_REVOKED"
-                    )
-                if disabled is not None:
-                    raise Unauthenticated(
-                        "client disabled", client_id=client_id, reason="CLIENT_DISABLED"
-                    )
-                return
-            await self.reload()
-            try:
-                values = await self._kv.get_many(self.keys(issuer, jti, client_id))
-            except KeyValueUnavailable:
-                break
-        raise Unavailable("revocation status unavailable")
-
-    # -- rebuilding the store's copy ---------------------------------------------------------------
-
-    async def reload(self, *, force: bool = False) -> None:
-        """Write every live revocation and every client's state to the store, then the sentinel.
-
-        Raises `Unavailable` if the database or the store does not answer. Callers that find
-        a reload running wait for it instead of starting another.
-        """
-        seen = self._reloads
-        async with self._reloading:
-            if self._reloads != seen and not force:
-                return
-            now = self._clock()
-            try:
-                async with self._engine.connect() as conn:
-                    revoked = (await conn.execute(
-                        select(revocations.c.token_key, revocations.c.expires_at)
-                        .where(revocations.c.expires_at > _utc(now))
-                    )).all()
-                    states = (await conn.execute(select(clients.c.client_id, clients.c.enabled)))
-                    registry = states.all()
-            except DATABASE_ERRORS as exc:
-                log.warning("denylist not reloaded: hub database unavailable (%s)",
-                            type(exc).__name__)
-                raise Unavailable("revocation status unavailable") from None
-            try:
-                await self._write(revoked, registry, now)
-            except KeyValueUnavailable as exc:
-                log.warning("denylist not reloaded: shared store unavailable (%s)", exc)
-                raise Unavailable("revocation status unavailable") from None
-            self._reloads += 1
-            disabled = sum(1 for _, enabled in registry if not enabled)
-            log.info("denylist reloaded from the hub database: %d revocations, %d disabled clients",
-                     len(revoked), disabled)
-
-    async def _write(
-        self, revoked: Sequence[Any], registry: Sequence[Any], now: float
-    ) -> None:
-        """The entries first, the sentinel last: a reader that sees it sees them."""
-        groups: dict[int, dict[str, bytes]] = {}
-        for digest, expires_at in revoked:
-            ttl = max(_TTL_STEP, math.ceil((_epoch(expires_at) - now) / _TTL_STEP) * _TTL_STEP)
-            groups.setdefault(ttl, {})[_token_key(digest)] = b"1"
-        writes = [self._kv.set_many(items, ttl) for ttl, items in groups.items()]
-        writes += [self._kv.set(_client_key(c), b"1") for c, enabled in registry if not enabled]
-        enabled = [_client_key(c) for c, enabled in registry if enabled]
-        if enabled:
-            writes.append(self._kv.delete(*enabled))
-        await asyncio.gather(*writes)
-        await self._kv.set(SENTINEL, b"%d" % int(now))
+        self._revoked = {digest: _epoch(until) for digest, until in revoked}
+        self._disabled = set(disabled)
+        self._loaded = True
+        log.info("denylist reloaded from the hub database: %d revocations, %d disabled clients",
+                 len(self._revoked), len(self._disabled))

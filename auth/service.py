@@ -7,7 +7,8 @@ routes, the registry operations the CLI wraps, token issuance, key rotation and 
 Resource-server check, top to bottom (`authenticate`): Bearer header → size → signature with a
 known kid and an allowed algorithm → iss, aud, exp/nbf/iat (with leeway) → scope claim form →
 client registered, enabled and (for external IdPs) bound to that issuer (→ `TokenClaims`) →
-denylist (revoked jti, disabled client) in the shared store, failing closed → `Principal`.
+denylist (revoked jti, disabled client), this instance's replica of it, failing closed when the
+replica is too stale → `Principal`.
 Verified tokens are cached in an LRU until they expire; the client and denylist steps run on
 every request.
 
@@ -68,12 +69,16 @@ from auth.tokens import HubTokenGenerator, TokenVerifier, VerifiedToken
 from auth.webhook_targets import WebhookTargets
 from infra.forms import BadForm
 from infra.kv import KeyValue, KeyValueUnavailable
+from infra.shared_state import SharedState
 
 __all__ = ["AuthService", "SecretExchange"]
 
 log = logging.getLogger("auth.service")
 
 _CLIENT_CACHE_SIZE = 10_000
+# Shared-state entries of the client registry (the denylist has its own, `auth.revocation`).
+CLIENT_CHANGED = "client-changed"
+PURPOSES_CHANGED = "purposes-changed"
 
 
 @dataclass(frozen=True)
@@ -91,8 +96,9 @@ async def _ignore(event: AuthEvent) -> None:
 
 
 class _ClientCache:
-    """Registry lookups for the hot path, fresh for `ttl` seconds (disable is also pushed
-    through the shared denylist, so it takes effect at once on every instance)."""
+    """Registry lookups for the hot path, fresh for `ttl` seconds; a change made on any
+    instance drops the entry on every instance (the shared-state stream), and disable also
+    goes through the denylist."""
 
     def __init__(self, registry: ClientRegistry, ttl: float, clock: Callable[[], float]) -> None:
         self._registry = registry
@@ -127,7 +133,10 @@ class AuthService:
         on_event: EventSink | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        shared_state: SharedState | None = None,
     ) -> None:
+        """`shared_state`: the process's reader of the shared-state stream (one is made on
+        `kv` if none is given); the service starts and closes it."""
         self.config = config
         self._engine = engine
         self._kv = kv
@@ -147,7 +156,10 @@ class AuthService:
             config, self.identity_providers, self._issuer_keys, clock
         )
         self._ring = KeyRing(engine, config, clock)
-        self._denylist = Denylist(kv, engine, config.leeway_seconds, clock)
+        self.shared_state = shared_state or SharedState(kv)
+        self._denylist = Denylist(self.shared_state, engine, config.leeway_seconds, clock)
+        self.shared_state.on(CLIENT_CHANGED, self._on_client_changed)
+        self.shared_state.on(PURPOSES_CHANGED, lambda _: self._clients.clear())
         self._verifier = TokenVerifier(config, self._ring, self._issuer_keys, clock)
         self._generator = HubTokenGenerator(config, self._ring)
         self._server = OAuthServer(
@@ -169,26 +181,29 @@ class AuthService:
             async with self._engine.begin() as conn:
                 await conn.run_sync(auth_metadata.create_all)
         await self._ring.ensure_active()
+        await self.shared_state.start()
 
     async def close(self) -> None:
-        await self._denylist.close()
+        await self.shared_state.close()
         await self._issuer_keys.close()
+
+    def _on_client_changed(self, fields: Mapping[str, bytes]) -> None:
+        self._clients.forget(fields["client"].decode())
 
     # -- resource server -----------------------------------------------------------------------
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The resource-server check; raises `Unauthenticated` (401) on any failure, and
-        `Unavailable` (503) when the hub database or the shared store cannot answer."""
+        `Unavailable` (503) when the hub database cannot answer or the replica of the denylist
+        is too stale."""
         claims = await self.identify(authorization)
-        await self._denylist.check(claims.issuer, claims.token_id, claims.client_id)
-        return checked(claims)
+        return self.judge_revocation(claims)
 
     async def identify(self, authorization: str | None) -> TokenClaims:
-        """`authenticate` without the shared denylist: token and registry checks only.
+        """`authenticate` without the denylist: token and registry checks only.
 
-        What it returns is not a `Principal`: the caller reads `revocation_keys` and passes
-        the values to `judge_revocation`, which gives the `Principal` (the request gate reads
-        them in the same round trip as its rate and cost counters).
+        What it returns is not a `Principal`: `judge_revocation` gives that (the request gate
+        reports a revocation after the purpose, in the order of its refusals).
         """
         token = _bearer_token(authorization, self.config.max_token_bytes)
         try:
@@ -202,17 +217,11 @@ class AuthService:
             raise Unavailable("the hub database is unavailable") from None
         return _claims(verified, client, self.config.issuer)
 
-    @staticmethod
-    def revocation_keys(claims: TokenClaims) -> list[str]:
-        return Denylist.keys(claims.issuer, claims.token_id, claims.client_id)
-
-    async def judge_revocation(
-        self, claims: TokenClaims, values: list[bytes | None]
-    ) -> Principal:
-        """Raises `Unauthenticated` if the values read for `revocation_keys` deny the token,
-        `Unavailable` if they cannot be trusted and the denylist cannot be rebuilt now (the
-        store lost it: it is reloaded from the database before the token is judged)."""
-        await self._denylist.judge(values, claims.issuer, claims.token_id, claims.client_id)
+    def judge_revocation(self, claims: TokenClaims) -> Principal:
+        """Raises `Unauthenticated` if the denylist denies the token (revoked, client
+        disabled), `Unavailable` if this instance's replica of it is too stale to say. A local
+        lookup: no round trip."""
+        self._denylist.check(claims.issuer, claims.token_id, claims.client_id)
         return checked(claims)
 
     def purpose_of_use(self, claims: TokenClaims, header_value: str | None) -> str:
@@ -373,8 +382,9 @@ class AuthService:
 
     async def _purpose_changed(self, purpose: Purpose, what: str) -> None:
         # Every client registered for it reads it with its registration: read them afresh
-        # here; other processes do within `client_cache_seconds`, as for a change of scopes.
+        # here; other processes once the shared-state stream brings the change.
         self._clients.clear()
+        await self.shared_state.publish(PURPOSES_CHANGED, {})
         operations = tuple(sorted(purpose.operations))
         await self._emit(AuthEvent(
             "purpose_changed", None, "success", detail=f"{what} purpose={purpose.name}",
@@ -383,6 +393,7 @@ class AuthService:
 
     async def _changed(self, client_id: str, detail: str) -> None:
         self._clients.forget(client_id)
+        await self.shared_state.publish(CLIENT_CHANGED, {"client": client_id.encode()})
         await self._emit(AuthEvent("client_changed", client_id, "success", detail=detail))
 
     # -- HTTP routes ---------------------------------------------------------------------------

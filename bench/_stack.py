@@ -34,9 +34,11 @@ import redis.asyncio as redis_async
 from sqlalchemy.engine import make_url
 
 from bench._procs import Child, Processes, StartFailed, free_port
+from connectors.cache import COPIES_DROPPED
 from hub.admin import admin_services
 from hub.demo_clients import seed_demo_clients
 from hub.settings import Settings
+from infra.shared_state import STREAM
 from simulators import AGENCY_REGIONS, Dataset, generate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,8 +146,14 @@ class Stack:
             self.hub = None
 
     async def drop_permit_cache(self) -> None:
-        """Forget the hub's cached permits (under our private prefix; `connectors.cache` keys)."""
+        """Forget the hub's cached permits (under our private prefix; `connectors.cache` keys),
+        and tell every hub process to drop its local copies (a shared-state stream entry)."""
         await drop_redis_prefix(self.options.redis_url, self.redis_prefix + "permit:v1:")
+        client = redis_async.Redis.from_url(self.options.redis_url)
+        try:
+            await client.xadd(self.redis_prefix + STREAM, {"kind": COPIES_DROPPED})
+        finally:
+            await client.aclose()
 
     async def tokens(self, *client_ids: str) -> dict[str, str]:
         assert self.hub is not None

@@ -2,18 +2,20 @@
 
 The Work Management System pushes each renewal, alteration or cancellation to one hub instance;
 that instance publishes it on the `EventBus`, and every instance (itself included) hands it to
-its local subscribers. With Redis (`RedisEventBus`) every hub instance sharing the Redis hears
-every event; the in-process `MemoryEventBus` is the embedded mode's twin with the same contract.
+its local subscribers. The bus is the shared-state stream (`infra.shared_state`): a
+`permit-event` entry, read by every instance sharing the Redis prefix (or, embedded, by the one
+process through the in-process twin).
 
-Redis pub/sub keeps nothing: an instance that is disconnected when an event is published misses
-it. That is acceptable for live subscriptions (a subscriber that reconnects re-reads the permit),
-and the events that must not be lost, the webhooks, are queued in the hub database instead.
+The stream keeps its entries: an instance that lost Redis for a moment reads the events it
+missed when it answers again, so its subscribers miss none. Only an outage long enough for the
+stream to be trimmed past the instance's last id (or a Redis restart) loses events; the instance
+then reloads its replica, and the events that must never be lost, the webhooks, are queued in
+the hub database anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -21,25 +23,24 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-import redis.asyncio as redis_async
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import Key
-from redis.exceptions import RedisError
 
 from connectors.identifiers import InvalidIdentifier, validate_permit_number
 from connectors.records import PermitEvent, PermitEventKind, PermitMedium, PermitStatus
+from infra.kv import KeyValueUnavailable
+from infra.shared_state import SharedState
 
 __all__ = [
     "CHANGE_KINDS",
     "EVENT_TYPE",
+    "PERMIT_EVENT",
     "EventBus",
     "EventBusUnavailable",
     "EventRejected",
-    "MemoryEventBus",
     "PermitChange",
-    "RedisEventBus",
-    "open_event_bus",
+    "StreamEventBus",
     "verify_permit_event",
 ]
 
@@ -60,6 +61,7 @@ EVENT_TYPE = "permit-event+jwt"  # JWS `typ`: a QR code (typ JWT) is never taken
 EVENT_ISSUER = "wms"
 EVENT_ALGORITHMS = ("ES256",)
 MAX_EVENT_BYTES = 8192
+PERMIT_EVENT = "permit-event"  # its kind of shared-state entry
 _QUEUE_SIZE = 1000  # per local subscriber; a subscriber this far behind loses the oldest events
 
 
@@ -130,11 +132,9 @@ def _text(data: Mapping[str, Any], key: str, limit: int) -> str:
 
 
 class EventBus(Protocol):
-    async def start(self) -> None: ...
     async def publish(self, change: PermitChange) -> None: ...
     def subscribe(self) -> AsyncIterator[PermitChange]: ...
     def add_listener(self, listener: _Listener) -> None: ...
-    async def close(self) -> None: ...
 
 
 class _Listener(Protocol):
@@ -176,89 +176,34 @@ class _LocalFanOut:
         return len(self._queues)
 
 
-class MemoryEventBus(_LocalFanOut):
-    """One process only: the embedded mode."""
+class StreamEventBus(_LocalFanOut):
+    """`permit-event` entries of the shared-state stream, handed to this process's listeners
+    and subscribers as the process's reader of the stream meets them."""
 
-    async def start(self) -> None:
-        return None
-
-    async def publish(self, change: PermitChange) -> None:
-        await self.deliver(change)
-
-    async def close(self) -> None:
-        return None
-
-
-class RedisEventBus(_LocalFanOut):
-    """Redis pub/sub on `<prefix>events:permits`; one listening connection per hub process.
-
-    The listener reconnects with backoff if Redis goes away; `publish` raises
-    `EventBusUnavailable` so that the caller can refuse the event (the WMS retries).
-    """
-
-    def __init__(self, client: redis_async.Redis, prefix: str) -> None:
+    def __init__(self, shared: SharedState) -> None:
         super().__init__()
-        self._redis = client
-        self._channel = f"{prefix}events:permits"
-        self._task: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._listen(), name="event-bus-listener")
-        with contextlib.suppress(TimeoutError):  # Redis down: readiness reports it
-            await asyncio.wait_for(self._subscribed.wait(), timeout=5)
+        self._shared = shared
+        shared.on(PERMIT_EVENT, self._on_entry)
 
     async def publish(self, change: PermitChange) -> None:
+        """Raises `EventBusUnavailable` if the stream did not take it (the WMS is told to send
+        the event again)."""
         try:
-            await self._redis.publish(self._channel, change.encode())
-        except (RedisError, OSError) as exc:
+            await self._shared.append(PERMIT_EVENT, {"change": change.encode()})
+        except KeyValueUnavailable as exc:
             raise EventBusUnavailable(str(exc)) from None
 
-    async def _listen(self) -> None:
-        delay = 0.1
-        while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self._channel)
-                self._subscribed.set()
-                delay = 0.1
-                while True:
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is None or message.get("type") != "message":
-                        continue
-                    try:
-                        change = PermitChange.decode(message["data"])
-                    except (ValueError, KeyError, TypeError):
-                        log.warning("ignored a malformed message on %s", self._channel)
-                        continue
-                    await self.deliver(change)
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as exc:
-                log.warning("event bus connection lost (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            finally:
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._redis.aclose()
+    async def _on_entry(self, fields: Mapping[str, bytes]) -> None:
+        try:
+            change = PermitChange.decode(fields["change"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignored a malformed permit event on the shared-state stream")
+            return
+        await self.deliver(change)
 
 
 class EventBusUnavailable(Exception):
     """The bus could not take the event; nothing was published."""
-
-
-def open_event_bus(url: str | None, prefix: str = "hub:") -> EventBus:
-    if not url:
-        return MemoryEventBus()
-    client = redis_async.Redis.from_url(url, socket_connect_timeout=1.0)
-    return RedisEventBus(client, prefix)
 
 
 class EventRejected(Exception):

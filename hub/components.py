@@ -20,7 +20,7 @@ from connectors._http import new_http_client
 from connectors.agency import SqlEnrollmentSource, create_agency_engines
 from connectors.cache import CachedPermitSource
 from connectors.cards import HttpCardSource
-from connectors.events import EventBus, PermitChange, open_event_bus
+from connectors.events import PERMIT_EVENT, EventBus, StreamEventBus
 from connectors.resilience import Guard
 from connectors.wms import HttpPermitSource
 from hub.enrollment_claims import SqlEnrollmentClaims, stale_after
@@ -30,6 +30,7 @@ from hub.webhooks import WebhookWorker
 from hub.wiring import Core, open_core
 from infra.counters import CostBudget, Counters, RateLimit
 from infra.kv import KeyValue
+from infra.shared_state import SharedState
 from observability.audit import AuditLog
 from observability.metrics import HubMetrics
 from observability.tracing import PassThroughTracer, tracer_provider
@@ -84,9 +85,10 @@ class Hub(Core):
         tracer = _tracer(settings, provider, http)
         kv = core.kv
         sources = _Sources.open(
-            settings, http, kv, tracer, wms_url=wms_url, cards_url=cards_url, clock=clock
+            settings, http, kv, tracer, wms_url=wms_url, cards_url=cards_url, clock=clock,
+            shared=core.auth.shared_state,
         )
-        bus = await _start_bus(settings, sources.permits)
+        bus = StreamEventBus(core.auth.shared_state)
         webhooks = _start_webhooks(settings, core)
         claims = SqlEnrollmentClaims(core.engine, stale_after(settings.upstream_timeout_seconds))
         graphql = _graphql_service(settings, sources, claims, bus, core)
@@ -160,7 +162,6 @@ class Hub(Core):
         await self.counters.close()  # sends what is left, before the store closes
         self.tracer_provider.shutdown()  # flushes the spans still queued
         await self.webhooks.close()
-        await self.bus.close()
         await super().close()  # drains the audit writer, then closes auth, kv and the database
         await self.http.aclose()
         await self.enrollments.close()
@@ -222,6 +223,7 @@ class _Sources:
         wms_url: str,
         cards_url: str,
         clock: Callable[[], float],
+        shared: SharedState,
     ) -> _Sources:
         timeout = settings.upstream_timeout_seconds
         policy = settings.upstream_policy
@@ -231,7 +233,9 @@ class _Sources:
         )
         return cls(
             wms=wms,
-            permits=CachedPermitSource(wms, kv, settings.cache_ttl_seconds, tracer=tracer),
+            permits=CachedPermitSource(
+                wms, kv, settings.cache_ttl_seconds, tracer=tracer, shared=shared
+            ),
             enrollments=SqlEnrollmentSource(
                 engines, timeout, policy_for=policy, tracer=tracer, clock=clock
             ),
@@ -246,19 +250,6 @@ class _Sources:
         return [self.wms.guard, self.cards.guard, *self.enrollments.guards.values()]
 
 
-async def _start_bus(settings: Settings, permits: CachedPermitSource) -> EventBus:
-    """The permit-change bus, dropping changed permits from this instance's cache."""
-    bus = open_event_bus(settings.redis_url, settings.redis_prefix)
-
-    async def drop_cached(change: PermitChange) -> None:
-        # The instance that took the event already did; this covers the others.
-        await permits.invalidate([change.permit_number])
-
-    bus.add_listener(drop_cached)
-    await bus.start()
-    return bus
-
-
 def _start_webhooks(settings: Settings, core: Core) -> WebhookWorker:
     webhooks = WebhookWorker(
         core.engine,
@@ -270,6 +261,8 @@ def _start_webhooks(settings: Settings, core: Core) -> WebhookWorker:
         targets=WebhookTargets(demo=settings.demo),
     )
     webhooks.start()
+    # Another instance took a permit event: deliveries may have been queued.
+    core.auth.shared_state.on(PERMIT_EVENT, lambda _: webhooks.wake())
     return webhooks
 
 

@@ -7,10 +7,12 @@ In order, for an event to be acknowledged (202):
    typed `permit-event+jwt`, recent, and consistent (`BAD_USER_INPUT` otherwise): a token alone
    does not let a stolen WMS client invent cancellations;
 3. its `eventId` was never accepted before, by any instance (`CONFLICT`: a replay);
-4. every cached copy of the permit is dropped, in every instance (shared generation counter);
+4. every cached copy of the permit is dropped, in every instance (shared generation counter,
+   and a `permit-invalidated` entry of the shared-state stream for the local copies);
 5. the webhook deliveries it owes are queued in the hub database;
 6. it is recorded in the audit log;
-7. it is published on the event bus, which hands it to the subscribers of every instance.
+7. it is published on the event bus (a `permit-event` entry of the shared-state stream), which
+   hands it to the subscribers of every instance and wakes every instance's webhook worker.
 
 If a step from 4 on fails, the replay marker is released and the WMS gets a 503, so that it
 sends the event again: an event is never half-accepted. Every refusal is audited too, by the

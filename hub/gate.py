@@ -14,10 +14,12 @@
    own check (`vet`: a GET refuses a mutation);
 4. the GraphQL stage's checks (`schema.pipeline`: parse and validation, limits, field policy,
    the root fields against those the purpose covers, arguments) → cost;
-5. ONE shared-store round trip: revocation and client disable, and the permit cache entries
-   the request names; the revocation judge turns the claims into a `Principal`. The request
-   rate and the cost budget are counted in this process and decided at once
-   (`infra.counters`: reconciled with the other instances in the background).
+5. revocation and client disable, from this instance's replica of the denylist (no round
+   trip; refused as unavailable when the replica is too stale), which turns the claims into a
+   `Principal`; the request rate and the cost budget, counted in this process and decided at
+   once (`infra.counters`: reconciled with the other instances in the background); and, only
+   when the request names permit cache entries this instance holds no copy of, one
+   shared-store round trip to read them.
 
 Refusals are reported in the order of the request path whatever was learnt first: revoked,
 purpose (PURPOSE_REQUIRED), rate, input, policy (FORBIDDEN, with the query limits before it),
@@ -380,31 +382,33 @@ class _Shared:
 async def _shared(
     hub: Hub, claims: TokenClaims, *, rate: bool, cost: int | None, reads: Sequence[str] = ()
 ) -> _Shared:
-    """Revocation in one round trip, then the request rate (if `rate`) and the cost budget
-    (if a cost), counted in this process without waiting on the store.
+    """Revocation (this instance's replica, no round trip), then the request rate (if `rate`)
+    and the cost budget (if a cost), counted in this process without waiting on the store.
 
-    `reads`: more keys to read in that round trip (the request's permit cache entries).
+    `reads`: keys to read from the shared store (the request's permit cache entries), in one
+    round trip, only if there are any.
 
-    Revocation fails CLOSED when the store is down: 503 with Retry-After (the caller should
-    retry, not fetch a new token), audited, no data. The rate and the budget never refuse for
-    want of the store: each process counts on its own meanwhile (`infra.counters`). A request
-    is counted once the store has answered, as when the counts went in the same round trip.
+    Revocation fails CLOSED when the replica is too stale (`HUB_SHARED_STATE_MAX_STALENESS`):
+    503 with Retry-After (the caller should retry, not fetch a new token), audited, no data.
+    The rate and the budget never refuse for want of the store: each process counts on its own
+    meanwhile (`infra.counters`); the permit entries then read as misses.
     """
-    now = hub.rate_limit.clock()  # injected: tests pick their window rather than wait
-    revocation = hub.auth.revocation_keys(claims)
     try:
-        values, _ = await hub.kv.read_and_count([*revocation, *reads], [])
-    except KeyValueUnavailable as exc:
-        log.warning("shared store unavailable (%s); revocation unknown, request refused", exc)
-        return _Shared(revoked=Unavailable("revocation status unavailable"))
+        principal = hub.auth.judge_revocation(claims)
+    except AuthError as exc:
+        return _Shared(revoked=exc)
+    now = hub.rate_limit.clock()  # injected: tests pick their window rather than wait
+    values: list[bytes | None] = [None] * len(reads)
+    if reads:
+        try:
+            values, _ = await hub.kv.read_and_count(list(reads), [])
+        except KeyValueUnavailable as exc:
+            log.warning("shared store unavailable (%s); permit cache entries read as misses", exc)
+            values = [None] * len(reads)
     rate_decision = hub.rate_limit.charge(claims.client_id, 1, now) if rate else None
     cost_decision = (
         hub.cost_budget.charge(claims.client_id, cost, now) if cost is not None else None
     )
-    try:
-        principal = await hub.auth.judge_revocation(claims, values[: len(revocation)])
-    except AuthError as exc:
-        return _Shared(revoked=exc)
     return _Shared(
         principal=principal,
         rate_retry_after=(
@@ -413,5 +417,5 @@ async def _shared(
         cost_retry_after=(
             cost_decision.retry_after if cost_decision and not cost_decision.allowed else None
         ),
-        read=values[len(revocation) :],
+        read=values,
     )

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # Redis is required: an in-process store would give each its own revocations and counters.
     instances: int = Field(default=1, ge=1)
     data_dir: Path = Path("var")
+    # Revocations, disabled clients and permit events reach each process through a replica fed
+    # by a Redis Stream (infra.shared_state); one that has not heard from Redis for this long
+    # refuses bearer requests (503) rather than judge tokens on what it may have missed.
+    shared_state_max_staleness: float = Field(default=3.0, gt=0)
 
     # Source systems. Empty means "not configured": `hub demo` fills them with its simulators.
     wms_url: str | None = None

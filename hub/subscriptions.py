@@ -33,9 +33,11 @@ person's token (the e-SSC app, `self:subscribe`) hears only their own permits' e
 The token is checked again before every event: a revoked or expired token ends the connection
 with 4401, a scope or purpose that no longer allows the subscription with 4403, so a
 long-lived socket never outlives its authorization; when the revocation status cannot be read
-(Redis or the hub database down) the connection ends with 1013, "try again later". No audit,
-no data: an event whose audit record cannot be written is not sent, and the subscription ends
-with an INTERNAL error.
+(this instance's replica of the denylist is staler than `HUB_SHARED_STATE_MAX_STALENESS`, or
+the hub database is down) the connection ends with 1013, "try again later". Events come from
+the shared-state stream: an instance that lost Redis for a moment reads the ones it missed, so
+its subscribers miss none. No audit, no data: an event whose audit record cannot be written is
+not sent, and the subscription ends with an INTERNAL error.
 """
 
 from __future__ import annotations

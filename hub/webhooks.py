@@ -8,6 +8,11 @@ backoff and jitter until `max_attempts`, then failed. A claim is a lease: a work
 mid-delivery leaves the row due again once the lease runs out, so a receiver can see one event
 twice and must deduplicate on the token's `jti` (RFC 8935 makes the same demand).
 
+A worker does not poll the database in a loop: it sleeps until the earliest PENDING row is due
+(a retry's backoff, a lease running out) or until it is woken, by the instance that queued new
+deliveries or by the `permit-event` entry every instance reads from the shared-state stream;
+with nothing pending, it looks again only every `poll_seconds` (a safety net).
+
 Before every attempt the URL is checked again (`auth.webhook_targets`: https, no userinfo, its
 host resolving only to public addresses; http to loopback in the demo only), and the request
 goes to the address that was checked, with the name in Host and TLS SNI, never through a
@@ -33,7 +38,7 @@ from dataclasses import dataclass
 
 import httpx
 import orjson
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -119,7 +124,7 @@ class WebhookWorker:
         max_backoff_seconds: float = 600.0,
         timeout_seconds: float = 5.0,
         lease_seconds: float = 60.0,
-        poll_seconds: float = 1.0,
+        poll_seconds: float = 30.0,
         batch: int = 20,
         targets: WebhookTargets | None = None,
     ) -> None:
@@ -142,7 +147,7 @@ class WebhookWorker:
         self._task = asyncio.create_task(self._run(), name="webhook-worker")
 
     def wake(self) -> None:
-        """New deliveries were queued here: send them now rather than at the next poll."""
+        """New deliveries may be due: look now rather than when the next known one is due."""
         self._wake.set()
 
     async def close(self) -> None:
@@ -154,18 +159,30 @@ class WebhookWorker:
 
     async def _run(self) -> None:
         while True:
+            self._wake.clear()  # before looking: a wake-up meanwhile is not lost
             try:
                 sent = await self.run_once()
+                pause = 0.0 if sent else await self._until_due()  # sent: there may be more
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database is down, say: keep the worker alive
                 log.exception("webhook delivery round failed")
-                sent = 0
-            if sent:
-                continue  # there may be more due
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+                pause = 1.0
+            if pause > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=pause)
+
+    async def _until_due(self) -> float:
+        """Seconds until the earliest PENDING delivery is due, at most `poll_seconds`."""
+        table = webhook_deliveries
+        async with self._engine.connect() as conn:
+            due = await conn.scalar(
+                select(func.min(table.c.next_attempt_at)).where(table.c.state == "PENDING")
+            )
+        if due is None:
+            return self._poll
+        due = due if due.tzinfo else due.replace(tzinfo=dt.UTC)  # SQLite: naive, in UTC
+        return min(self._poll, max(0.01, (due - _now()).total_seconds()))
 
     async def run_once(self) -> int:
         """Claim and send one batch of due deliveries; how many were attempted."""

@@ -22,6 +22,7 @@ from hub.database import create_engine, migrate
 from hub.documents import TrustedDocuments
 from hub.settings import Settings
 from infra.kv import KeyValue, open_key_value
+from infra.shared_state import SharedState
 from observability.audit import AuditEvent, AuditLog
 
 __all__ = ["Core", "open_core"]
@@ -119,7 +120,10 @@ def _auth_and_audit(
     """Auth and the audit log, each needing the other: auth's events are audited through the
     bridge, the audit log's checkpoints are signed with auth's keys."""
     bridge = _AuthAuditBridge()
-    auth = AuthService(engine, kv, settings.auth_config(), http=http, on_event=bridge)
+    shared = SharedState(kv, settings.shared_state_max_staleness)
+    auth = AuthService(
+        engine, kv, settings.auth_config(), http=http, on_event=bridge, shared_state=shared
+    )
     audit = AuditLog(
         engine,
         auth,

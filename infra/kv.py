@@ -1,30 +1,80 @@
 """Shared key-value store: Redis in production, an in-process twin for the embedded mode.
 
-Used for the connector cache, token revocation and rate-limit buckets. Both implementations
-behave the same (one contract suite runs against each); keys are namespaced by a prefix so
-that tests and several deployments can share one Redis.
+Used for the connector cache, rate-limit buckets and the shared-state stream (revocations,
+disabled clients and permit events, `infra.shared_state`). Both implementations behave the same
+(one contract suite runs against each); keys are namespaced by a prefix so that tests and
+several deployments can share one Redis.
+
+A stream is an append-only log of entries, each with an id (`<ms>-<seq>`, increasing) and a
+few fields: Redis Streams (XADD with approximate MAXLEN trimming, XREAD BLOCK, XINFO STREAM),
+or a list in the process. `stream_state` tells a reader coming back after an outage whether it
+can resume from its last id: the store's `epoch` changes when it restarts (Redis's run id), and
+`trimmed_to` is the highest id trimmed away.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis.asyncio as redis_async
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 __all__ = [
+    "NO_ID",
     "Count",
     "KeyValue",
     "KeyValueUnavailable",
     "MemoryKeyValue",
     "RedisKeyValue",
+    "StreamEntry",
+    "StreamState",
     "open_key_value",
+    "stream_id",
 ]
+
+#: The id before every entry: a reader that has read nothing reads from here.
+NO_ID = "0-0"
+
+#: One stream entry: its id and its fields.
+StreamEntry = tuple[str, dict[str, bytes]]
+
+
+def stream_id(text: str) -> tuple[int, int]:
+    """`<ms>-<seq>` as a pair that compares as the store orders ids."""
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _text_id(key: tuple[int, int]) -> str:
+    return f"{key[0]}-{key[1]}"
+
+
+def _before(entry_id: str) -> str:
+    ms, seq = stream_id(entry_id)
+    return f"{ms}-{seq - 1}" if seq else f"{ms - 1}-{2**64 - 1}"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamState:
+    """Where a stream stands, for a reader deciding whether it may resume from its last id.
+
+    `epoch`: the store's lifetime (another one after a restart, which may have lost entries);
+    `last_id`: the last id the stream gave (`NO_ID`: none, or no such stream); `trimmed_to`:
+    the highest id trimmed away (`NO_ID`: none), so a reader whose last id is below it missed
+    entries.
+    """
+
+    epoch: str
+    last_id: str
+    trimmed_to: str
 
 
 class KeyValueUnavailable(Exception):
@@ -53,6 +103,17 @@ class KeyValue(Protocol):
     async def read_and_count(
         self, reads: Sequence[str], counts: Sequence[Count]
     ) -> tuple[list[bytes | None], list[int]]: ...
+    async def append(self, stream: str, fields: Mapping[str, bytes], max_len: int) -> str:
+        """Add an entry; the stream keeps about its last `max_len` (at least that many)."""
+        ...
+
+    async def read_stream(
+        self, stream: str, after: str, block_seconds: float, count: int
+    ) -> list[StreamEntry]:
+        """At most `count` entries after the id `after`, waiting up to `block_seconds` for one."""
+        ...
+
+    async def stream_state(self, stream: str) -> StreamState: ...
     async def ping(self) -> bool: ...
     async def close(self) -> None: ...
 
@@ -60,6 +121,14 @@ class KeyValue(Protocol):
     def shared(self) -> bool:
         """Whether other processes see the same data (Redis), or only this one (in-process)."""
         ...
+
+
+class _MemoryStream:
+    def __init__(self) -> None:
+        self.entries: list[tuple[tuple[int, int], dict[str, bytes]]] = []
+        self.last = (0, 0)
+        self.trimmed_to = (0, 0)
+        self.readers: set[asyncio.Future[None]] = set()  # blocked reads, woken by an append
 
 
 class MemoryKeyValue:
@@ -70,6 +139,8 @@ class MemoryKeyValue:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._data: dict[str, tuple[bytes, float | None]] = {}
+        self._streams: dict[str, _MemoryStream] = {}
+        self._epoch = uuid.uuid4().hex
         self._lock = asyncio.Lock()
         self._clock = clock
 
@@ -123,6 +194,47 @@ class MemoryKeyValue:
         values = [self._live(k) for k in reads]
         return values, [await self.incr(c.key, c.amount, c.ttl_seconds) for c in counts]
 
+    def _stream(self, name: str) -> _MemoryStream:
+        stream = self._streams.get(name)
+        if stream is None:
+            stream = self._streams[name] = _MemoryStream()
+        return stream
+
+    async def append(self, stream: str, fields: Mapping[str, bytes], max_len: int) -> str:
+        log = self._stream(stream)
+        ms = int(time.time() * 1000)
+        log.last = (ms, 0) if ms > log.last[0] else (log.last[0], log.last[1] + 1)
+        log.entries.append((log.last, dict(fields)))
+        if len(log.entries) > max_len:
+            gone = len(log.entries) - max_len
+            log.trimmed_to = log.entries[gone - 1][0]
+            del log.entries[:gone]
+        for reader in log.readers:
+            if not reader.done():
+                reader.set_result(None)
+        return _text_id(log.last)
+
+    async def read_stream(
+        self, stream: str, after: str, block_seconds: float, count: int
+    ) -> list[StreamEntry]:
+        log = self._stream(stream)
+        start = stream_id(after)
+        if log.last <= start and block_seconds > 0:
+            appended = asyncio.get_running_loop().create_future()
+            log.readers.add(appended)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(block_seconds):
+                        await appended
+            finally:
+                log.readers.discard(appended)
+        newer = (e for e in log.entries if e[0] > start)
+        return [(_text_id(key), dict(fields)) for key, fields in itertools.islice(newer, count)]
+
+    async def stream_state(self, stream: str) -> StreamState:
+        log = self._streams.get(stream) or _MemoryStream()
+        return StreamState(self._epoch, _text_id(log.last), _text_id(log.trimmed_to))
+
     async def ping(self) -> bool:
         return True
 
@@ -132,6 +244,7 @@ class MemoryKeyValue:
 
     async def close(self) -> None:
         self._data.clear()
+        self._streams.clear()
 
 
 # One call's KEYS are the keys it reads, then its counters; its ARGV are how many keys it reads,
@@ -365,6 +478,61 @@ class RedisKeyValue:
             for call in batch:
                 if not call.reply.done():
                     call.reply.set_exception(KeyValueUnavailable(failure))
+
+    async def append(self, stream: str, fields: Mapping[str, bytes], max_len: int) -> str:
+        entry: dict[Any, Any] = dict(fields)
+        async with self._call():
+            added = await self._redis.xadd(
+                self._prefix + stream, entry, maxlen=max_len, approximate=True
+            )
+        return added.decode() if isinstance(added, bytes) else str(added)
+
+    async def read_stream(
+        self, stream: str, after: str, block_seconds: float, count: int
+    ) -> list[StreamEntry]:
+        """XREAD BLOCK on a pooled connection, held for the wait (one per reader)."""
+        deadline = asyncio.get_running_loop().time() + block_seconds + self._timeout
+        key = self._prefix + stream
+        async with self._call(deadline):
+            reply: list[Any] = await self._redis.xread(  # type: ignore[assignment]
+                {key: after}, count=count, block=max(1, int(block_seconds * 1000))
+            )
+        entries: list[StreamEntry] = []
+        for _, items in reply or []:
+            for entry_id, fields in items:
+                entries.append((
+                    entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id),
+                    {(k.decode() if isinstance(k, bytes) else str(k)): v
+                     for k, v in fields.items()},
+                ))
+        return entries
+
+    async def stream_state(self, stream: str) -> StreamState:
+        """INFO's run id and XINFO STREAM. Trimming is not recorded as such (Redis 7's
+        `max-deleted-entry-id` counts XDEL only): when the stream added more entries than it
+        holds, everything before its first entry counts as trimmed; Redis before 7 does not say
+        how many it added, so there it always does (a reader may reload for nothing, never miss
+        a gap)."""
+        async with self._call():
+            server = await self._redis.info("server")
+            try:
+                info = await self._redis.xinfo_stream(self._prefix + stream)
+            except ResponseError:  # no such stream (yet, or any more)
+                return StreamState(str(server["run_id"]), NO_ID, NO_ID)
+
+        def text(value: object) -> str:
+            return value.decode() if isinstance(value, bytes) else str(value)
+
+        last = text(info["last-generated-id"])
+        first = info.get("first-entry")
+        added = info.get("entries-added")
+        if added is not None and int(added) <= int(info["length"]):
+            trimmed = text(info.get("max-deleted-entry-id") or NO_ID)
+        elif first:
+            trimmed = _before(text(first[0]))
+        else:
+            trimmed = last  # everything trimmed
+        return StreamState(str(server["run_id"]), last, trimmed)
 
     @property
     def shared(self) -> bool:

@@ -185,8 +185,8 @@ class GraphQLService:
         trace_id: str,
         subscription: bool = False,
     ) -> Admission | GraphQLOutcome:
-        """Every check but the cost budget, which the caller charges `cost` to (the gate does
-        it in the same round trip as revocation and rate). An outcome is a refusal, or the
+        """Every check but the cost budget, which the caller charges `cost` to (the gate
+        counts it in the process with the request rate, after revocation). An outcome is a refusal, or the
         answer to an introspection query (which costs nothing). `purpose`: the request's
         purpose of use, `covers`: the root fields it covers (`schema.purposes`).
         `subscription`: the document must be a subscription (served over WebSocket), else it

@@ -3,6 +3,7 @@ ASGI app with its routes plus one protected route, and a clock the tests can mov
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -119,6 +120,17 @@ def protected_app(service: AuthService) -> Starlette:
         })
 
     return Starlette(routes=[*service.routes(), Route("/protected", protected)])
+
+
+async def refused_within_a_second(hub: Hub, token: str) -> httpx.Response:
+    """`hub.call(token)` until it is refused, for up to a second (another instance's change
+    reaches this one through the shared-state stream); the last answer."""
+    for _ in range(20):
+        response = await hub.call(token)
+        if response.status_code != 200:
+            return response
+        await asyncio.sleep(0.05)
+    return response
 
 
 HubFactory = Callable[..., Awaitable[Hub]]

@@ -1,6 +1,6 @@
 """Revocation enforced by type: what the token check gives is not yet an authenticated caller.
 
-`AuthService.identify` checks the token and the registry but not the shared denylist; code that
+`AuthService.identify` checks the token and the registry but not the denylist; code that
 acts for the caller takes a `Principal`, which only the revocation judge gives. A developer who
 skips the judge gets a type error from `make lint`, before any token reaches a source system.
 """
@@ -27,9 +27,9 @@ async def door(auth: AuthService) -> str:
 '''
 
 ASKS_THE_JUDGE = HEADER + '''
-async def door(auth: AuthService, values: list[bytes | None]) -> str:
+async def door(auth: AuthService) -> str:
     claims = await auth.identify("Bearer t")
-    return act_for(await auth.judge_revocation(claims, values))
+    return act_for(auth.judge_revocation(claims))
 
 
 async def other_door(auth: AuthService) -> str:

@@ -1,4 +1,5 @@
-"""The shared permit cache: read-through, dropped at once by `invalidate`, never stale after it.
+"""The shared permit cache: read-through, dropped at once by `invalidate`, never stale after it;
+and each instance's local copies, dropped by the other instances' invalidations.
 
 Against the real WMS simulator over HTTP and the real store (Redis with HUB_TEST_REDIS_URL).
 """
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from connectors.cache import CachedPermitSource
 from connectors.wms import HttpPermitSource
 from infra.kv import KeyValue, RedisKeyValue
+from infra.shared_state import SharedState
 from tests.conftest import Simulators
 
 BATCH = "POST /permits:batch"
@@ -198,3 +200,98 @@ async def test_all_hits_only_when_every_permit_read_ahead_is_a_hit(
     assert hits == await cache.permits(numbers) and set(hits) == set(numbers)
     assert await _batches(simulators) == 2  # the first read, and the cold one
     assert (cache.stats.hits, cache.stats.misses) == (2 + 3 + 3, 2 + 1)
+
+
+# -- local copies, dropped through the shared-state stream -----------------------------------------
+
+
+async def _until_read_from_the_store(cache: CachedPermitSource, number: str) -> None:
+    """Waits (up to a second) until `cache` no longer serves `number` from a local copy."""
+    for _ in range(50):
+        if cache.keys_of([number]):
+            return
+        await asyncio.sleep(0.02)
+
+
+async def test_a_permit_copied_locally_is_served_without_asking_the_store(
+    simulators: Simulators, kv: KeyValue
+) -> None:
+    await simulators.reset()
+    numbers = _numbers(simulators, 2, 70)
+    shared = SharedState(kv, block_seconds=0.1)
+    await shared.start()
+    try:
+        async with httpx.AsyncClient() as client:
+            cache = CachedPermitSource(
+                HttpPermitSource(client, simulators.wms_url), kv, 60, shared=shared
+            )
+            assert cache.keys_of(numbers) != []  # nothing copied yet: the store is read
+            first = await cache.permits(numbers)
+            keys = cache.keys_of(numbers)
+            view = cache.primed(numbers, [])
+            served = view.all_hits()
+    finally:
+        await shared.close()
+
+    assert keys == []  # every permit has a local copy: nothing to read from the store
+    assert served == first
+    assert await _batches(simulators) == 1
+
+
+async def test_an_invalidation_on_one_instance_drops_the_others_copy(
+    simulators: Simulators, kv: KeyValue
+) -> None:
+    """Two instances on one store, each with its local copy; the permit is cancelled and the
+    first invalidates it: the second drops its copy and reads the cancellation."""
+    number = _numbers(simulators, 1, 80)[0]
+    readers = [SharedState(kv, block_seconds=0.1) for _ in range(2)]
+    for reader in readers:
+        await reader.start()
+    try:
+        async with httpx.AsyncClient() as client:
+            first, second = (
+                CachedPermitSource(HttpPermitSource(client, simulators.wms_url), kv, 60,
+                                   shared=reader)
+                for reader in readers
+            )
+            for cache in (first, second):
+                await cache.permits([number])
+                assert cache.keys_of([number]) == []  # copied
+            changed = await client.post(
+                f"{simulators.wms_url}/admin/permits/{number}/changes", json={"kind": "CANCELLED"}
+            )
+            assert changed.status_code == 200
+            await first.invalidate([number])
+            await _until_read_from_the_store(second, number)
+            after = await second.permits([number])
+    finally:
+        for reader in readers:
+            await reader.close()
+
+    assert after[number].status.value == "CANCELLED"
+
+
+async def test_no_copy_is_served_by_an_instance_that_has_not_heard_the_stream_lately(
+    simulators: Simulators, kv: KeyValue
+) -> None:
+    """Its copies may have missed an invalidation: the shared entries decide instead."""
+    if not kv.shared:
+        pytest.skip("the in-process store is never out of reach")
+    number = _numbers(simulators, 1, 90)[0]
+    now = [1000.0]
+    shared = SharedState(kv, block_seconds=0.1, clock=lambda: now[0])
+    await shared.start()
+    try:
+        async with httpx.AsyncClient() as client:
+            cache = CachedPermitSource(
+                HttpPermitSource(client, simulators.wms_url), kv, 60, shared=shared
+            )
+            await cache.permits([number])
+            heard = cache.keys_of([number])
+            now[0] += 60  # as if the last read of the stream were a minute ago
+            unheard = cache.keys_of([number])
+    finally:
+        await shared.close()
+
+    assert heard == []
+    assert unheard != []

@@ -41,7 +41,7 @@ from hub.webhooks import EVENT_URI
 from observability.audit import AuditFilter
 from simulators import generate_signing_key
 from tests.conftest import Simulators, _drop_prefix, hub_settings, purpose_for
-from tests.services import REDIS_URL
+from tests.services import REDIS_URL, redis_server, tcp_proxy
 from tests.simulators.servers import serve
 
 STATUS = "query($n: ID!) { permit(number: $n) { number status medium validUntil } }"
@@ -50,6 +50,7 @@ SUBSCRIBE = """subscription($n: [ID!]) {
 _SLICES = {
     "cancel": (0, 1), "subscribe": (1, 2), "replay": (2, 3), "legacy": (0, 1),
     "webhook": (3, 4), "two": (4, 5), "filter": (5, 7), "revoked": (7, 8), "purpose": (8, 9),
+    "outage": (9, 10),
 }
 
 
@@ -543,3 +544,44 @@ async def test_two_instances_neither_serves_a_cancelled_permit_and_both_tell_sub
         async with httpx.AsyncClient() as client:
             await client.delete(simulators.wms_url + "/admin/subscribers")
         await _drop_prefix(prefix)
+
+
+async def test_a_subscriber_whose_instance_lost_redis_for_a_moment_misses_no_event(
+    simulators: Simulators, database_url: str, tmp_path: Path
+) -> None:
+    """The second instance reaches a redis-server of this test's own through a proxy the test
+    cuts while the first takes the event: once the second answers again, it reads the event
+    from the stream where it left off and its subscriber gets it."""
+    [permit] = _fresh(simulators, "outage")
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    try:
+        async with AsyncExitStack() as stack:
+            redis = await stack.enter_async_context(redis_server())
+            proxy = await stack.enter_async_context(tcp_proxy(redis.port))
+            first = await stack.enter_async_context(
+                _live_hub(simulators, database_url, tmp_path / "a", prefix, redis_url=redis.url)
+            )
+            second = await stack.enter_async_context(
+                _live_hub(simulators, database_url, tmp_path / "b", prefix, first.secrets,
+                          redis_url=proxy.url)
+            )
+            await _subscribe_wms_to(simulators, first)
+            ws = await _subscribed(second, [permit.number])
+            try:
+                await proxy.cut()
+                pushed = await _change(simulators, permit.number, "CANCELLED")
+                await asyncio.sleep(0.3)  # the event is in the stream; the second cannot read
+                await proxy.restore()
+                message = await _message(ws)
+            finally:
+                await ws.close()
+            status = (await second.status(permit.number))["status"]
+    finally:
+        async with httpx.AsyncClient() as client:
+            await client.delete(simulators.wms_url + "/admin/subscribers")
+
+    assert [d["status"] for d in pushed["deliveries"]] == [202]
+    assert message["type"] == "next"
+    event = message["payload"]["data"]["permitStatusChanged"]
+    assert (event["permitNumber"], event["status"]) == (permit.number, "CANCELLED")
+    assert status == "CANCELLED"

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import redis.asyncio as redis_async
 
-from infra.kv import Count, KeyValue, KeyValueUnavailable, RedisKeyValue
+from infra.kv import NO_ID, Count, KeyValue, KeyValueUnavailable, RedisKeyValue, stream_id
 
 Elapse = Callable[[float], Awaitable[None]]  # the `elapse` fixture: lets a TTL run out
 
@@ -203,3 +203,47 @@ async def test_every_waiter_on_a_redis_that_never_answers_is_told_in_time() -> N
             assert len(connections) == 2
         finally:
             await kv.close()
+
+
+# -- streams (the shared-state stream, infra.shared_state) -----------------------------------------
+
+
+async def test_a_stream_gives_its_entries_in_order_after_an_id(kv: KeyValue) -> None:
+    ids = [await kv.append("log", {"n": b"%d" % i}, max_len=100) for i in range(5)]
+
+    everything = await kv.read_stream("log", NO_ID, 0.05, count=100)
+    later = await kv.read_stream("log", ids[2], 0.05, count=100)
+    some = await kv.read_stream("log", NO_ID, 0.05, count=2)
+
+    assert [i for i, _ in everything] == ids
+    assert sorted(ids, key=stream_id) == ids  # ids increase
+    assert [f["n"] for _, f in everything] == [b"0", b"1", b"2", b"3", b"4"]
+    assert [f["n"] for _, f in later] == [b"3", b"4"]
+    assert [f["n"] for _, f in some] == [b"0", b"1"]
+    assert await kv.read_stream("log", ids[-1], 0.05, count=100) == []  # nothing new: waited
+
+
+async def test_a_blocked_read_returns_with_an_entry_appended_meanwhile(kv: KeyValue) -> None:
+    last = await kv.append("log", {"n": b"0"}, max_len=100)
+    reading = asyncio.create_task(kv.read_stream("log", last, 5.0, count=100))
+    await asyncio.sleep(0.05)
+    added = await kv.append("log", {"n": b"1"}, max_len=100)
+
+    assert await reading == [(added, {"n": b"1"})]
+
+
+async def test_a_stream_state_says_where_it_stands_and_what_was_trimmed(kv: KeyValue) -> None:
+    missing = await kv.stream_state("log")
+    ids = [await kv.append("log", {"n": b"%d" % i}, max_len=10) for i in range(250)]
+    state = await kv.stream_state("log")
+    held = await kv.read_stream("log", NO_ID, 0.05, count=1000)
+
+    assert (missing.last_id, missing.trimmed_to) == (NO_ID, NO_ID)
+    assert state.epoch == missing.epoch  # the same store, not restarted
+    assert state.last_id == ids[-1]
+    assert 10 <= len(held) < 250  # about max_len kept, never fewer
+    assert [i for i, _ in held] == ids[-len(held):]
+    # Every entry after `trimmed_to` is still held: a reader whose last id is below it missed
+    # entries, one at or above it can resume.
+    gone, kept = stream_id(ids[-len(held) - 1]), stream_id(held[0][0])
+    assert gone <= stream_id(state.trimmed_to) < kept
