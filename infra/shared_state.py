@@ -49,6 +49,7 @@ BLOCK_SECONDS = 0.3
 BATCH = 500
 SAFETY_RELOAD_SECONDS = 300.0
 _RETRY_SECONDS = (0.1, 1.0)  # first and longest wait after a failure
+_CLOSE_GRACE_SECONDS = 2.0  # beyond the block time, for the reader to end at close
 
 Handler = Callable[[Mapping[str, bytes]], Awaitable[None] | None]
 Reset = Callable[[], Awaitable[None]]
@@ -84,6 +85,7 @@ class SharedState:
         self._reloaded = -math.inf
         self._pending: list[dict[str, bytes]] = []
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self.resets = 0  # how many times the replica was rebuilt from the record
 
     # -- wiring ------------------------------------------------------------------------------------
@@ -115,11 +117,20 @@ class SharedState:
         )
 
     async def close(self) -> None:
+        """Stop reading: the reader ends after its current read (a blocked XREAD returns within
+        the block time), and is cancelled only if it has not by then. Cancelling redis-py in
+        the middle of a blocking read can leave the task waiting on its connection for good,
+        and a hub that cannot stop is worse than one read too many."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+            self._closing = True
+            task, self._task = self._task, None
+            await asyncio.wait({task}, timeout=self._block + _CLOSE_GRACE_SECONDS)
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=_CLOSE_GRACE_SECONDS)
+            failure = task.exception() if task.done() and not task.cancelled() else None
+            if isinstance(failure, Exception):
+                log.warning("shared-state reader ended with %s", _brief(failure))
         if self._pending:
             with contextlib.suppress(KeyValueUnavailable):
                 await self._flush()
@@ -174,7 +185,7 @@ class SharedState:
     async def _run(self) -> None:
         wait = _RETRY_SECONDS[0]
         failing = False
-        while True:
+        while not self._closing:
             try:
                 await self.read_once()
             except asyncio.CancelledError:
@@ -184,6 +195,8 @@ class SharedState:
                 if not failing:
                     log.warning("shared-state stream unreadable (%s); retrying", _brief(exc))
                 failing = True
+                if self._closing:
+                    return
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, _RETRY_SECONDS[1])
                 continue
