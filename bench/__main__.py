@@ -125,7 +125,8 @@ async def _run(args: argparse.Namespace, selected: list[str], results: s.Results
                 f"hub: {args.workers} workers of bench._hub_server (what `hub serve` does: uvicorn,"
                 " log level info, its access log on) on one SO_REUSEPORT port; PostgreSQL audit"
                 " store, Redis, agencies on PostgreSQL; rate limit and cost budget raised out of"
-                " reach (still checked in Redis on every request).",
+                " reach (still counted on every request, in the process, synced with Redis in the"
+                " background; revocation judged on the local replica of the shared-state stream).",
                 f"validity: exit-entry-wuhan, {s.VALIDITY_PERMITS:,} permits of every status in"
                 " turn; the permit cache is filled afresh before each run, so the window is all"
                 " cache hits (the WMS-call count in the notes shows it).",
