@@ -186,9 +186,9 @@ class GraphQLService:
         subscription: bool = False,
     ) -> Admission | GraphQLOutcome:
         """Every check but the cost budget, which the caller charges `cost` to (the gate
-        counts it in the process with the request rate, after revocation). An outcome is a refusal, or the
-        answer to an introspection query (which costs nothing). `purpose`: the request's
-        purpose of use, `covers`: the root fields it covers (`schema.purposes`).
+        counts it in the process with the request rate, after revocation). An outcome is a
+        refusal, or the answer to an introspection query (which costs nothing). `purpose`: the
+        request's purpose of use, `covers`: the root fields it covers (`schema.purposes`).
         `subscription`: the document must be a subscription (served over WebSocket), else it
         must not be one."""
         return await self._admit(
