@@ -177,7 +177,9 @@ def documents(draw: st.DrawFn, crowd: People) -> tuple[str, dict[str, Any], list
             text.append(
                 f"{key}: _entities(representations: ${key}) {{ "
                 f"... on WorkPermit {{ {' '.join(draw(st.lists(st.sampled_from(_PERMIT), min_size=1, max_size=2, unique=True)))} }} "  # noqa: E501
-                f"... on Enrollment {{ {' '.join(draw(st.lists(st.sampled_from(_ENROLLMENT), min_size=1, max_size=2, unique=True)))} }} }}"  # noqa: E501
+                # Aliased: fields of one name must agree in type across the two fragments
+                # (a permit's `status` and an enrollment's are different enums).
+                f"... on Enrollment {{ {' '.join(f'e{i}: {f}' for i, f in enumerate(draw(st.lists(st.sampled_from(_ENROLLMENT), min_size=1, max_size=2, unique=True))))} }} }}"  # noqa: E501
             )
         elif kind == "myPermitQr":
             text.append(f"{key}: myPermitQr {{ permitNumber payload }}")
