@@ -27,13 +27,21 @@ from sqlalchemy import event
 from auth import AuthService
 from hub.app import create_app
 from hub.components import Hub
-from hub.demo_clients import DEMO_AGENCIES, DEMO_PURPOSES, OFFICER_PURPOSES, seed_demo_clients
+from hub.demo_clients import (
+    DEMO_AGENCIES,
+    DEMO_PURPOSES,
+    OFFICER_PURPOSES,
+    register_demo_identity_providers,
+    seed_demo_clients,
+)
 from hub.settings import Settings
 from infra.kv import KeyValue
 from schema.purposes import root_fields
 from simulators import (
     Dataset,
+    IdentityProviders,
     build_cards_app,
+    build_identity_app,
     build_wms_app,
     generate,
     seed_agency_databases,
@@ -187,6 +195,25 @@ async def _drop_prefix(prefix: str) -> None:
     if keys:
         await client.delete(*keys)
     await client.aclose()
+
+
+# The token endpoint the simulated identity providers name as their assertions' audience.
+HUB_TOKEN_ENDPOINT = "http://127.0.0.1:8000/oauth/token"
+
+
+@asynccontextmanager
+async def demo_identity_providers(
+    auth: AuthService, dataset: Dataset
+) -> AsyncIterator[tuple[IdentityProviders, str, httpx.AsyncClient]]:
+    """The simulated identity providers (agencies' officer sign-on, the e-SSC real-name check)
+    served over HTTP and registered with `auth` as the demo registers them: the providers,
+    their base URL, and a client of it."""
+    identity = IdentityProviders(dataset, HUB_TOKEN_ENDPOINT)
+    async with serve(build_identity_app(identity)) as url, httpx.AsyncClient(base_url=url) as idp:
+        await register_demo_identity_providers(
+            auth, lambda name: (identity.issuer(url, name), identity.jwks_url(url, name))
+        )
+        yield identity, url, idp
 
 
 @asynccontextmanager

@@ -18,11 +18,9 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
-from hub.demo_clients import register_demo_identity_providers
 from observability.audit import AuditFilter, AuditRecord
-from simulators import IdentityProviders, build_identity_app
-from tests.conftest import HubClient, Simulators, open_hub
-from tests.simulators.servers import serve
+from simulators import IdentityProviders
+from tests.conftest import HubClient, Simulators, demo_identity_providers, open_hub
 
 HUB = "http://127.0.0.1:8000"
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -82,14 +80,9 @@ class Scene:
 async def scene(
     simulators: Simulators, database_url: str, tmp_path: Path
 ) -> AsyncIterator[Scene]:
-    identity = IdentityProviders(simulators.dataset, HUB + "/oauth/token")
-    async with serve(build_identity_app(identity)) as idp_url, open_hub(
-        simulators, database_url, tmp_path
-    ) as hub, httpx.AsyncClient(base_url=idp_url) as idp:
-        await register_demo_identity_providers(
-            hub.hub.auth, lambda name: (identity.issuer(idp_url, name),
-                                        identity.jwks_url(idp_url, name)),
-        )
+    async with open_hub(simulators, database_url, tmp_path) as hub, demo_identity_providers(
+        hub.hub.auth, simulators.dataset
+    ) as (identity, idp_url, idp):
         yield Scene(hub, identity, idp_url, idp)
 
 

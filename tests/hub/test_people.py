@@ -18,10 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hub.demo_clients import register_demo_identity_providers
-from simulators import IdentityProviders, build_identity_app
-from tests.conftest import HubClient, Simulators, open_hub
-from tests.simulators.servers import serve
+from tests.conftest import HubClient, Simulators, demo_identity_providers, open_hub
 
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
@@ -87,17 +84,12 @@ class Desk:
 async def desk(
     simulators: Simulators, database_url: str, tmp_path: Path
 ) -> AsyncIterator[Desk]:
-    identity = IdentityProviders(simulators.dataset, "http://127.0.0.1:8000/oauth/token")
     dataset = simulators.dataset
     permit = next(p.number for p in dataset.permits.values()
                   if p.work_location == "420100" and p.is_valid_on(dataset.today))
-    async with serve(build_identity_app(identity)) as idp_url, open_hub(
-        simulators, database_url, tmp_path
-    ) as hub, httpx.AsyncClient(base_url=idp_url) as idp:
-        await register_demo_identity_providers(
-            hub.hub.auth, lambda name: (identity.issuer(idp_url, name),
-                                        identity.jwks_url(idp_url, name)),
-        )
+    async with open_hub(simulators, database_url, tmp_path) as hub, demo_identity_providers(
+        hub.hub.auth, dataset
+    ) as (_, _, idp):
         holders = {n: p.holder.name for n, p in dataset.permits.items()}
         yield Desk(hub, idp, permit, holders)
 

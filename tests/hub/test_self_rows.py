@@ -27,12 +27,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from hub.demo_clients import DEMO_PURPOSES, register_demo_identity_providers, seed_demo_purposes
-from simulators import IdentityProviders, build_identity_app
-from tests.conftest import HubClient, Simulators, open_hub
+from hub.demo_clients import DEMO_PURPOSES, seed_demo_purposes
+from simulators import IdentityProviders
+from tests.conftest import HubClient, Simulators, demo_identity_providers, open_hub
 from tests.hub.foreigners import EXCHANGE, JWT_TYPE, Person, people, person_token
 from tests.hub.test_events import LiveHub, _change, _message, _pushed_to
-from tests.simulators.servers import serve
 
 OWN = """query($n: ID!, $s: ID!) {
   permit(number: $n) {
@@ -84,15 +83,10 @@ class App:
 async def app(
     simulators: Simulators, database_url: str, tmp_path: Path
 ) -> AsyncIterator[App]:
-    identity = IdentityProviders(simulators.dataset, "http://127.0.0.1:8000/oauth/token")
     me, other = people(simulators.dataset)[:2]
-    async with serve(build_identity_app(identity)) as idp_url, open_hub(
-        simulators, database_url, tmp_path
-    ) as hub, httpx.AsyncClient(base_url=idp_url) as idp:
-        await register_demo_identity_providers(
-            hub.hub.auth, lambda name: (identity.issuer(idp_url, name),
-                                        identity.jwks_url(idp_url, name)),
-        )
+    async with open_hub(simulators, database_url, tmp_path) as hub, demo_identity_providers(
+        hub.hub.auth, simulators.dataset
+    ) as (_, _, idp):
         yield App(hub, idp, me, other)
 
 
@@ -273,14 +267,9 @@ class Live:
 async def live(
     simulators: Simulators, database_url: str, tmp_path: Path
 ) -> AsyncIterator[Live]:
-    identity = IdentityProviders(simulators.dataset, "http://127.0.0.1:8000/oauth/token")
-    async with serve(build_identity_app(identity)) as idp_url, _pushed_to(
-        simulators, database_url, tmp_path
-    ) as hub, httpx.AsyncClient(base_url=idp_url) as idp:
-        await register_demo_identity_providers(
-            hub.hub.auth, lambda name: (identity.issuer(idp_url, name),
-                                        identity.jwks_url(idp_url, name)),
-        )
+    async with _pushed_to(simulators, database_url, tmp_path) as hub, demo_identity_providers(
+        hub.hub.auth, simulators.dataset
+    ) as (identity, idp_url, idp):
         yield Live(hub, idp, identity, idp_url)
 
 
