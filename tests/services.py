@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
@@ -147,39 +148,13 @@ async def database_outage(database_url: str) -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def private_redis(port: int | None = None) -> AsyncIterator[str]:
-    """A redis-server of this test's own on a free port, or on `port` (to start one again
-    where one was stopped): nothing saved, stopped afterwards."""
-    import asyncio
-    import socket
-
-    if port is None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-    process = await asyncio.create_subprocess_exec(
-        "/usr/bin/redis-server", "--port", str(port), "--bind", "127.0.0.1",
-        "--save", "", "--appendonly", "no",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis_async.Redis.from_url(url)
-    try:
-        for _ in range(100):
-            try:
-                await client.ping()
-                break
-            except (OSError, RedisConnectionError):  # still starting
-                await asyncio.sleep(0.05)
-        yield url
-    finally:
-        await client.aclose()
-        process.terminate()
-        await process.wait()
+    """The URL of a redis-server of this test's own on a free port, or on `port` (to start one
+    again where one was stopped): nothing saved, stopped afterwards."""
+    async with redis_server(port) as server:
+        yield server.url
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -189,8 +164,8 @@ class RedisServer:
     """A redis-server of one test's own on a port of its own, which the test may stop and
     start again (empty: nothing is saved). Never the shared Redis."""
 
-    def __init__(self) -> None:
-        self.port = free_port()
+    def __init__(self, port: int | None = None) -> None:
+        self.port = free_port() if port is None else port
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._process: asyncio.subprocess.Process | None = None
 
@@ -221,8 +196,8 @@ class RedisServer:
 
 
 @asynccontextmanager
-async def redis_server() -> AsyncIterator[RedisServer]:
-    server = RedisServer()
+async def redis_server(port: int | None = None) -> AsyncIterator[RedisServer]:
+    server = RedisServer(port)
     await server.start()
     try:
         yield server
@@ -231,32 +206,44 @@ async def redis_server() -> AsyncIterator[RedisServer]:
 
 
 class TcpProxy:
-    """127.0.0.1:port -> target, in this event loop: `cut` cuts one client off from a server
-    that stays up (connections reset, new ones refused) until `restore`."""
+    """127.0.0.1:port -> target, in this event loop; `cut` is what a server restart or a network
+    cut does to one client: while cut, nothing listens on the port (connections are refused),
+    and every connection that was open has been reset. `start` serves it (again)."""
 
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.redis_url = f"redis://127.0.0.1:{self.port}/0"  # when the target is a Redis
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
+        self._cuts = 0
 
-    async def restore(self) -> None:
+    async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
 
     async def cut(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        assert self._server is not None
+        self._server.close()
+        self._cuts += 1
         for writer in list(self._open):
             writer.transport.abort()
         self._open.clear()
+        self._server = None
+
+    async def close(self) -> None:
+        if self._server is not None:
+            await self.cut()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        cuts = self._cuts
         try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.transport.abort()
+            return
+        if cuts != self._cuts:  # accepted just before a cut: it goes with the others
+            for end in (writer, up_writer):
+                end.transport.abort()
             return
         self._open.update((writer, up_writer))
         try:
@@ -272,14 +259,14 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         while data := await reader.read(65536):
             writer.write(data)
             await writer.drain()
-    writer.transport.abort()
+    writer.transport.abort()  # one side gone: the other goes too, as a real peer's would
 
 
 @asynccontextmanager
 async def tcp_proxy(target_port: int) -> AsyncIterator[TcpProxy]:
-    proxy = TcpProxy(target_port)
-    await proxy.restore()
+    proxy = TcpProxy("127.0.0.1", target_port)
+    await proxy.start()
     try:
         yield proxy
     finally:
-        await proxy.cut()
+        await proxy.close()

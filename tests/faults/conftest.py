@@ -51,7 +51,13 @@ from hub.demo_clients import seed_demo_clients
 from hub.settings import Settings
 from simulators import Dataset, seed_agency_databases
 from tests.conftest import AGENCY_REGIONS, Simulators
-from tests.services import CHEAP_SECRET_HASH, CHEAP_SECRET_HASH_ENV, POSTGRES_URL, fresh_database
+from tests.services import (
+    CHEAP_SECRET_HASH,
+    CHEAP_SECRET_HASH_ENV,
+    POSTGRES_URL,
+    TcpProxy,
+    fresh_database,
+)
 
 REDIS_SERVER = shutil.which("redis-server")
 ISSUER = "http://127.0.0.1:8000"  # an identifier only; every instance signs as it
@@ -180,64 +186,6 @@ class PrivateRedis:
 
     async def crash(self) -> None:
         await self.child.kill()
-
-
-class TcpProxy:
-    """127.0.0.1:port -> target, in this event loop; `cut` is what a database restart does.
-
-    While cut, nothing listens on the port (connections are refused), and every connection
-    that was open has been reset.
-    """
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.port = free_port()
-        self._server: asyncio.Server | None = None
-        self._open: set[asyncio.StreamWriter] = set()
-        self._cuts = 0
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
-
-    async def cut(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        self._cuts += 1
-        for writer in list(self._open):
-            writer.transport.abort()
-        self._open.clear()
-        self._server = None
-
-    async def close(self) -> None:
-        if self._server is not None:
-            await self.cut()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        cuts = self._cuts
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            return
-        if cuts != self._cuts:  # accepted just before a cut: it goes with the others
-            for end in (writer, up_writer):
-                end.transport.abort()
-            return
-        self._open.update((writer, up_writer))
-        try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-        finally:
-            for end in (writer, up_writer):
-                self._open.discard(end)
-                end.transport.abort()
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    writer.transport.abort()  # one side gone: the other goes too, as a real peer's would
 
 
 # -- the stack -------------------------------------------------------------------------------------

@@ -563,7 +563,7 @@ async def test_a_subscriber_whose_instance_lost_redis_for_a_moment_misses_no_eve
             )
             second = await stack.enter_async_context(
                 _live_hub(simulators, database_url, tmp_path / "b", prefix, first.secrets,
-                          redis_url=proxy.url)
+                          redis_url=proxy.redis_url)
             )
             await _subscribe_wms_to(simulators, first)
             ws = await _subscribed(second, [permit.number])
@@ -571,7 +571,7 @@ async def test_a_subscriber_whose_instance_lost_redis_for_a_moment_misses_no_eve
                 await proxy.cut()
                 pushed = await _change(simulators, permit.number, "CANCELLED")
                 await asyncio.sleep(0.3)  # the event is in the stream; the second cannot read
-                await proxy.restore()
+                await proxy.start()
                 message = await _message(ws)
             finally:
                 await ws.close()

@@ -107,7 +107,7 @@ async def _pair(
         permit = simulators.dataset.samples["valid_permit"]
         a = await stack.enter_async_context(_instance(direct, permit))
         b = await stack.enter_async_context(
-            _instance(Settings(**(base | {"redis_url": proxy.url})), permit)
+            _instance(Settings(**(base | {"redis_url": proxy.redis_url})), permit)
         )
         yield Pair(a, b, redis, proxy, secrets[CLIENT], prefix)
 
@@ -161,7 +161,7 @@ async def test_an_instance_cut_off_catches_up_from_its_last_id_or_reloads_after_
         await pair.proxy.cut()
         await pair.revoke(caught_up)
         cut_off = await pair.b.statuses_until(good, 503, STALENESS + 5)
-        await pair.proxy.restore()
+        await pair.proxy.start()
         resumed = await pair.b.statuses_until(caught_up, 401, 10)
         served = (await pair.b.ask(good)).status_code
         resumed_resets = pair.b.hub.auth.shared_state.resets
@@ -177,7 +177,7 @@ async def test_an_instance_cut_off_catches_up_from_its_last_id_or_reloads_after_
             held = await client.xrange(stream)
         finally:
             await client.aclose()
-        await pair.proxy.restore()
+        await pair.proxy.start()
         after_gap = await pair.b.statuses_until(reloaded, 401, 10)
         still_served = (await pair.b.ask(good)).status_code
         gap_resets = pair.b.hub.auth.shared_state.resets
